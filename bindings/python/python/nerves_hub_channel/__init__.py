@@ -1,0 +1,69 @@
+"""nerves_hub_channel: a Phoenix channels and NervesHub device client.
+
+A Rust core (connection, heartbeat, reconnect with back-off, join and rejoin,
+push/reply/timeout, TLS with client certificates) behind two Python APIs:
+
+* blocking: :class:`Socket` and :class:`Channel`; callbacks run on one
+  library-owned thread, every wait releases the GIL and Ctrl-C works;
+* asyncio: :class:`AsyncSocket` and :class:`AsyncChannel`, with
+  ``await channel.push(...)`` and ``async for message in channel``.
+
+Payloads are JSON-serialisable Python values, or ``bytes`` (sent as binary
+frames). Errors are subclasses of :class:`Error`. The library logs through
+the standard :mod:`logging` module, logger ``"nerves_hub_channel"``.
+"""
+
+import atexit
+import logging
+
+from . import _native
+from ._errors import (
+    AuthError,
+    BufferFull,
+    ClosedError,
+    ConnectError,
+    Error,
+    ForkedError,
+    InvalidArgument,
+    JoinError,
+    ProtocolError,
+    PushError,
+    PushTimeout,
+    TlsError,
+)
+from ._native import Channel, Socket, StateChange, configure, shutdown
+from .aio import AsyncChannel, AsyncSocket, Message
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "AsyncChannel",
+    "AsyncSocket",
+    "AuthError",
+    "BufferFull",
+    "Channel",
+    "ClosedError",
+    "ConnectError",
+    "Error",
+    "ForkedError",
+    "InvalidArgument",
+    "JoinError",
+    "Message",
+    "ProtocolError",
+    "PushError",
+    "PushTimeout",
+    "Socket",
+    "StateChange",
+    "TlsError",
+    "__version__",
+    "configure",
+    "shutdown",
+]
+
+#: The logger every record of the library goes to (Rust records included).
+logger = logging.getLogger("nerves_hub_channel")
+
+# Registered after `logging` (imported above) registered its own exit hook:
+# atexit runs hooks last-in first-out, so ours stops the library's threads
+# and hands over the last log records before logging shuts down.
+atexit.register(_native._atexit)

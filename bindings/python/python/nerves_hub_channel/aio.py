@@ -1,0 +1,423 @@
+"""The asyncio API: :class:`AsyncSocket` and :class:`AsyncChannel`.
+
+Built on a socket in polled mode: its descriptor is watched with
+``loop.add_reader`` and its events are dispatched on the event loop's own
+thread, where they complete futures (joins, leaves, pushes) and feed the
+channels' message queues. No thread is started per operation.
+"""
+
+import asyncio
+import collections
+import functools
+import os
+import types
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Deque,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
+
+from . import _native
+from ._errors import ClosedError, ConnectError, Error, JoinError
+
+__all__ = ["AsyncSocket", "AsyncChannel", "Message"]
+
+Pem = Union[str, bytes, "os.PathLike[str]"]
+Pairs = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
+
+
+class Message(NamedTuple):
+    """A message the server sent on a channel."""
+
+    event: str
+    """The event name, e.g. ``"update"``."""
+    payload: Any
+    """The decoded JSON payload, or ``bytes`` for a binary frame."""
+    topic: str
+    """The channel's topic."""
+
+
+def _settle(fut: "asyncio.Future[Any]", ok: bool, value: Any) -> None:
+    # The awaiting task may have given up (cancelled, timed out) already.
+    if fut.done():
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+class AsyncSocket:
+    """A Phoenix socket for asyncio: one websocket connection (re-made after
+    failures) carrying any number of :class:`AsyncChannel`.
+
+    The arguments are those of :class:`nerves_hub_channel.Socket`;
+    ``on_state(change)`` runs on the event loop. Use it as
+    ``async with AsyncSocket(url, ...) as sock:`` (which connects and, on
+    exit, closes), or call :meth:`connect` and :meth:`close` from a coroutine.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ca: Optional[Pem] = None,
+        cert: Optional[Pem] = None,
+        key: Optional[Pem] = None,
+        server_name: Optional[str] = None,
+        headers: Optional[Pairs] = None,
+        params: Optional[Pairs] = None,
+        connect_timeout: float = 15.0,
+        heartbeat_interval: float = 30.0,
+        heartbeat_timeout: float = 30.0,
+        timeout: float = 10.0,
+        rejoin_after: float = 5.0,
+        rejoin_after_close: bool = False,
+        reconnect: bool = True,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        backoff_jitter: float = 0.5,
+        outbound_capacity: int = 1024,
+        event_capacity: int = 1024,
+        max_message_size: int = 8388608,
+        read_buffer_size: int = 4096,
+        on_state: Optional[Callable[[_native.StateChange], object]] = None,
+    ) -> None:
+        self._native = _native.Socket(
+            url,
+            ca=ca,
+            cert=cert,
+            key=key,
+            server_name=server_name,
+            headers=headers,
+            params=params,
+            connect_timeout=connect_timeout,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            timeout=timeout,
+            rejoin_after=rejoin_after,
+            rejoin_after_close=rejoin_after_close,
+            reconnect=reconnect,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_jitter,
+            outbound_capacity=outbound_capacity,
+            event_capacity=event_capacity,
+            max_message_size=max_message_size,
+            read_buffer_size=read_buffer_size,
+            on_state=self._on_state,
+            delivery="polled",
+        )
+        self._user_on_state = on_state
+        self._timeout = timeout
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._fd = -1
+        self._reading = False
+        self._closed = False
+        self._close_waiters: List["asyncio.Future[None]"] = []
+        self._connect_waiters: List["asyncio.Future[None]"] = []
+        # The outcome of the latest attempt since connect(): None = none yet.
+        self._outcome: Optional[Union[bool, BaseException]] = None
+        self._attempting = False
+        self._last_error: Optional[BaseException] = None
+        self._channels: List["AsyncChannel"] = []
+
+    # -- event loop plumbing -------------------------------------------------
+
+    def _attach(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            self._fd = self._native.fileno()
+        elif self._loop is not loop:
+            raise Error("this AsyncSocket is used by another event loop")
+        self._resume()
+        return loop
+
+    def _resume(self) -> None:
+        if not self._reading and self._loop is not None and not self._stalled():
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    def _pause(self) -> None:
+        if self._reading and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def _stalled(self) -> bool:
+        # A consumer that lags stops the socket from reading (back-pressure)
+        # instead of letting its queue grow without limit; closing drains.
+        return not self._closed and any(c._full() for c in self._channels)
+
+    def _on_readable(self) -> None:
+        if self._stalled():
+            self._pause()
+            return
+        self._native.dispatch(0.0, 64)
+
+    def _on_state(self, change: _native.StateChange) -> None:
+        state = change.state
+        if state == "connecting":
+            self._attempting = True
+        elif state == "connected":
+            self._attempting = False
+            self._outcome = True
+            self._last_error = None
+            self._wake(self._connect_waiters, None)
+        elif state in ("disconnected", "auth_error") and change.error is not None:
+            self._last_error = change.error
+            # Only the end of an attempt is an outcome: a connection that
+            # drops later (or a user's disconnect) is not one.
+            if self._attempting:
+                self._attempting = False
+                if self._connect_waiters:
+                    self._wake(self._connect_waiters, change.error)
+                else:
+                    # Kept for the next wait_connected, which raises it once.
+                    self._outcome = change.error
+        elif state == "closed":
+            self._closed = True
+            err = ClosedError("the socket is closed")
+            self._wake(self._connect_waiters, err)
+            self._wake(self._close_waiters, None)
+            for chan in self._channels:
+                chan._end()
+            self._pause()
+        if self._user_on_state is not None:
+            self._user_on_state(change)
+
+    @staticmethod
+    def _wake(waiters: List["asyncio.Future[None]"], error: Optional[BaseException]) -> None:
+        pending = list(waiters)
+        waiters.clear()
+        for fut in pending:
+            _settle(fut, error is None, error)
+
+    # -- public API ----------------------------------------------------------
+
+    async def __aenter__(self) -> "AsyncSocket":
+        self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[types.TracebackType],
+    ) -> None:
+        await self.close()
+
+    @property
+    def state(self) -> str:
+        """``"disconnected"``, ``"connecting"``, ``"connected"`` or ``"closed"``."""
+        return self._native.state
+
+    def connect(self) -> None:
+        """Starts connecting in the background (call it from the event
+        loop's thread); the socket then reconnects after failures until
+        :meth:`disconnect` or :meth:`close`."""
+        self._attach()
+        self._outcome = None
+        self._native.connect()
+
+    def disconnect(self) -> None:
+        """Closes the connection; channels stay and rejoin on the next :meth:`connect`."""
+        self._native.disconnect()
+
+    async def wait_connected(self, timeout: Optional[float] = None) -> None:
+        """Waits until the socket is connected. Raises the error of a
+        connection attempt that failed since :meth:`connect`
+        (:class:`TlsError`, :class:`AuthError`, :class:`ConnectError`...),
+        :class:`ConnectError` if ``timeout`` seconds pass first, or
+        :class:`ClosedError`. The socket keeps retrying either way."""
+        loop = self._attach()
+        if self._native.state == "connected":
+            return
+        if self._closed:
+            raise ClosedError("the socket is closed")
+        if isinstance(self._outcome, BaseException):
+            # Raised once: a retry loop then waits for the next attempt.
+            failed, self._outcome = self._outcome, None
+            raise failed
+        fut: "asyncio.Future[None]" = loop.create_future()
+        self._connect_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            last = self._last_error
+            detail = f" (last error: {last})" if last is not None else ""
+            raise ConnectError(f"not connected within {timeout} s{detail}") from last
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Closes the socket for good and waits (at most ``timeout``
+        seconds) until the connection is closed. Pending joins and pushes
+        fail with :class:`ClosedError`; message iteration ends."""
+        self._native.close()
+        if self._closed:
+            return
+        loop = self._attach()
+        fut: "asyncio.Future[None]" = loop.create_future()
+        self._close_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._pause()
+
+    def channel(self, topic: str, params: Any = None, *, max_pending: int = 1024) -> "AsyncChannel":
+        """A channel on ``topic``; nothing is sent until :meth:`AsyncChannel.join`.
+
+        ``params`` is the join payload, or a callable returning it, called
+        again before every rejoin (on a library thread, so it must not
+        touch the event loop). Up to ``max_pending`` received messages wait
+        for :meth:`AsyncChannel.receive`; beyond that the socket stops
+        reading until the channel is consumed."""
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        chan = AsyncChannel(self, self._native.channel(topic, params), max_pending)
+        self._channels.append(chan)
+        return chan
+
+    def __repr__(self) -> str:
+        return f"<AsyncSocket {self._native!r}>"
+
+
+class AsyncChannel:
+    """A channel of an :class:`AsyncSocket`, made by :meth:`AsyncSocket.channel`.
+
+    Once joined it stays joined (rejoining after errors and reconnects)
+    until :meth:`leave`. Iterate it to receive the server's messages::
+
+        async for message in channel:
+            print(message.event, message.payload)
+
+    Iteration ends when the channel is closed (left, or closed by the
+    server) or the socket is closed.
+    """
+
+    def __init__(self, socket: AsyncSocket, native: _native.Channel, max_pending: int) -> None:
+        self._socket = socket
+        self._native = native
+        self._max_pending = max_pending
+        self._messages: Deque[Message] = collections.deque()
+        self._readers: Deque["asyncio.Future[None]"] = collections.deque()
+        self._ended = False
+        native.on("*", self._on_message)
+        native.on_state(self._on_state)
+
+    def _full(self) -> bool:
+        return len(self._messages) >= self._max_pending
+
+    def _on_message(self, event: str, payload: Any) -> None:
+        self._messages.append(Message(event, payload, self._native.topic))
+        self._wake_reader()
+
+    def _on_state(self, state: str, detail: Any) -> None:
+        if state == "closed":
+            self._end()
+
+    def _end(self) -> None:
+        self._ended = True
+        while self._readers:
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        while self._readers:
+            fut = self._readers.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    @property
+    def topic(self) -> str:
+        """The channel's topic."""
+        return self._native.topic
+
+    @property
+    def joined(self) -> bool:
+        """Whether the channel is joined, as far as delivered events tell."""
+        return self._native.joined
+
+    async def join(self, timeout: Optional[float] = None) -> Any:
+        """Joins and returns the server's response. Raises
+        :class:`JoinError` (``reason`` ``"refused"`` with the server's
+        ``response``, or ``"timeout"`` after ``timeout`` seconds, default
+        the socket's ``timeout``; the last connection error is then the
+        ``__cause__``), or :class:`ClosedError`. After a failure the channel
+        keeps trying in the background until :meth:`leave`."""
+        loop = self._socket._attach()
+        fut: "asyncio.Future[Any]" = loop.create_future()
+        self._ended = False
+        wait = self._socket._timeout if timeout is None else timeout
+        self._native.join_nowait(functools.partial(_settle, fut), timeout)
+        try:
+            return await asyncio.wait_for(fut, wait)
+        except asyncio.TimeoutError:
+            last = self._socket._last_error if self._socket.state != "connected" else None
+            detail = f"; the socket is not connected (last error: {last})" if last else ""
+            raise JoinError(
+                f"{self.topic} was not joined within {wait} s{detail}", reason="timeout"
+            ) from last
+
+    async def leave(self) -> None:
+        """Leaves the channel; returns once the server confirmed or the
+        socket's ``timeout`` passed (at once if the channel is not joined)."""
+        loop = self._socket._attach()
+        fut: "asyncio.Future[None]" = loop.create_future()
+        self._native.leave_nowait(functools.partial(_settle, fut))
+        await fut
+
+    async def push(self, event: str, payload: Any = None, timeout: Optional[float] = None) -> Any:
+        """Pushes ``event`` with ``payload`` (JSON-serialisable, or ``bytes``)
+        and returns the reply's response. Raises :class:`PushError`
+        (error reply), :class:`PushTimeout`, :class:`BufferFull`,
+        :class:`ClosedError` or :class:`InvalidArgument`."""
+        loop = self._socket._attach()
+        fut: "asyncio.Future[Any]" = loop.create_future()
+        self._native.push_nowait(event, payload, functools.partial(_settle, fut), timeout)
+        return await fut
+
+    def cast(self, event: str, payload: Any = None, timeout: Optional[float] = None) -> None:
+        """Sends ``event`` without waiting for a reply; a push that cannot be
+        sent within ``timeout`` seconds is reported in the log."""
+        self._native.cast(event, payload, timeout)
+
+    async def receive(self) -> Message:
+        """The next message from the server. Raises :class:`ClosedError`
+        once the channel or the socket is closed and no message is left."""
+        loop = self._socket._attach()
+        while not self._messages:
+            if self._ended:
+                raise ClosedError(f"channel {self.topic} is closed")
+            fut: "asyncio.Future[None]" = loop.create_future()
+            self._readers.append(fut)
+            try:
+                await fut
+            finally:
+                if not fut.done():
+                    fut.cancel()
+        message = self._messages.popleft()
+        self._socket._resume()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self
+
+    async def __anext__(self) -> Message:
+        try:
+            return await self.receive()
+        except ClosedError:
+            raise StopAsyncIteration from None
+
+    def __repr__(self) -> str:
+        return f"<AsyncChannel {self.topic} joined={self.joined}>"

@@ -1,0 +1,87 @@
+//! Payloads between Python objects and the core's `Payload`.
+//!
+//! JSON goes through the standard library's C-accelerated `json` encoder
+//! and decoder: the core keeps payloads as JSON text, so one `encode` or
+//! `decode` call per message is all the work, and Python's own rules
+//! (dict key order, int sizes) apply unchanged. `bytes` travel as binary frames.
+
+use nerves_hub_channel::Payload;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyString};
+
+use crate::errors::invalid;
+
+static ENCODER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DECODER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn encoder(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    ENCODER
+        .get_or_try_init(py, || {
+            let kw = PyDict::new(py);
+            kw.set_item("separators", (",", ":"))?;
+            // NaN and Infinity are not JSON; Phoenix servers reject them.
+            kw.set_item("allow_nan", false)?;
+            kw.set_item("ensure_ascii", false)?;
+            let json = py.import("json")?;
+            Ok(json
+                .getattr("JSONEncoder")?
+                .call((), Some(&kw))?
+                .getattr("encode")?
+                .unbind())
+        })
+        .map(|f| f.bind(py))
+}
+
+fn decoder(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    DECODER
+        .get_or_try_init(py, || {
+            let json = py.import("json")?;
+            Ok(json
+                .getattr("JSONDecoder")?
+                .call0()?
+                .getattr("decode")?
+                .unbind())
+        })
+        .map(|f| f.bind(py))
+}
+
+/// A Python payload: `bytes`-like objects become binary payloads, anything
+/// else must be JSON-serialisable (dict, list, str, int, float, bool, None).
+pub fn to_payload(obj: &Bound<'_, PyAny>) -> PyResult<Payload> {
+    if let Ok(bytes) = obj.cast::<PyBytes>() {
+        return Ok(Payload::Binary(bytes.as_bytes().to_vec()));
+    }
+    if let Ok(array) = obj.cast::<PyByteArray>() {
+        return Ok(Payload::Binary(array.to_vec()));
+    }
+    if obj.cast::<PyMemoryView>().is_ok() {
+        let bytes = obj.call_method0("tobytes")?;
+        return Ok(Payload::Binary(
+            bytes.cast::<PyBytes>()?.as_bytes().to_vec(),
+        ));
+    }
+    let text = match encoder(obj.py())?.call1((obj,)) {
+        Ok(text) => text,
+        Err(e)
+            if e.is_instance_of::<PyTypeError>(obj.py())
+                || e.is_instance_of::<PyValueError>(obj.py()) =>
+        {
+            return Err(invalid(format!("the payload cannot be sent as JSON: {e}")));
+        }
+        Err(e) => return Err(e),
+    };
+    let text = text.cast::<PyString>()?.to_cow()?;
+    Payload::from_json_text(&text)
+        .map_err(|e| invalid(format!("the payload is not valid JSON: {e}")))
+}
+
+/// A core payload as a Python object: JSON decoded, binary as `bytes`.
+pub fn to_python(py: Python<'_>, payload: &Payload) -> PyResult<Py<PyAny>> {
+    match (payload.json_text(), payload.binary()) {
+        (Some(text), _) => Ok(decoder(py)?.call1((text,))?.unbind()),
+        (None, Some(bytes)) => Ok(PyBytes::new(py, bytes).into_any().unbind()),
+        (None, None) => Ok(py.None()),
+    }
+}

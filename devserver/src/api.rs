@@ -1,0 +1,336 @@
+//! The HTTP control API: JSON requests mapped 1:1 onto `Control`, for the C
+//! and Python test suites.
+
+use std::time::Duration;
+
+use base64::Engine;
+use nerves_hub_channel::message::{Payload, Reply};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use crate::control::Control;
+use crate::http::{Request, Response};
+use crate::state::{ConnectionInfo, Received};
+
+/// Used when a wait request names no timeout.
+const DEFAULT_WAIT_MS: u64 = 5000;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn body<T: DeserializeOwned>(request: &Request) -> Result<T, Response> {
+    let bytes: &[u8] = if request.body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &request.body
+    };
+    serde_json::from_slice(bytes).map_err(|e| Response::error(400, format!("bad JSON body: {e}")))
+}
+
+fn delivered(n: usize) -> Response {
+    Response::json(200, &json!({"delivered": n}))
+}
+
+fn ok() -> Response {
+    Response::json(200, &json!({"ok": true}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushBody {
+    topic: String,
+    event: String,
+    payload: Option<Box<RawValue>>,
+    binary_base64: Option<String>,
+    join_ref: Option<String>,
+}
+
+/// `payload` (JSON), `binary_base64`, or neither (an empty object).
+fn payload(json: Option<Box<RawValue>>, binary: Option<String>) -> Result<Payload, Response> {
+    match (json, binary) {
+        (Some(_), Some(_)) => Err(Response::error(
+            400,
+            "give either payload or binary_base64, not both",
+        )),
+        (Some(raw), None) => Ok(Payload::Json(raw)),
+        (None, Some(b)) => b64()
+            .decode(b.as_bytes())
+            .map(Payload::Binary)
+            .map_err(|e| Response::error(400, format!("bad binary_base64: {e}"))),
+        (None, None) => Ok(Payload::empty()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitBody {
+    topic: String,
+    event: String,
+    #[serde(default = "one")]
+    count: usize,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitJoinedBody {
+    topic: String,
+    #[serde(default = "one")]
+    count: usize,
+    timeout_ms: Option<u64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicBody {
+    topic: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    #[serde(default = "normal_closure")]
+    code: u16,
+}
+
+fn normal_closure() -> u16 {
+    1000
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeartbeatBody {
+    answer: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBody {
+    text: Option<String>,
+    binary_base64: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinReplyBody {
+    topic: String,
+    status: Option<String>,
+    response: Option<Box<RawValue>>,
+    #[serde(default)]
+    reset: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueDeviceBody {
+    cn: String,
+}
+
+#[derive(Serialize)]
+struct ReceivedJson<'a> {
+    connection: u64,
+    identity: Option<&'a str>,
+    join_ref: Option<&'a str>,
+    #[serde(rename = "ref")]
+    msg_ref: Option<&'a str>,
+    topic: &'a str,
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binary_base64: Option<String>,
+}
+
+fn received_json(list: &[Received]) -> Response {
+    let items: Vec<ReceivedJson<'_>> = list
+        .iter()
+        .map(|r| {
+            let (payload, binary_base64) = match &r.message.payload {
+                Payload::Json(raw) => (Some(&**raw), None),
+                Payload::Binary(bytes) => (None, Some(b64().encode(bytes))),
+            };
+            ReceivedJson {
+                connection: r.connection,
+                identity: r.identity.as_deref(),
+                join_ref: r.message.join_ref.as_deref(),
+                msg_ref: r.message.msg_ref.as_deref(),
+                topic: &r.message.topic,
+                event: &r.message.event,
+                payload,
+                binary_base64,
+            }
+        })
+        .collect();
+    match serde_json::to_string(&items) {
+        Ok(body) => Response { status: 200, body },
+        Err(e) => Response::error(500, e),
+    }
+}
+
+fn connections_json(list: &[ConnectionInfo]) -> Response {
+    let items: Vec<Value> = list
+        .iter()
+        .map(|c| json!({"id": c.id, "identity": c.identity, "path": c.path, "topics": c.topics}))
+        .collect();
+    Response::json(200, &Value::Array(items))
+}
+
+fn timeout(ms: Option<u64>) -> Duration {
+    Duration::from_millis(ms.unwrap_or(DEFAULT_WAIT_MS))
+}
+
+/// What `GET /` and the binary's ready line say about the server.
+pub(crate) struct ApiContext {
+    pub control: Control,
+    pub info: Value,
+    pub pki: crate::pki::Pki,
+}
+
+pub(crate) async fn handle(ctx: &ApiContext, request: Request) -> Response {
+    let result = route(ctx, &request).await;
+    let response = result.unwrap_or_else(|r| r);
+    log::debug!(
+        "control {} {} -> {}",
+        request.method,
+        request.path,
+        response.status
+    );
+    response
+}
+
+async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response> {
+    let control = &ctx.control;
+    let method = request.method.as_str();
+    let path = request.path.as_str();
+    let expected = match path {
+        "/" | "/received" | "/connections" => "GET",
+        "/push" | "/broadcast" | "/wait" | "/wait_joined" | "/crash" | "/close" | "/drop"
+        | "/close_connections" | "/heartbeats" | "/raw" | "/join_reply" | "/reset"
+        | "/issue_device" => "POST",
+        _ => return Err(Response::error(404, format!("no such endpoint: {path}"))),
+    };
+    if method != expected {
+        return Err(Response::error(
+            405,
+            format!("{path} takes {expected}, not {method}"),
+        ));
+    }
+    Ok(match path {
+        "/" => Response::json(200, &ctx.info),
+        "/received" => received_json(&control.received().await),
+        "/connections" => connections_json(&control.connections().await),
+        "/push" | "/broadcast" => {
+            let b: PushBody = body(request)?;
+            let p = payload(b.payload, b.binary_base64)?;
+            let n = match (path, b.join_ref) {
+                ("/broadcast", Some(_)) => {
+                    return Err(Response::error(400, "a broadcast has no join_ref"))
+                }
+                ("/broadcast", None) => control.broadcast(&b.topic, &b.event, p).await,
+                (_, Some(join_ref)) => {
+                    control
+                        .push_with_join_ref(&b.topic, &b.event, p, &join_ref)
+                        .await
+                }
+                (_, None) => control.push(&b.topic, &b.event, p).await,
+            };
+            delivered(n)
+        }
+        "/wait" => {
+            let b: WaitBody = body(request)?;
+            match control
+                .wait_for(&b.topic, &b.event, b.count, timeout(b.timeout_ms))
+                .await
+            {
+                Ok(list) => received_json(&list),
+                Err(e) => Response::error(408, e),
+            }
+        }
+        "/wait_joined" => {
+            let b: WaitJoinedBody = body(request)?;
+            match control
+                .wait_joined(&b.topic, b.count, timeout(b.timeout_ms))
+                .await
+            {
+                Ok(()) => ok(),
+                Err(e) => Response::error(408, e),
+            }
+        }
+        "/crash" => delivered(
+            control
+                .crash_channel(&body::<TopicBody>(request)?.topic)
+                .await,
+        ),
+        "/close" => delivered(
+            control
+                .close_channel(&body::<TopicBody>(request)?.topic)
+                .await,
+        ),
+        "/drop" => delivered(control.drop_connections().await),
+        "/close_connections" => delivered(
+            control
+                .close_connections(body::<CloseBody>(request)?.code)
+                .await,
+        ),
+        "/heartbeats" => {
+            control
+                .set_heartbeat_replies(body::<HeartbeatBody>(request)?.answer)
+                .await;
+            ok()
+        }
+        "/raw" => match body::<RawBody>(request)? {
+            RawBody {
+                text: Some(text),
+                binary_base64: None,
+            } => delivered(control.send_raw_text(&text).await),
+            RawBody {
+                text: None,
+                binary_base64: Some(b),
+            } => {
+                let bytes = b64()
+                    .decode(b.as_bytes())
+                    .map_err(|e| Response::error(400, format!("bad binary_base64: {e}")))?;
+                delivered(control.send_raw_binary(bytes).await)
+            }
+            _ => {
+                return Err(Response::error(
+                    400,
+                    "give exactly one of text or binary_base64",
+                ))
+            }
+        },
+        "/join_reply" => {
+            let b: JoinReplyBody = body(request)?;
+            let reply = match (b.reset, b.status) {
+                (true, None) if b.response.is_none() => None,
+                (true, _) => return Err(Response::error(400, "reset takes no status or response")),
+                (false, Some(status)) => Some(Reply {
+                    status,
+                    response: b.response.map(Payload::Json).unwrap_or_else(Payload::empty),
+                }),
+                (false, None) => return Err(Response::error(400, "give a status, or reset: true")),
+            };
+            control.set_join_reply(&b.topic, reply).await;
+            ok()
+        }
+        "/reset" => {
+            control.reset().await;
+            ok()
+        }
+        "/issue_device" => {
+            let cn = body::<IssueDeviceBody>(request)?.cn;
+            match ctx.pki.issue_device(&cn) {
+                Ok((cert, key)) => Response::json(200, &json!({"cert": cert, "key": key})),
+                Err(e) => Response::error(400, e),
+            }
+        }
+        _ => Response::error(404, format!("no such endpoint: {path}")),
+    })
+}

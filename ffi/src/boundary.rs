@@ -1,0 +1,158 @@
+//! The one place where Rust meets C: every `extern "C"` body and every call
+//! into C code runs through these helpers, so a panic never unwinds into a
+//! C frame (undefined behaviour) and always becomes a result code.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nerves_hub_channel::Error;
+
+use crate::error::{clear_last_error, set_last_error, Failure, FfiResult};
+use crate::nhc_result;
+
+/// The pid that first used the library; 0 until then. Checked without a lock
+/// because a lock held by a thread that did not survive fork() would hang the
+/// child instead of failing it.
+/// cbindgen:ignore
+static PID: AtomicU32 = AtomicU32::new(0);
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+/// True in a child process forked after the library was first used.
+pub(crate) fn forked() -> bool {
+    let me = std::process::id();
+    match PID.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => false,
+        Err(first) => first != me,
+    }
+}
+
+/// Runs the body of a fallible `nhc_` function: fork check, panic guard,
+/// last-error bookkeeping.
+pub(crate) fn boundary(f: impl FnOnce() -> FfiResult) -> nhc_result {
+    if forked() {
+        clear_last_error();
+        return report(Err(Failure::Core(Error::Forked)));
+    }
+    boundary_pure(f)
+}
+
+/// `boundary` for functions that touch no shared state (filling a struct,
+/// copying an event), which keep working in a forked child.
+pub(crate) fn boundary_pure(f: impl FnOnce() -> FfiResult) -> nhc_result {
+    clear_last_error();
+    report(
+        catch_unwind(AssertUnwindSafe(f))
+            .unwrap_or_else(|p| Err(Failure::Panic(panic_text(p.as_ref())))),
+    )
+}
+
+fn report(outcome: FfiResult) -> nhc_result {
+    match outcome {
+        Ok(()) => nhc_result::NHC_OK,
+        Err(failure) => {
+            set_last_error(&failure.message());
+            failure.code()
+        }
+    }
+}
+
+/// Like `boundary`, for functions that cannot fail (or report failure
+/// through their return value): a panic yields `fallback`. The last error
+/// is left alone, so that `nhc_last_error_message` itself can use it.
+pub(crate) fn boundary_or<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        set_last_error(&Failure::Panic(panic_text(p.as_ref())).message());
+        fallback
+    })
+}
+
+/// Around every call into user code (callbacks, drops) and the Rust code
+/// that prepares it: a panic there is logged, never propagated, so one bad
+/// event cannot take the dispatcher thread or an I/O thread down.
+pub(crate) fn guard_callback(what: &str, f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        log::error!(
+            "panic while calling the {what} callback: {}",
+            panic_text(p.as_ref())
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::nhc_last_error_message;
+    use std::ffi::CStr;
+
+    fn last_error() -> String {
+        // SAFETY: the library returns a valid NUL-terminated string.
+        unsafe { CStr::from_ptr(nhc_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_code_and_a_message() {
+        let rc = boundary(|| panic!("boom"));
+        assert_eq!(rc, nhc_result::NHC_ERR_PANIC);
+        assert!(last_error().contains("boom"), "{}", last_error());
+        assert_eq!(boundary(|| Ok(())), nhc_result::NHC_OK);
+        assert_eq!(last_error(), "");
+        assert_eq!(boundary_or(7, || panic!("again")), 7);
+        assert!(last_error().contains("again"));
+        assert_eq!(boundary_or(1, || 2), 2);
+        assert!(
+            last_error().contains("again"),
+            "boundary_or keeps the last error"
+        );
+    }
+
+    #[test]
+    fn failures_keep_their_code_and_text() {
+        let rc = boundary(|| Err(Failure::Core(Error::BufferFull("full".into()))));
+        assert_eq!(rc, nhc_result::NHC_ERR_BUFFER_FULL);
+        assert_eq!(last_error(), "buffer full: full");
+    }
+
+    /// rustls-ffi #286: one exported function without the guard is one too many.
+    #[test]
+    fn every_exported_function_runs_inside_a_boundary() {
+        let sources = [
+            ("channel.rs", include_str!("channel.rs")),
+            ("error.rs", include_str!("error.rs")),
+            ("keep.rs", include_str!("keep.rs")),
+            ("options.rs", include_str!("options.rs")),
+            ("runtime.rs", include_str!("runtime.rs")),
+            ("socket.rs", include_str!("socket.rs")),
+        ];
+        let mut seen = 0;
+        for (file, src) in sources {
+            for (at, _) in src.match_indices("extern \"C\" fn nhc_") {
+                let end = src[at..].find("\n}\n").expect("function end");
+                let body = &src[at..at + end];
+                let name = body.split('(').next().unwrap_or(body);
+                assert!(body.contains("boundary"), "{file}: {name} has no boundary");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 26, "found only {seen} exported functions");
+    }
+
+    #[test]
+    fn callback_panics_are_contained() {
+        let mut after = false;
+        guard_callback("test", || panic!("in a callback"));
+        guard_callback("test", || after = true);
+        assert!(after);
+    }
+}

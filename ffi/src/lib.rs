@@ -1,0 +1,41 @@
+//! C ABI of nerves_hub_channel: opaque handles, `{context, call, drop}`
+//! closures, `nhc_result` codes. It translates between C and the core and
+//! maps the core's ordered event stream to callbacks; it adds no protocol
+//! logic. The header `include/nerves_hub_channel.h` is generated from this
+//! crate by cbindgen (scripts/gen-header.sh).
+
+#![allow(clippy::missing_safety_doc)] // Each function's safety is in its doc comment.
+
+// The order of these groups is the order of the generated header.
+mod error;
+
+mod runtime;
+
+mod types;
+
+mod closure;
+
+mod options;
+
+mod socket;
+
+mod channel;
+
+mod keep;
+
+// Internal helpers.
+mod args;
+mod boundary;
+mod params;
+mod router;
+
+pub use channel::*;
+pub use closure::{
+    nhc_event_closure, nhc_join_closure, nhc_params_closure, nhc_reply_closure, nhc_state_closure,
+};
+pub use error::{nhc_last_error_message, nhc_result, nhc_result_str};
+pub use keep::*;
+pub use options::{nhc_delivery, nhc_key_value, nhc_socket_options, nhc_socket_options_init};
+pub use runtime::*;
+pub use socket::*;
+pub use types::*;

@@ -1,0 +1,322 @@
+//! `nhc_socket_options`: a plain struct the caller fills, versioned by its
+//! size so that fields can be appended without breaking compiled programs.
+
+use std::ffi::c_char;
+use std::mem::size_of;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nerves_hub_channel::{PemSource, SocketConfig, TlsOptions};
+
+use crate::args::{bytes_arg, opt_str_arg, str_arg};
+use crate::boundary::boundary_pure;
+use crate::closure::nhc_state_closure;
+use crate::error::{invalid, FfiResult};
+use crate::nhc_result;
+
+/// How a socket's callbacks are run: the values of `nhc_socket_options.delivery`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum nhc_delivery {
+    /// On the library's dispatcher thread (one thread shared by all sockets).
+    NHC_DELIVERY_THREADED = 0,
+    /// Only inside `nhc_socket_dispatch`, on the thread that calls it; for
+    /// poll/select/epoll main loops (see `nhc_socket_fd`).
+    NHC_DELIVERY_POLLED = 1,
+}
+
+/// One HTTP header or query parameter. Both strings are NUL-terminated UTF-8.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct nhc_key_value {
+    /// The name.
+    pub key: *const c_char,
+    /// The value.
+    pub value: *const c_char,
+}
+
+/// Everything `nhc_socket_new` needs. Fill it with
+/// `nhc_socket_options_default(&opts)`, then set the fields you need.
+/// Pointers are borrowed: they must stay valid until `nhc_socket_new`
+/// returns, which copies everything; the struct may then be reused or freed.
+/// New fields are only ever appended, and `struct_size` tells the library
+/// which ones a program was compiled with.
+///
+/// TLS material (for `wss://` URLs) comes from a file (`*_file`, a PEM
+/// path) or from memory (`*_pem` + `*_len`), not both. Without `ca_*` the
+/// system's trust store is used.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct nhc_socket_options {
+    /// `sizeof(nhc_socket_options)` as the program was compiled; set by
+    /// `nhc_socket_options_default`. Do not change it.
+    pub struct_size: usize,
+    /// Required: `ws://` or `wss://` URL of the socket endpoint, for example
+    /// `wss://device.nerves-hub.org/device-socket/websocket`. `vsn=2.0.0` is added.
+    pub url: *const c_char,
+    /// Path of the PEM CA bundle that verifies the server.
+    pub ca_file: *const c_char,
+    /// The same in memory.
+    pub ca_pem: *const u8,
+    /// Length of `ca_pem`.
+    pub ca_pem_len: usize,
+    /// Path of the PEM client certificate (chain) for mutual TLS.
+    pub cert_file: *const c_char,
+    /// The same in memory.
+    pub cert_pem: *const u8,
+    /// Length of `cert_pem`.
+    pub cert_pem_len: usize,
+    /// Path of the PEM private key of the client certificate.
+    pub key_file: *const c_char,
+    /// The same in memory.
+    pub key_pem: *const u8,
+    /// Length of `key_pem`.
+    pub key_pem_len: usize,
+    /// Name to verify the server certificate against, if not the URL's host.
+    pub server_name: *const c_char,
+    /// Extra HTTP headers of the websocket upgrade: `headers_len` entries.
+    pub headers: *const nhc_key_value,
+    /// Number of entries in `headers`.
+    pub headers_len: usize,
+    /// Extra query parameters of the URL: `params_len` entries.
+    pub params: *const nhc_key_value,
+    /// Number of entries in `params`.
+    pub params_len: usize,
+    /// Deadline of TCP connect + TLS + upgrade (default 15000).
+    pub connect_timeout_ms: u32,
+    /// Interval between heartbeats (default 30000).
+    pub heartbeat_interval_ms: u32,
+    /// No heartbeat reply within this time closes and reconnects (default 30000).
+    pub heartbeat_timeout_ms: u32,
+    /// Timeout of joins, leaves and pushes given a timeout of 0 (default 10000).
+    pub default_timeout_ms: u32,
+    /// Delay before rejoining after a channel error or a failed join (default 5000).
+    pub rejoin_after_ms: u32,
+    /// Rejoin channels that the server closed (`phx_close`) (default false).
+    pub rejoin_after_close: bool,
+    /// Reconnect after a lost or failed connection (default true).
+    pub reconnect: bool,
+    /// First reconnect delay (default 1000), doubling up to `backoff_max_ms`.
+    pub backoff_initial_ms: u32,
+    /// Largest reconnect delay (default 60000).
+    pub backoff_max_ms: u32,
+    /// Each delay is multiplied by 1 + jitter * U(0,1) (default 0.5).
+    pub backoff_jitter: f64,
+    /// Pushes waiting for the connection or the join, at most (default 1024).
+    pub outbound_capacity: usize,
+    /// Events waiting for the callbacks before the socket stops reading (default 1024).
+    pub event_capacity: usize,
+    /// Largest inbound message in bytes (default 8 MiB, at least 1024).
+    pub max_message_size: usize,
+    /// Websocket read buffer in bytes (default 4096: paid per connection).
+    pub read_buffer_size: usize,
+    /// An `nhc_delivery` value (default `NHC_DELIVERY_THREADED`).
+    pub delivery: i32,
+    /// Receives the socket's state changes (default: none). Moved into the
+    /// socket by `nhc_socket_new`, even when it fails (its `drop` then runs
+    /// before it returns; only a NULL `opts` or one not initialised by
+    /// `nhc_socket_options_default` leaves it untouched): never give one
+    /// closure to two sockets.
+    pub on_state: nhc_state_closure,
+}
+
+/// Version 1 of the struct is all of it; a caller can never be older.
+/// cbindgen:ignore
+const V1_SIZE: usize = size_of::<nhc_socket_options>();
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn defaults() -> nhc_socket_options {
+    let c = SocketConfig::new(String::new());
+    nhc_socket_options {
+        struct_size: size_of::<nhc_socket_options>(),
+        url: std::ptr::null(),
+        ca_file: std::ptr::null(),
+        ca_pem: std::ptr::null(),
+        ca_pem_len: 0,
+        cert_file: std::ptr::null(),
+        cert_pem: std::ptr::null(),
+        cert_pem_len: 0,
+        key_file: std::ptr::null(),
+        key_pem: std::ptr::null(),
+        key_pem_len: 0,
+        server_name: std::ptr::null(),
+        headers: std::ptr::null(),
+        headers_len: 0,
+        params: std::ptr::null(),
+        params_len: 0,
+        connect_timeout_ms: ms(c.connect_timeout),
+        heartbeat_interval_ms: ms(c.heartbeat_interval),
+        heartbeat_timeout_ms: ms(c.heartbeat_timeout),
+        default_timeout_ms: ms(c.default_timeout),
+        rejoin_after_ms: ms(c.rejoin_after),
+        rejoin_after_close: c.rejoin_after_close,
+        reconnect: c.reconnect,
+        backoff_initial_ms: ms(c.backoff.initial),
+        backoff_max_ms: ms(c.backoff.max),
+        backoff_jitter: c.backoff.jitter,
+        outbound_capacity: c.outbound_capacity,
+        event_capacity: c.event_capacity,
+        max_message_size: c.max_message_size,
+        read_buffer_size: c.read_buffer_size,
+        delivery: nhc_delivery::NHC_DELIVERY_THREADED as i32,
+        on_state: nhc_state_closure::none(),
+    }
+}
+
+/// Fills `*opts` (of `struct_size` bytes) with the defaults. Programs call
+/// it through `nhc_socket_options_default(&opts)`, which passes `sizeof`.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` if `opts` is NULL or `struct_size`
+/// is smaller than any version of the struct.
+///
+/// # Safety
+/// `opts` is NULL or points to `struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_socket_options_init(
+    opts: *mut nhc_socket_options,
+    struct_size: usize,
+) -> nhc_result {
+    boundary_pure(|| {
+        if opts.is_null() {
+            return Err(invalid("opts is NULL"));
+        }
+        if struct_size < V1_SIZE {
+            return Err(invalid(format!(
+                "struct_size {struct_size} is smaller than nhc_socket_options ({V1_SIZE})"
+            )));
+        }
+        let mut d = defaults();
+        let ours = size_of::<nhc_socket_options>();
+        d.struct_size = struct_size.min(ours);
+        let dst = opts.cast::<u8>();
+        std::ptr::copy_nonoverlapping(
+            (&d as *const nhc_socket_options).cast::<u8>(),
+            dst,
+            ours.min(struct_size),
+        );
+        if struct_size > ours {
+            // Fields of a newer header: zero is their default by design.
+            std::ptr::write_bytes(dst.add(ours), 0, struct_size - ours);
+        }
+        Ok(())
+    })
+}
+
+/// A copy of the caller's options as this library version knows them.
+///
+/// # Safety
+/// `opts` points to an options struct whose `struct_size` bytes are readable.
+pub(crate) unsafe fn read(opts: *const nhc_socket_options) -> FfiResult<nhc_socket_options> {
+    let size = std::ptr::read_unaligned(opts.cast::<usize>());
+    if size < V1_SIZE {
+        return Err(invalid(
+            "opts was not initialised with nhc_socket_options_default (struct_size is wrong)",
+        ));
+    }
+    let mut d = defaults();
+    let n = size.min(size_of::<nhc_socket_options>());
+    std::ptr::copy_nonoverlapping(
+        opts.cast::<u8>(),
+        (&mut d as *mut nhc_socket_options).cast::<u8>(),
+        n,
+    );
+    Ok(d)
+}
+
+unsafe fn pem(
+    file: *const c_char,
+    mem: *const u8,
+    len: usize,
+    name: &str,
+) -> FfiResult<Option<PemSource>> {
+    let file = opt_str_arg(file, &format!("{name}_file"))?;
+    let mem = (!mem.is_null() || len > 0)
+        .then(|| bytes_arg(mem, len, &format!("{name}_pem")))
+        .transpose()?;
+    match (file, mem) {
+        (Some(_), Some(_)) => Err(invalid(format!("set {name}_file or {name}_pem, not both"))),
+        (Some(f), None) => Ok(Some(PemSource::File(PathBuf::from(f)))),
+        (None, Some(m)) => Ok(Some(PemSource::Memory(m.to_vec()))),
+        (None, None) => Ok(None),
+    }
+}
+
+unsafe fn pairs(
+    ptr: *const nhc_key_value,
+    len: usize,
+    name: &str,
+) -> FfiResult<Vec<(String, String)>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if ptr.is_null() {
+        return Err(invalid(format!("{name} is NULL but {name}_len is {len}")));
+    }
+    std::slice::from_raw_parts(ptr, len)
+        .iter()
+        .enumerate()
+        .map(|(i, kv)| {
+            let key = str_arg(kv.key, &format!("{name}[{i}].key"))?;
+            let value = str_arg(kv.value, &format!("{name}[{i}].value"))?;
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+fn millis(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+/// Builds the core configuration; the socket is validated by the core.
+///
+/// # Safety
+/// Every pointer in `o` is NULL or valid as documented on the struct.
+// Field by field so that TLS options the core may add keep their defaults.
+#[allow(clippy::field_reassign_with_default)]
+pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfig, nhc_delivery)> {
+    let url = str_arg(o.url, "url")?;
+    let mut c = SocketConfig::new(url);
+    let mut tls = TlsOptions::default();
+    tls.ca = pem(o.ca_file, o.ca_pem, o.ca_pem_len, "ca")?;
+    tls.client_cert = pem(o.cert_file, o.cert_pem, o.cert_pem_len, "cert")?;
+    tls.client_key = pem(o.key_file, o.key_pem, o.key_pem_len, "key")?;
+    tls.server_name = opt_str_arg(o.server_name, "server_name")?.map(str::to_owned);
+    c.tls = tls;
+    c.headers = pairs(o.headers, o.headers_len, "headers")?;
+    c.params = pairs(o.params, o.params_len, "params")?;
+    c.connect_timeout = millis(o.connect_timeout_ms);
+    c.heartbeat_interval = millis(o.heartbeat_interval_ms);
+    c.heartbeat_timeout = millis(o.heartbeat_timeout_ms);
+    c.default_timeout = millis(o.default_timeout_ms);
+    c.rejoin_after = millis(o.rejoin_after_ms);
+    c.rejoin_after_close = o.rejoin_after_close;
+    c.reconnect = o.reconnect;
+    c.backoff.initial = millis(o.backoff_initial_ms);
+    c.backoff.max = millis(o.backoff_max_ms);
+    if !(0.0..=10.0).contains(&o.backoff_jitter) {
+        return Err(invalid("backoff_jitter must be between 0 and 10"));
+    }
+    c.backoff.jitter = o.backoff_jitter;
+    c.outbound_capacity = o.outbound_capacity;
+    c.event_capacity = o.event_capacity;
+    c.max_message_size = o.max_message_size;
+    if o.read_buffer_size < 256 {
+        return Err(invalid("read_buffer_size must be at least 256"));
+    }
+    c.read_buffer_size = o.read_buffer_size;
+    let delivery = match o.delivery {
+        0 => nhc_delivery::NHC_DELIVERY_THREADED,
+        1 => nhc_delivery::NHC_DELIVERY_POLLED,
+        other => {
+            return Err(invalid(format!(
+                "delivery {other} is not an nhc_delivery value"
+            )))
+        }
+    };
+    Ok((c, delivery))
+}

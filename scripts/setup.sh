@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine with Rust and
+# Python: Debian packages, the pinned cbindgen, and a Python venv in .venv.
+# Idempotent: a second run installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++; do
+  command -v "${tool%%:*}" >/dev/null || need_apt+=("${tool#*:}")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  else
+    echo "setup: please install: ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+cbindgen_version=0.29.4
+if ! cbindgen --version 2>/dev/null | grep -q " $cbindgen_version\$"; then
+  cargo install cbindgen --locked --version "$cbindgen_version"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "maturin>=1.7,<2" "pytest>=8" "mypy>=1.10"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, header drift, Rust, C (under valgrind)
+# and Python. One release build is shared by all steps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "cargo fmt"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests"
+cargo test --release --locked --workspace --exclude nerves_hub_channel_py
+
+step "C: header drift, ctest, valgrind, install, consumers"
+bash scripts/c-tests.sh
+
+step "Python: pip install ./bindings/python, pytest"
+cargo build --release --locked -p nhc-devserver
+.venv/bin/python -m pip install -q ./bindings/python
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/python
+
+echo
+echo "all tests passed"

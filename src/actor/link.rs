@@ -1,0 +1,239 @@
+//! The connection itself: connecting, reconnect policy, reading frames, heartbeats.
+
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use super::{Actor, ConnectionState};
+use crate::codec;
+use crate::error::Error;
+use crate::event::Event;
+use crate::message::{events, Inbound, Message, Payload};
+use crate::transport::{self, ConnectFailure, WsStream};
+
+impl Actor {
+    /// Starts an attempt now unless connected or already trying.
+    pub(super) fn connect_now(&mut self) {
+        self.want_connected = true;
+        self.reconnect_at = None;
+        if self.ws.is_some() || self.connecting.is_some() {
+            return;
+        }
+        self.set_state(ConnectionState::Connecting);
+        self.emit(Event::Connecting {
+            attempt: self.failures + 1,
+        });
+        let config = self.config.clone();
+        let url = self.url.clone();
+        let tls = self.tls.clone();
+        let headers = match &config.header_provider {
+            Some(provider) => provider.headers(self.server_date.as_deref()),
+            None => Vec::new(),
+        };
+        self.connecting = Some(Box::pin(async move {
+            transport::open(&config, &url, tls.as_ref(), headers).await
+        }));
+    }
+
+    pub(super) async fn on_connect_result(&mut self, result: Result<WsStream, ConnectFailure>) {
+        match result {
+            Ok(ws) => {
+                self.ws = Some(ws);
+                self.server_date = None;
+                self.set_state(ConnectionState::Connected);
+                self.emit(Event::Connected);
+                self.heartbeat.pending = None;
+                self.heartbeat.paused = false;
+                self.heartbeat.next_at = Some(Instant::now() + self.config.heartbeat_interval);
+                if !self.rejoin_all().await {
+                    // Nothing to join: the connection itself is the success.
+                    self.failures = 0;
+                }
+            }
+            Err(failure) => {
+                if failure.server_date.is_some() {
+                    self.server_date = failure.server_date;
+                }
+                self.after_failure(failure.error);
+            }
+        }
+    }
+
+    /// Reports a failed or lost connection and schedules the next attempt.
+    fn after_failure(&mut self, error: Error) {
+        self.set_state(ConnectionState::Disconnected);
+        let delay = match &error {
+            // Credentials or configuration refused: retry at the slow end,
+            // since a clock or the server may recover.
+            Error::Auth { .. } | Error::Http { status: 403, .. } => self.config.backoff.slowest(),
+            _ => self.config.backoff.delay(self.failures),
+        };
+        self.failures = self.failures.saturating_add(1);
+        let reconnect_in = (self.want_connected && self.config.reconnect).then_some(delay);
+        self.reconnect_at = reconnect_in.map(|d| Instant::now() + d);
+        match error {
+            Error::Auth { .. } => self.emit(Event::AuthError {
+                error,
+                reconnect_in,
+            }),
+            reason => self.emit(Event::Disconnected {
+                reason,
+                reconnect_in,
+            }),
+        }
+    }
+
+    /// The connection broke (or was taken for dead): error the channels and reconnect.
+    pub(super) async fn connection_lost(&mut self, reason: Error) {
+        if self.ws.take().is_none() {
+            return;
+        }
+        self.dirty = false;
+        self.heartbeat.next_at = None;
+        self.heartbeat.pending = None;
+        self.error_channels("connection lost");
+        self.after_failure(reason);
+    }
+
+    /// Closes the connection on purpose; no reconnect until `connect_now`.
+    pub(super) async fn disconnect(&mut self, reason: Error, _code: Option<u16>) {
+        self.want_connected = false;
+        self.reconnect_at = None;
+        let was_connecting = self.connecting.take().is_some();
+        let Some(mut ws) = self.ws.take() else {
+            if was_connecting {
+                self.set_state(ConnectionState::Disconnected);
+                self.emit(Event::Disconnected {
+                    reason,
+                    reconnect_in: None,
+                });
+            }
+            return;
+        };
+        let _ = ws.close(None).await;
+        self.dirty = false;
+        self.heartbeat.next_at = None;
+        self.heartbeat.pending = None;
+        self.error_channels("disconnected");
+        self.set_state(ConnectionState::Disconnected);
+        self.emit(Event::Disconnected {
+            reason,
+            reconnect_in: None,
+        });
+    }
+
+    pub(super) async fn on_frame(&mut self, frame: Option<Result<WsMessage, WsError>>) {
+        let inbound = match frame {
+            Some(Ok(WsMessage::Text(text))) => codec::decode_server_text(text.as_str()),
+            Some(Ok(WsMessage::Binary(bytes))) => codec::decode_server_binary(&bytes),
+            Some(Ok(WsMessage::Ping(_))) => {
+                // tungstenite queued the pong; make sure it leaves.
+                self.dirty = true;
+                return;
+            }
+            Some(Ok(WsMessage::Pong(_) | WsMessage::Frame(_))) => return,
+            Some(Ok(WsMessage::Close(frame))) => {
+                let reason = match frame {
+                    Some(f) => format!(
+                        "server closed the connection (code {}: {})",
+                        u16::from(f.code),
+                        f.reason
+                    ),
+                    None => "server closed the connection".to_owned(),
+                };
+                self.connection_lost(Error::Connect(reason)).await;
+                return;
+            }
+            Some(Err(e)) => {
+                self.connection_lost(read_error(e, self.config.max_message_size))
+                    .await;
+                return;
+            }
+            None => {
+                self.connection_lost(Error::Connect("server closed the connection".into()))
+                    .await;
+                return;
+            }
+        };
+        match inbound {
+            Ok(Inbound::Reply {
+                msg_ref,
+                topic,
+                reply,
+                ..
+            }) => {
+                if topic == events::PHOENIX_TOPIC && self.is_heartbeat_reply(msg_ref.as_deref()) {
+                    self.heartbeat.pending = None;
+                    self.heartbeat.paused = false;
+                    self.heartbeat.next_at = Some(Instant::now() + self.config.heartbeat_interval);
+                } else if let Some(msg_ref) = msg_ref {
+                    self.on_reply(msg_ref, topic, reply).await;
+                }
+            }
+            Ok(Inbound::Message(msg)) => self.on_message(msg).await,
+            Err(e) => self.emit(Event::ProtocolError {
+                detail: format!("dropped a malformed frame from the server: {e}"),
+            }),
+        }
+    }
+
+    fn is_heartbeat_reply(&self, msg_ref: Option<&str>) -> bool {
+        matches!((&self.heartbeat.pending, msg_ref), (Some((pending, _)), Some(r)) if pending == r)
+    }
+
+    pub(super) async fn heartbeat_timers(&mut self, now: Instant) {
+        if self.ws.is_none() {
+            return;
+        }
+        if let Some((_, deadline)) = &self.heartbeat.pending {
+            if *deadline > now {
+                return;
+            }
+            if self.heartbeat.paused || self.queue.is_full() {
+                // The reply may be sitting unread behind our own back-pressure.
+                self.heartbeat.paused = false;
+                self.heartbeat.pending = None;
+                self.heartbeat.next_at = Some(now);
+            } else {
+                let timeout = self.config.heartbeat_timeout;
+                self.connection_lost(Error::Timeout(format!(
+                    "no heartbeat reply within {timeout:?}; the connection is taken for dead"
+                )))
+                .await;
+                return;
+            }
+        }
+        if self.heartbeat.next_at.is_some_and(|at| at <= now) {
+            let r = self.make_ref();
+            self.heartbeat.next_at = None;
+            self.heartbeat.pending = Some((r.clone(), now + self.config.heartbeat_timeout));
+            self.heartbeat.paused = false;
+            let msg = Message {
+                join_ref: None,
+                msg_ref: Some(r),
+                topic: events::PHOENIX_TOPIC.into(),
+                event: events::HEARTBEAT.into(),
+                payload: Payload::empty(),
+            };
+            self.send(&msg).await;
+        }
+    }
+}
+
+fn read_error(e: WsError, max: usize) -> Error {
+    match e {
+        WsError::Capacity(detail) => Error::Protocol(format!(
+            "the server sent a message larger than max_message_size ({max} bytes): {detail}"
+        )),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            Error::Connect("connection lost: reset without a closing handshake".into())
+        }
+        WsError::Protocol(detail) => {
+            Error::Protocol(format!("websocket protocol violation: {detail}"))
+        }
+        WsError::Utf8(detail) => Error::Protocol(format!("text frame is not UTF-8: {detail}")),
+        WsError::Io(e) => Error::Connect(format!("connection lost: {e}")),
+        other => Error::Connect(format!("connection lost: {other}")),
+    }
+}

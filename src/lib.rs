@@ -1,0 +1,36 @@
+//! nerves_hub_channel: a Phoenix channels client and NervesHub device layer.
+//!
+//! The core is a [`Socket`] (one websocket connection, re-made as needed)
+//! carrying [`Channel`]s. Everything the socket observes arrives as one
+//! ordered stream of [`Event`]s, consumed by async code
+//! ([`Socket::next_event`]), by a blocking or poll()-driven loop
+//! ([`Socket::recv_timeout`], [`Socket::event_fd`]), or by a handler on the
+//! library's dispatcher thread ([`Socket::set_handler`]).
+
+mod actor;
+pub mod backoff;
+mod channel;
+pub mod codec;
+pub mod config;
+mod dispatcher;
+pub mod error;
+pub mod event;
+pub mod message;
+mod queue;
+pub mod runtime;
+mod signal_fd;
+mod socket;
+pub mod tls;
+mod transport;
+
+pub use actor::{ConnectionState, JoinParams};
+pub use backoff::Backoff;
+pub use channel::{Channel, Reply as PendingReply};
+pub use config::{HeaderProvider, SocketConfig};
+pub use dispatcher::on_dispatcher_thread;
+pub use error::{Error, Result};
+pub use event::{ChannelId, Event, JoinFailure, PushId, PushOutcome};
+pub use message::{Inbound, Message, Payload, Reply};
+pub use queue::Handler;
+pub use socket::Socket;
+pub use tls::{PemSource, TlsOptions};

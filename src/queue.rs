@@ -1,0 +1,262 @@
+//! The per-socket event queue between the connection task and the consumer.
+//!
+//! The connection task never blocks on it and never drops an event; instead it
+//! stops reading from the network while the queue holds `capacity` events, so
+//! memory stays bounded and TCP pushes back on the server. Consumers take
+//! events in one of three ways: blocking (`pop_timeout`), async (`pop_async`),
+//! or through the shared dispatcher thread (threaded mode). A pipe that is
+//! readable while events are pending serves poll/select/epoll loops.
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::dispatcher;
+use crate::event::Event;
+use crate::signal_fd::SignalFd;
+
+/// A user callback run by the dispatcher thread.
+pub type Handler = Box<dyn FnMut(Event) + Send>;
+
+enum HandlerSlot {
+    None,
+    Idle(Handler),
+    /// The dispatcher holds the handler and is calling it.
+    InCall,
+    /// Removed while in a call: the dispatcher drops it once the call returns.
+    RemovedInCall,
+}
+
+struct State {
+    events: VecDeque<Event>,
+    closed: bool,
+    fd: Option<SignalFd>,
+    handler: HandlerSlot,
+    /// Queued on the dispatcher's ready list (or being dispatched).
+    scheduled: bool,
+}
+
+pub(crate) struct EventQueue {
+    state: Mutex<State>,
+    readable: Condvar,
+    async_readable: Notify,
+    space: Notify,
+    capacity: usize,
+}
+
+/// Events handed to a handler per turn, so one busy socket cannot starve the others.
+const DISPATCH_BATCH: usize = 64;
+
+impl EventQueue {
+    pub fn new(capacity: usize) -> Arc<EventQueue> {
+        Arc::new(EventQueue {
+            state: Mutex::new(State {
+                events: VecDeque::new(),
+                closed: false,
+                fd: None,
+                handler: HandlerSlot::None,
+                scheduled: false,
+            }),
+            readable: Condvar::new(),
+            async_readable: Notify::new(),
+            space: Notify::new(),
+            capacity,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a consumer panicked; the queue itself is consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn push(self: &Arc<Self>, event: Event) {
+        let schedule = {
+            let mut st = self.lock();
+            if st.closed {
+                return;
+            }
+            st.events.push_back(event);
+            if st.events.len() == 1 {
+                if let Some(fd) = &mut st.fd {
+                    fd.set();
+                }
+            }
+            let has_handler = !matches!(st.handler, HandlerSlot::None);
+            let schedule = has_handler && !st.scheduled;
+            if schedule {
+                st.scheduled = true;
+            }
+            schedule
+        };
+        self.readable.notify_one();
+        self.async_readable.notify_one();
+        if schedule {
+            dispatcher::schedule(self.clone());
+        }
+    }
+
+    /// Marks the end of the stream: consumers get what is queued, then nothing.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.readable.notify_all();
+        self.async_readable.notify_one();
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.lock().events.len() >= self.capacity
+    }
+
+    /// Resolves when a consumer made room (or immediately if a permit is stored).
+    pub async fn space_available(&self) {
+        self.space.notified().await
+    }
+
+    fn pop_locked(&self, st: &mut State) -> Option<Event> {
+        let event = st.events.pop_front()?;
+        let len = st.events.len();
+        if len == 0 {
+            if let Some(fd) = &mut st.fd {
+                fd.clear();
+            }
+        }
+        if len + 1 == self.capacity {
+            self.space.notify_one();
+        }
+        Some(event)
+    }
+
+    pub fn try_pop(&self) -> Option<Event> {
+        let mut st = self.lock();
+        self.pop_locked(&mut st)
+    }
+
+    /// Waits up to `timeout` for an event. `None` on timeout or end of stream.
+    pub fn pop_timeout(&self, timeout: Duration) -> Option<Event> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if let Some(event) = self.pop_locked(&mut st) {
+                return Some(event);
+            }
+            let now = Instant::now();
+            if st.closed || now >= deadline {
+                return None;
+            }
+            st = match self.readable.wait_timeout(st, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Waits for the next event; `None` once the stream has ended.
+    pub async fn pop_async(&self) -> Option<Event> {
+        loop {
+            let notified = self.async_readable.notified();
+            {
+                let mut st = self.lock();
+                if let Some(event) = self.pop_locked(&mut st) {
+                    return Some(event);
+                }
+                if st.closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// A descriptor that is readable while events are pending.
+    pub fn fd(&self) -> std::io::Result<RawFd> {
+        let mut st = self.lock();
+        if st.fd.is_none() {
+            let mut fd = SignalFd::new()?;
+            if !st.events.is_empty() {
+                fd.set();
+            }
+            st.fd = Some(fd);
+        }
+        Ok(st.fd.as_ref().map(SignalFd::read_fd).unwrap_or(-1))
+    }
+
+    /// Installs (or with `None` removes) the handler called by the dispatcher
+    /// thread. A handler removed during its own call is dropped after the call.
+    pub fn set_handler(self: &Arc<Self>, handler: Option<Handler>) {
+        let (old, schedule) = {
+            let mut st = self.lock();
+            let old = match std::mem::replace(&mut st.handler, HandlerSlot::None) {
+                HandlerSlot::Idle(h) => Some(h),
+                HandlerSlot::InCall | HandlerSlot::RemovedInCall => {
+                    st.handler = HandlerSlot::RemovedInCall;
+                    None
+                }
+                HandlerSlot::None => None,
+            };
+            let mut schedule = false;
+            if let Some(h) = handler {
+                if matches!(st.handler, HandlerSlot::RemovedInCall) {
+                    // Replacing a handler from inside its own call: the old one
+                    // is dropped by the dispatcher, the new one waits its turn.
+                    drop(h);
+                } else {
+                    st.handler = HandlerSlot::Idle(h);
+                    schedule = !st.events.is_empty() && !st.scheduled;
+                    st.scheduled |= schedule;
+                }
+            }
+            (old, schedule)
+        };
+        drop(old);
+        if schedule {
+            dispatcher::schedule(self.clone());
+        }
+    }
+
+    /// Called by the dispatcher thread: runs the handler on a batch of events.
+    pub(crate) fn dispatch(self: &Arc<Self>) {
+        let mut handler = {
+            let mut st = self.lock();
+            match std::mem::replace(&mut st.handler, HandlerSlot::InCall) {
+                HandlerSlot::Idle(h) => h,
+                other => {
+                    st.handler = other;
+                    st.scheduled = false;
+                    return;
+                }
+            }
+        };
+        for _ in 0..DISPATCH_BATCH {
+            let Some(event) = self.try_pop() else { break };
+            // A panicking Rust handler must not take the shared dispatcher down.
+            if catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
+                log::error!("an event handler panicked; the event was dropped");
+            }
+            if matches!(self.lock().handler, HandlerSlot::RemovedInCall) {
+                break;
+            }
+        }
+        let (again, removed) = {
+            let mut st = self.lock();
+            match std::mem::replace(&mut st.handler, HandlerSlot::None) {
+                HandlerSlot::RemovedInCall => {
+                    st.scheduled = false;
+                    (false, Some(handler))
+                }
+                _ => {
+                    st.handler = HandlerSlot::Idle(handler);
+                    let again = !st.events.is_empty();
+                    st.scheduled = again;
+                    (again, None)
+                }
+            }
+        };
+        drop(removed);
+        if again {
+            dispatcher::schedule(self.clone());
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Opening one websocket connection: TCP, optional TLS, HTTP upgrade.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::WebSocketStream;
+use url::{Host, Url};
+
+use crate::config::{redact_query, SocketConfig};
+use crate::error::Error;
+use crate::tls::TlsClient;
+
+/// A TCP stream, with or without TLS.
+pub(crate) enum MaybeTls {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+pub(crate) type WsStream = WebSocketStream<MaybeTls>;
+
+/// A failed attempt, with the server's `Date` header when it sent one
+/// (the clock hint for signed credentials).
+pub(crate) struct ConnectFailure {
+    pub error: Error,
+    pub server_date: Option<String>,
+}
+
+impl From<Error> for ConnectFailure {
+    fn from(error: Error) -> ConnectFailure {
+        ConnectFailure {
+            error,
+            server_date: None,
+        }
+    }
+}
+
+/// One connection attempt, bounded by `config.connect_timeout`.
+pub(crate) async fn open(
+    config: &SocketConfig,
+    url: &Url,
+    tls: Option<&TlsClient>,
+    headers: Vec<(String, String)>,
+) -> Result<WsStream, ConnectFailure> {
+    match tokio::time::timeout(
+        config.connect_timeout,
+        open_inner(config, url, tls, headers),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout(format!(
+            "no connection to {} within {:?}",
+            redact_query(url.as_str()),
+            config.connect_timeout
+        ))
+        .into()),
+    }
+}
+
+async fn open_inner(
+    config: &SocketConfig,
+    url: &Url,
+    tls: Option<&TlsClient>,
+    headers: Vec<(String, String)>,
+) -> Result<WsStream, ConnectFailure> {
+    let host = match url.host() {
+        Some(Host::Domain(d)) => d.to_owned(),
+        Some(Host::Ipv4(ip)) => ip.to_string(),
+        Some(Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(Error::InvalidArgument("URL has no host".into()).into()),
+    };
+    let port = url.port_or_known_default().unwrap_or(443);
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| Error::Connect(format!("cannot reach {host}:{port}: {e}")))?;
+    // Small control messages must not wait for Nagle.
+    let _ = tcp.set_nodelay(true);
+    let stream = if url.scheme() == "wss" {
+        let tls = tls.ok_or_else(|| Error::Tls("wss URL but no TLS configuration".into()))?;
+        MaybeTls::Tls(Box::new(tls.connect(&host, tcp).await?))
+    } else {
+        MaybeTls::Plain(tcp)
+    };
+
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Error::InvalidArgument(format!("cannot build the upgrade request: {e}")))?;
+    for (name, value) in config.headers.iter().cloned().chain(headers) {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
+        request.headers_mut().append(name, value);
+    }
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(config.read_buffer_size)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(config.max_message_size.saturating_mul(2).max(64 * 1024))
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size));
+    match tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config)).await {
+        Ok((ws, _response)) => Ok(ws),
+        Err(e) => Err(upgrade_failure(e, tls)),
+    }
+}
+
+fn upgrade_failure(e: WsError, tls: Option<&TlsClient>) -> ConnectFailure {
+    match e {
+        WsError::Http(response) => {
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let status = response.status().as_u16();
+            let reason = header("nh-connection-error-reason");
+            let error = if status == 401 {
+                Error::Auth { status, reason }
+            } else {
+                Error::Http { status, reason }
+            };
+            ConnectFailure {
+                error,
+                server_date: header("date"),
+            }
+        }
+        // TLS 1.3: a refused client certificate surfaces as an alert here.
+        WsError::Io(e) => match tls.and_then(|t| t.stream_error(&e)) {
+            Some(tls_error) => tls_error.into(),
+            None => Error::Connect(format!("connection lost during the upgrade: {e}")).into(),
+        },
+        WsError::Tls(e) => Error::Tls(format!("{e}")).into(),
+        other => Error::Protocol(format!("websocket upgrade failed: {other}")).into(),
+    }
+}
+
+impl AsyncRead for MaybeTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

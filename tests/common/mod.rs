@@ -1,0 +1,67 @@
+//! Shared helpers for the integration tests: a dev server per test and
+//! deadline-bounded waits for events (never sleeps).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use nerves_hub_channel::{Backoff, Event, JoinParams, Payload, Socket, SocketConfig};
+use nhc_devserver::{Config, DevServer};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub async fn server() -> DevServer {
+    DevServer::start(Config::default())
+        .await
+        .expect("dev server starts")
+}
+
+/// A config that reconnects and rejoins quickly, for tests.
+pub fn fast_config(url: &str) -> SocketConfig {
+    let mut config = SocketConfig::new(url);
+    config.backoff = Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(100),
+        jitter: 0.5,
+    };
+    config.rejoin_after = Duration::from_millis(20);
+    config
+}
+
+/// Waits for the first event matching `pred`, failing with everything seen meanwhile.
+pub async fn wait_for(sock: &Socket, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, sock.next_event()).await {
+            Ok(Some(event)) if pred(&event) => return event,
+            Ok(Some(event)) => seen.push(event),
+            Ok(None) => panic!("event stream ended while waiting for {what}; saw {seen:#?}"),
+            Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
+        }
+    }
+}
+
+pub fn is_joined(topic: &str) -> impl FnMut(&Event) -> bool + '_ {
+    move |e| matches!(e, Event::Joined { topic: t, .. } if t == topic)
+}
+
+pub fn json(value: serde_json::Value) -> Payload {
+    Payload::json(&value)
+}
+
+pub fn no_params() -> JoinParams {
+    JoinParams::Static(Payload::empty())
+}
+
+/// A plain-ws socket connected to `server`, with `topic` joined.
+pub async fn joined(server: &DevServer, topic: &str) -> (Socket, nerves_hub_channel::Channel) {
+    let sock = Socket::new(fast_config(&server.ws_url())).expect("valid config");
+    let chan = sock.channel(topic, no_params()).expect("channel");
+    sock.connect().expect("connect");
+    chan.join()
+        .expect("join sent")
+        .await
+        .expect("socket alive")
+        .expect("join ok");
+    (sock, chan)
+}

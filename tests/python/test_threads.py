@@ -1,0 +1,91 @@
+"""Blocking waits release the GIL, Ctrl-C interrupts them, Rust logs reach logging."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import nerves_hub_channel as nhc
+from conftest import WAIT, DevServer, LogRecords
+
+
+def test_other_threads_run_during_a_blocking_wait(sock: nhc.Socket) -> None:
+    chan = sock.channel("room:gil")
+    chan.join()
+    stop = threading.Event()
+    counts = [0]
+
+    def spin() -> None:
+        # Pure Python: it only runs while the waiting thread lets go of the GIL.
+        while not stop.is_set():
+            counts[0] += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        with pytest.raises(nhc.PushTimeout):
+            chan.push("noreply_wait", {}, timeout=0.5)
+        during = counts[0]
+    finally:
+        stop.set()
+        spinner.join()
+    assert during > 10_000, during
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_ctrl_c_interrupts_a_blocking_push(sock: nhc.Socket) -> None:
+    chan = sock.channel("room:sigint")
+    chan.join()
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        chan.push("noreply_forever", {}, timeout=60.0)
+    timer.join()
+    assert time.monotonic() - started < WAIT
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_ctrl_c_interrupts_wait_connected() -> None:
+    sock = nhc.Socket("ws://127.0.0.1:9/socket/websocket")
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        sock.wait_connected()
+    timer.join()
+    sock.close()
+
+
+def test_rust_log_records_reach_python_logging(server: DevServer, log_records: LogRecords) -> None:
+    sock = nhc.Socket(server.ws_url)
+    chan = sock.channel("room:log")
+    chan.join_nowait(lambda ok, value: None)
+    # Never connected: the cast cannot be sent, which the library logs.
+    chan.cast("lost", {}, timeout=0.05)
+    record = log_records.wait_for("could not be sent")
+    assert record.name == "nerves_hub_channel"
+    assert record.levelname == "WARNING"
+    assert record.threadName != threading.current_thread().name
+    sock.close()
+
+
+def test_callbacks_run_on_one_library_thread(server: DevServer) -> None:
+    names = set()
+    done = threading.Event()
+
+    def on_state(change: nhc.StateChange) -> None:
+        names.add(threading.current_thread().ident)
+        if change.state == "closed":
+            done.set()
+
+    socks = [nhc.Socket(server.ws_url, on_state=on_state) for _ in range(5)]
+    for s in socks:
+        s.connect()
+    for s in socks:
+        s.wait_connected(WAIT)
+        s.close()
+    assert done.wait(WAIT)
+    assert len(names) == 1
+    assert threading.get_ident() not in names
