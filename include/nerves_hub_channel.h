@@ -252,6 +252,29 @@ typedef enum nhc_reply_status {
 } nhc_reply_status;
 
 /**
+ * A channel's state, as `nhc_channel_state` reports it.
+ */
+typedef enum nhc_channel_phase {
+    /**
+     * Not joined: before `nhc_channel_join`, after a leave, or closed by the server.
+     */
+    NHC_CHANNEL_CLOSED = 0,
+    /**
+     * The join was sent; waiting for the reply.
+     */
+    NHC_CHANNEL_JOINING = 1,
+    NHC_CHANNEL_JOINED = 2,
+    /**
+     * Wants to be joined: waits for a connection or its rejoin timer.
+     */
+    NHC_CHANNEL_ERRORED = 3,
+    /**
+     * The leave was sent; waiting for the reply.
+     */
+    NHC_CHANNEL_LEAVING = 4,
+} nhc_channel_phase;
+
+/**
  * How a socket's callbacks are run: the values of `nhc_socket_options.delivery`.
  */
 typedef enum nhc_delivery {
@@ -1023,6 +1046,16 @@ enum nhc_result nhc_channel_cast(struct nhc_channel *ch,
                                  size_t json_len,
                                  uint32_t timeout_ms,
                                  uint64_t *push_id);
+
+/**
+ * Writes the channel's current state to `*out` (it may change right after).
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `ch` or `out`), `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `ch` is NULL or a live channel; `out` is NULL or writable.
+ */
+enum nhc_result nhc_channel_state(const struct nhc_channel *ch, enum nhc_channel_phase *out);
 
 /**
  * The channel's topic, NUL-terminated; valid until `nhc_channel_free`.

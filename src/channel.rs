@@ -2,6 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,6 +15,34 @@ use crate::event::{ChannelId, JoinFailure, PushId, PushOutcome};
 use crate::message::Payload;
 use crate::socket::Socket;
 
+/// Where a channel is in its life, as seen by the connection task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ChannelState {
+    /// Not joined: never joined, left, or closed by the server.
+    Closed = 0,
+    Joining = 1,
+    Joined = 2,
+    /// Wants to be joined: waits for a connection or its rejoin timer.
+    Errored = 3,
+    Leaving = 4,
+}
+
+impl ChannelState {
+    pub(crate) fn from_u8(value: u8) -> ChannelState {
+        match value {
+            1 => ChannelState::Joining,
+            2 => ChannelState::Joined,
+            3 => ChannelState::Errored,
+            4 => ChannelState::Leaving,
+            _ => ChannelState::Closed,
+        }
+    }
+}
+
+/// The state cell shared by a channel's handles and the connection task.
+pub(crate) type StateCell = Arc<AtomicU8>;
+
 /// A channel on one topic of a socket. Cheap to clone.
 #[derive(Clone)]
 pub struct Channel {
@@ -20,6 +50,7 @@ pub struct Channel {
     id: ChannelId,
     topic: String,
     params: JoinParams,
+    state: StateCell,
 }
 
 impl Channel {
@@ -29,7 +60,13 @@ impl Channel {
             id,
             topic,
             params,
+            state: Arc::new(AtomicU8::new(ChannelState::Closed as u8)),
         }
+    }
+
+    /// The current state (it may change right after this returns).
+    pub fn state(&self) -> ChannelState {
+        ChannelState::from_u8(self.state.load(Ordering::Acquire))
     }
 
     pub fn id(&self) -> ChannelId {
@@ -61,6 +98,7 @@ impl Channel {
             channel: self.id,
             topic: self.topic.clone(),
             params: self.params.clone(),
+            state: self.state.clone(),
             timeout,
             waiter: Some(tx),
         })?;

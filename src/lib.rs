@@ -25,7 +25,7 @@ mod transport;
 
 pub use actor::{ConnectionState, JoinParams};
 pub use backoff::Backoff;
-pub use channel::{Channel, Reply as PendingReply};
+pub use channel::{Channel, ChannelState, Reply as PendingReply};
 pub use config::{HeaderProvider, SocketConfig};
 pub use dispatcher::on_dispatcher_thread;
 pub use error::{Error, Result};

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use nerves_hub_channel::{Error, Event, JoinFailure, JoinParams, Payload, PushOutcome, Socket};
+use nerves_hub_channel::{
+    ChannelState, Error, Event, JoinFailure, JoinParams, Payload, PushOutcome, Socket,
+};
 use serde_json::json as j;
 
 #[tokio::test]
@@ -301,6 +303,37 @@ async fn leave_closes_the_channel() {
         .wait_for("room:1", "phx_leave", 1, WAIT)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn channel_state_follows_join_error_and_leave() {
+    let server = server().await;
+    let sock = Socket::new(fast_config(&server.ws_url())).unwrap();
+    let chan = sock.channel("room:1", no_params()).unwrap();
+    assert_eq!(chan.state(), ChannelState::Closed);
+    let join = chan.join().unwrap();
+    sock.connect().unwrap();
+    join.await.unwrap().unwrap();
+    assert_eq!(chan.state(), ChannelState::Joined);
+    server
+        .control()
+        .wait_joined("room:1", 1, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(server.control().crash_channel("room:1").await, 1);
+    wait_for(&sock, "the channel error", |e| {
+        matches!(e, Event::ChannelError { .. })
+    })
+    .await;
+    assert!(
+        matches!(chan.state(), ChannelState::Errored | ChannelState::Joining),
+        "{:?}",
+        chan.state()
+    );
+    wait_for(&sock, "the rejoin", |e| matches!(e, Event::Joined { .. })).await;
+    assert_eq!(chan.state(), ChannelState::Joined);
+    chan.leave().unwrap().await.unwrap();
+    assert_eq!(chan.state(), ChannelState::Closed);
 }
 
 #[tokio::test]

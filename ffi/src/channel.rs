@@ -4,7 +4,7 @@ use std::ffi::{c_char, CString};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nerves_hub_channel::{Channel, Error, JoinParams, Payload};
+use nerves_hub_channel::{Channel, ChannelState, Error, JoinParams, Payload};
 
 use crate::args::{bytes_arg, json_arg, str_arg, timeout_arg, to_cstring};
 use crate::boundary::{boundary, boundary_or, forked};
@@ -16,6 +16,7 @@ use crate::nhc_result;
 use crate::params::ParamsGate;
 use crate::router::Router;
 use crate::socket::{nhc_socket, socket_ref};
+use crate::types::nhc_channel_phase;
 
 /// A channel on one topic of a socket. Created by `nhc_channel_new` or
 /// `nhc_channel_new_with_params`, released by `nhc_channel_free`. Every
@@ -326,6 +327,33 @@ pub unsafe extern "C" fn nhc_channel_cast(
         if !push_id.is_null() {
             *push_id = id;
         }
+        Ok(())
+    })
+}
+
+/// Writes the channel's current state to `*out` (it may change right after).
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `ch` or `out`), `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `ch` is NULL or a live channel; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_channel_state(
+    ch: *const nhc_channel,
+    out: *mut nhc_channel_phase,
+) -> nhc_result {
+    boundary(|| {
+        let ch = channel_ref(ch)?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        *out = match ch.channel.state() {
+            ChannelState::Closed => nhc_channel_phase::NHC_CHANNEL_CLOSED,
+            ChannelState::Joining => nhc_channel_phase::NHC_CHANNEL_JOINING,
+            ChannelState::Joined => nhc_channel_phase::NHC_CHANNEL_JOINED,
+            ChannelState::Errored => nhc_channel_phase::NHC_CHANNEL_ERRORED,
+            ChannelState::Leaving => nhc_channel_phase::NHC_CHANNEL_LEAVING,
+        };
         Ok(())
     })
 }

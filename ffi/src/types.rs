@@ -8,6 +8,22 @@ use nerves_hub_channel::Payload;
 use crate::args::to_cstring;
 use crate::nhc_result;
 
+/// A channel's state, as `nhc_channel_state` reports it.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum nhc_channel_phase {
+    /// Not joined: before `nhc_channel_join`, after a leave, or closed by the server.
+    NHC_CHANNEL_CLOSED = 0,
+    /// The join was sent; waiting for the reply.
+    NHC_CHANNEL_JOINING = 1,
+    NHC_CHANNEL_JOINED = 2,
+    /// Wants to be joined: waits for a connection or its rejoin timer.
+    NHC_CHANNEL_ERRORED = 3,
+    /// The leave was sent; waiting for the reply.
+    NHC_CHANNEL_LEAVING = 4,
+}
+
 /// A socket's connection state, and the kinds of `nhc_state_event`.
 #[allow(non_camel_case_types)]
 #[repr(C)]

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Actor, JoinWaiter};
+use crate::channel::{ChannelState as PublicState, StateCell};
 use crate::error::Error;
 use crate::event::{ChannelId, Event, JoinFailure, PushId, PushOutcome};
 use crate::message::{events, Message, Payload, Reply};
@@ -51,7 +53,9 @@ pub(super) enum Phase {
 pub(super) struct ChannelState {
     pub topic: String,
     params: JoinParams,
-    pub phase: Phase,
+    phase: Phase,
+    /// Mirrors `phase` for the handles' `Channel::state()`.
+    public: StateCell,
     pub join_ref: Option<String>,
     join_timeout: Duration,
     join_deadline: Option<Instant>,
@@ -65,6 +69,26 @@ pub(super) struct ChannelState {
 }
 
 impl ChannelState {
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        let public = match phase {
+            Phase::Errored => PublicState::Errored,
+            Phase::Joining => PublicState::Joining,
+            Phase::Joined => PublicState::Joined,
+            Phase::Leaving => PublicState::Leaving,
+        };
+        self.public.store(public as u8, Ordering::Release);
+    }
+
+    pub fn mark_closed(&self) {
+        self.public
+            .store(PublicState::Closed as u8, Ordering::Release);
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.join_deadline,
@@ -100,6 +124,7 @@ impl Actor {
         id: ChannelId,
         topic: String,
         params: JoinParams,
+        state: StateCell,
         timeout: Duration,
         waiter: Option<JoinWaiter>,
     ) {
@@ -107,6 +132,7 @@ impl Actor {
             topic,
             params: params.clone(),
             phase: Phase::Errored,
+            public: state,
             join_ref: None,
             join_timeout: timeout,
             join_deadline: None,
@@ -118,6 +144,9 @@ impl Actor {
         });
         ch.params = params;
         ch.join_timeout = timeout;
+        if ch.phase == Phase::Errored {
+            ch.set_phase(Phase::Errored);
+        }
         ch.join_waiters.extend(waiter);
         if ch.phase == Phase::Joined {
             // Already joined: answer at once with an empty response.
@@ -136,7 +165,7 @@ impl Actor {
         let Some(ch) = self.channels.get_mut(&id) else {
             return;
         };
-        ch.phase = Phase::Joining;
+        ch.set_phase(Phase::Joining);
         ch.join_ref = Some(r.clone());
         ch.join_deadline = Some(Instant::now() + ch.join_timeout);
         ch.rejoin_at = None;
@@ -174,7 +203,7 @@ impl Actor {
             ch.rejoin_at = None;
             match ch.phase {
                 Phase::Joined | Phase::Joining => {
-                    ch.phase = Phase::Errored;
+                    ch.set_phase(Phase::Errored);
                     errored.push(Event::ChannelError {
                         channel: *id,
                         topic: ch.topic.clone(),
@@ -210,7 +239,7 @@ impl Actor {
         ch.leave_waiters.extend(waiter);
         match ch.phase {
             Phase::Joined | Phase::Joining if connected => {
-                ch.phase = Phase::Leaving;
+                ch.set_phase(Phase::Leaving);
                 ch.join_deadline = None;
                 ch.leave = Some((r.clone(), Instant::now() + timeout));
                 let msg = Message {
@@ -232,6 +261,7 @@ impl Actor {
         let Some(mut ch) = self.channels.remove(&id) else {
             return;
         };
+        ch.mark_closed();
         let topic = ch.topic.clone();
         let why = || Error::Closed(format!("channel {topic} closed ({reason})"));
         ch.fail_waiters(JoinFailure::Closed(why()));
@@ -249,7 +279,7 @@ impl Actor {
     fn schedule_rejoin(&mut self, id: ChannelId) -> Option<Duration> {
         let after = self.config.rejoin_after;
         let ch = self.channels.get_mut(&id)?;
-        ch.phase = Phase::Errored;
+        ch.set_phase(Phase::Errored);
         ch.join_deadline = None;
         ch.rejoin_at = Some(Instant::now() + after);
         Some(after)
@@ -361,7 +391,7 @@ impl Actor {
         let Some(ch) = self.channels.get_mut(&id) else {
             return;
         };
-        ch.phase = Phase::Joined;
+        ch.set_phase(Phase::Joined);
         ch.join_deadline = None;
         ch.rejoin_at = None;
         for waiter in ch.join_waiters.drain(..) {

@@ -56,6 +56,7 @@ pub(crate) enum Command {
         channel: ChannelId,
         topic: String,
         params: JoinParams,
+        state: crate::channel::StateCell,
         timeout: Duration,
         waiter: Option<JoinWaiter>,
     },
@@ -222,9 +223,13 @@ impl Actor {
                 channel,
                 topic,
                 params,
+                state,
                 timeout,
                 waiter,
-            } => self.join(channel, topic, params, timeout, waiter).await,
+            } => {
+                self.join(channel, topic, params, state, timeout, waiter)
+                    .await
+            }
             Command::Leave {
                 channel,
                 timeout,
@@ -346,6 +351,7 @@ impl Actor {
             self.finish_push(id, PushOutcome::NotSent(closed()));
         }
         for (_, mut ch) in std::mem::take(&mut self.channels) {
+            ch.mark_closed();
             ch.fail_waiters(JoinFailure::Closed(closed()));
         }
         self.set_state(ConnectionState::Closed);

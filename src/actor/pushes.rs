@@ -43,7 +43,7 @@ impl Actor {
         let deadline = Instant::now() + req.timeout;
         let (id, channel) = (req.push, req.channel);
         self.pushes.insert(id, PushRecord::unsent(req));
-        let phase = self.channels.get(&channel).map(|ch| ch.phase);
+        let phase = self.channels.get(&channel).map(|ch| ch.phase());
         match phase {
             None => {
                 // As in the reference client: join() first, then push.

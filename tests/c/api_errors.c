@@ -210,6 +210,11 @@ static void channel_errors(void) {
     CHECK_OK(nhc_channel_new(sock, "room:a", "{\"a\":1}", &ch));
     CHECK(strcmp(nhc_channel_topic(ch), "room:a") == 0);
     CHECK(nhc_channel_topic(NULL) == NULL);
+    nhc_channel_phase phase = NHC_CHANNEL_JOINED;
+    EXPECT_INVALID(nhc_channel_state(NULL, &phase), "ch is NULL");
+    EXPECT_INVALID(nhc_channel_state(ch, NULL), "out is NULL");
+    CHECK_OK(nhc_channel_state(ch, &phase));
+    CHECK(phase == NHC_CHANNEL_CLOSED);
     drops = tl_rec_drops(&rec);
     EXPECT_INVALID(nhc_channel_push(ch, NULL, "{}", 2, 0, tl_reply_closure(&rec)), "event is NULL");
     EXPECT_INVALID(nhc_channel_push(ch, "", "{}", 2, 0, tl_reply_closure(&rec)), "event must not be empty");

@@ -59,6 +59,9 @@ int main(void) {
     nhc_state st;
     CHECK_OK(nhc_socket_state(sock, &st));
     CHECK(st == NHC_STATE_CONNECTED);
+    nhc_channel_phase phase;
+    CHECK_OK(nhc_channel_state(ch, &phase));
+    CHECK(phase == NHC_CHANNEL_JOINED);
     /* Callbacks run on the library's dispatcher thread, not ours. */
     CHECK(!pthread_equal(rec.last_thread, pthread_self()));
 

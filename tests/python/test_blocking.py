@@ -12,10 +12,14 @@ from conftest import FAST, WAIT, DevServer, LogRecords, get
 
 def test_join_push_and_reply(sock: nhc.Socket) -> None:
     chan = sock.channel("room:1", params={"name": "py"})
+    assert chan.state == "closed"
     assert chan.join() == {}
     assert chan.joined
+    assert chan.state == "joined"
     assert chan.push("ping", {"a": [1, 2.5, None, True, "é"]}) == {"a": [1, 2.5, None, True, "é"]}
     assert chan.push("nothing") == {}
+    chan.leave()
+    assert chan.state == "closed"
 
 
 def test_join_params_reach_the_server(server: DevServer, sock: nhc.Socket) -> None:

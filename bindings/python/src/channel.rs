@@ -59,6 +59,19 @@ impl Channel {
         self.core.topic()
     }
 
+    /// The connection task's view of the channel: ``"closed"``,
+    /// ``"joining"``, ``"joined"``, ``"errored"`` or ``"leaving"``.
+    #[getter]
+    fn state(&self) -> &'static str {
+        match self.core.state() {
+            nerves_hub_channel::ChannelState::Closed => "closed",
+            nerves_hub_channel::ChannelState::Joining => "joining",
+            nerves_hub_channel::ChannelState::Joined => "joined",
+            nerves_hub_channel::ChannelState::Errored => "errored",
+            nerves_hub_channel::ChannelState::Leaving => "leaving",
+        }
+    }
+
     /// Whether the channel is joined, as far as delivered events tell.
     #[getter]
     fn joined(&self) -> bool {

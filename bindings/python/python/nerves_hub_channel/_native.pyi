@@ -112,6 +112,10 @@ class Channel:
     def topic(self) -> str:
         """The channel's topic."""
     @property
+    def state(self) -> str:
+        """The connection task's view of the channel: ``"closed"``,
+        ``"joining"``, ``"joined"``, ``"errored"`` or ``"leaving"``."""
+    @property
     def joined(self) -> bool:
         """Whether the channel is joined, as far as delivered events tell."""
     def join(self, timeout: Optional[float] = None) -> Any:

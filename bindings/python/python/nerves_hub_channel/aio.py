@@ -344,6 +344,11 @@ class AsyncChannel:
         return self._native.topic
 
     @property
+    def state(self) -> str:
+        """``"closed"``, ``"joining"``, ``"joined"``, ``"errored"`` or ``"leaving"``."""
+        return self._native.state
+
+    @property
     def joined(self) -> bool:
         """Whether the channel is joined, as far as delivered events tell."""
         return self._native.joined
