@@ -22,5 +22,6 @@ sed -u 's/^/  [server] /' <&3 &
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$info" "$1"; }
 echo "dev server: $(field wss_url) (PKI in $(field pki_dir))"
 target/release/examples/device \
-  --url "$(field wss_url)" --ca "$(field ca)" --cert "$(field device_cert)" --key "$(field device_key)"
+  --url "$(field wss_url)" --ca "$(field ca)" --cert "$(field device_cert)" --key "$(field device_key)" \
+  --out "$work"
 echo "demo: done"

@@ -8,10 +8,14 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use once_cell::sync::Lazy;
 
-use crate::queue::EventQueue;
+/// A queue with a handler to run: the dispatcher calls `dispatch` once per
+/// scheduling, and the queue reschedules itself while events remain.
+pub(crate) trait Dispatch: Send + Sync {
+    fn dispatch(self: Arc<Self>);
+}
 
 struct Ready {
-    queues: Mutex<VecDeque<Arc<EventQueue>>>,
+    queues: Mutex<VecDeque<Arc<dyn Dispatch>>>,
     wake: Condvar,
 }
 
@@ -30,7 +34,7 @@ static READY: Lazy<Arc<Ready>> = Lazy::new(|| {
     ready
 });
 
-pub(crate) fn schedule(queue: Arc<EventQueue>) {
+pub(crate) fn schedule(queue: Arc<dyn Dispatch>) {
     let ready = &*READY;
     ready
         .queues

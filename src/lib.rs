@@ -16,6 +16,7 @@ mod dispatcher;
 pub mod error;
 pub mod event;
 pub mod message;
+pub mod nerves_hub;
 mod queue;
 pub mod runtime;
 mod signal_fd;

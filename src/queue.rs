@@ -15,33 +15,39 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::dispatcher;
+use crate::dispatcher::{self, Dispatch};
 use crate::event::Event;
 use crate::signal_fd::SignalFd;
 
-/// A user callback run by the dispatcher thread.
-pub type Handler = Box<dyn FnMut(Event) + Send>;
+/// A user callback run by the dispatcher thread. `Handler` alone takes the
+/// core's [`Event`]; the device layer uses `Handler<DeviceEvent>`.
+pub type Handler<E = Event> = Box<dyn FnMut(E) + Send>;
 
-enum HandlerSlot {
+enum HandlerSlot<E> {
     None,
-    Idle(Handler),
+    Idle(Handler<E>),
     /// The dispatcher holds the handler and is calling it.
     InCall,
     /// Removed while in a call: the dispatcher drops it once the call returns.
     RemovedInCall,
 }
 
-struct State {
-    events: VecDeque<Event>,
+struct State<E> {
+    events: VecDeque<E>,
     closed: bool,
     fd: Option<SignalFd>,
-    handler: HandlerSlot,
+    handler: HandlerSlot<E>,
     /// Queued on the dispatcher's ready list (or being dispatched).
     scheduled: bool,
+    /// Threads blocked in `pop_timeout`: a condvar notify is a system call
+    /// even with nobody waiting, and pushes are per message.
+    blocked: usize,
 }
 
-pub(crate) struct EventQueue {
-    state: Mutex<State>,
+/// Generic over the event type so that a socket (`Event`) and a NervesHub
+/// device (`DeviceEvent`) share one delivery implementation.
+pub(crate) struct EventQueue<E: Send + 'static = Event> {
+    state: Mutex<State<E>>,
     readable: Condvar,
     async_readable: Notify,
     space: Notify,
@@ -51,8 +57,8 @@ pub(crate) struct EventQueue {
 /// Events handed to a handler per turn, so one busy socket cannot starve the others.
 const DISPATCH_BATCH: usize = 64;
 
-impl EventQueue {
-    pub fn new(capacity: usize) -> Arc<EventQueue> {
+impl<E: Send + 'static> EventQueue<E> {
+    pub fn new(capacity: usize) -> Arc<EventQueue<E>> {
         Arc::new(EventQueue {
             state: Mutex::new(State {
                 events: VecDeque::new(),
@@ -60,6 +66,7 @@ impl EventQueue {
                 fd: None,
                 handler: HandlerSlot::None,
                 scheduled: false,
+                blocked: 0,
             }),
             readable: Condvar::new(),
             async_readable: Notify::new(),
@@ -68,13 +75,13 @@ impl EventQueue {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<E>> {
         // A poisoned lock only means a consumer panicked; the queue itself is consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn push(self: &Arc<Self>, event: Event) {
-        let schedule = {
+    pub fn push(self: &Arc<Self>, event: E) {
+        let (schedule, wake_blocked) = {
             let mut st = self.lock();
             if st.closed {
                 return;
@@ -90,12 +97,14 @@ impl EventQueue {
             if schedule {
                 st.scheduled = true;
             }
-            schedule
+            (schedule, st.blocked > 0)
         };
-        self.readable.notify_one();
+        if wake_blocked {
+            self.readable.notify_one();
+        }
         self.async_readable.notify_one();
         if schedule {
-            dispatcher::schedule(self.clone());
+            dispatcher::schedule(self.clone() as Arc<dyn Dispatch>);
         }
     }
 
@@ -115,7 +124,7 @@ impl EventQueue {
         self.space.notified().await
     }
 
-    fn pop_locked(&self, st: &mut State) -> Option<Event> {
+    fn pop_locked(&self, st: &mut State<E>) -> Option<E> {
         let event = st.events.pop_front()?;
         let len = st.events.len();
         if len == 0 {
@@ -129,13 +138,13 @@ impl EventQueue {
         Some(event)
     }
 
-    pub fn try_pop(&self) -> Option<Event> {
+    pub fn try_pop(&self) -> Option<E> {
         let mut st = self.lock();
         self.pop_locked(&mut st)
     }
 
     /// Waits up to `timeout` for an event. `None` on timeout or end of stream.
-    pub fn pop_timeout(&self, timeout: Duration) -> Option<Event> {
+    pub fn pop_timeout(&self, timeout: Duration) -> Option<E> {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
         loop {
@@ -146,15 +155,17 @@ impl EventQueue {
             if st.closed || now >= deadline {
                 return None;
             }
+            st.blocked += 1;
             st = match self.readable.wait_timeout(st, deadline - now) {
                 Ok((guard, _)) => guard,
                 Err(p) => p.into_inner().0,
             };
+            st.blocked -= 1;
         }
     }
 
     /// Waits for the next event; `None` once the stream has ended.
-    pub async fn pop_async(&self) -> Option<Event> {
+    pub async fn pop_async(&self) -> Option<E> {
         loop {
             let notified = self.async_readable.notified();
             {
@@ -185,7 +196,7 @@ impl EventQueue {
 
     /// Installs (or with `None` removes) the handler called by the dispatcher
     /// thread. A handler removed during its own call is dropped after the call.
-    pub fn set_handler(self: &Arc<Self>, handler: Option<Handler>) {
+    pub fn set_handler(self: &Arc<Self>, handler: Option<Handler<E>>) {
         let (old, schedule) = {
             let mut st = self.lock();
             let old = match std::mem::replace(&mut st.handler, HandlerSlot::None) {
@@ -212,12 +223,12 @@ impl EventQueue {
         };
         drop(old);
         if schedule {
-            dispatcher::schedule(self.clone());
+            dispatcher::schedule(self.clone() as Arc<dyn Dispatch>);
         }
     }
 
     /// Called by the dispatcher thread: runs the handler on a batch of events.
-    pub(crate) fn dispatch(self: &Arc<Self>) {
+    fn run_handler(self: &Arc<Self>) {
         let mut handler = {
             let mut st = self.lock();
             match std::mem::replace(&mut st.handler, HandlerSlot::InCall) {
@@ -256,7 +267,13 @@ impl EventQueue {
         };
         drop(removed);
         if again {
-            dispatcher::schedule(self.clone());
+            dispatcher::schedule(self.clone() as Arc<dyn Dispatch>);
         }
+    }
+}
+
+impl<E: Send + 'static> Dispatch for EventQueue<E> {
+    fn dispatch(self: Arc<Self>) {
+        self.run_handler();
     }
 }

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::control::Control;
+use crate::flood::Flood;
 use crate::http::{Request, Response};
 use crate::state::{ConnectionInfo, Received};
 
@@ -129,6 +130,49 @@ struct JoinReplyBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FloodBody {
+    topic: String,
+    event: String,
+    count: u64,
+    #[serde(default = "default_flood_size")]
+    size: usize,
+    #[serde(default)]
+    with_join_ref: bool,
+}
+
+fn default_flood_size() -> usize {
+    256
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtensionsBody {
+    enabled: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicKeysBody {
+    fwup: Option<Vec<String>>,
+    archive: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedSecretBody {
+    key: String,
+    secret: String,
+    identifier: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockSkewBody {
+    seconds: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IssueDeviceBody {
     cn: String,
 }
@@ -169,7 +213,11 @@ fn received_json(list: &[Received]) -> Response {
         })
         .collect();
     match serde_json::to_string(&items) {
-        Ok(body) => Response { status: 200, body },
+        Ok(body) => Response {
+            status: 200,
+            body,
+            raw: None,
+        },
         Err(e) => Response::error(500, e),
     }
 }
@@ -191,6 +239,8 @@ pub(crate) struct ApiContext {
     pub control: Control,
     pub info: Value,
     pub pki: crate::pki::Pki,
+    pub nh1: crate::auth::SharedSecrets,
+    pub firmware: crate::firmware::Firmware,
 }
 
 pub(crate) async fn handle(ctx: &ApiContext, request: Request) -> Response {
@@ -209,11 +259,15 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
     let control = &ctx.control;
     let method = request.method.as_str();
     let path = request.path.as_str();
+    if let Some(response) = crate::firmware::route(&ctx.firmware, request) {
+        return Ok(response);
+    }
     let expected = match path {
         "/" | "/received" | "/connections" => "GET",
         "/push" | "/broadcast" | "/wait" | "/wait_joined" | "/crash" | "/close" | "/drop"
         | "/close_connections" | "/heartbeats" | "/raw" | "/join_reply" | "/reset"
-        | "/issue_device" => "POST",
+        | "/extensions" | "/public_keys" | "/issue_device" | "/flood" | "/shared_secret"
+        | "/clock_skew" => "POST",
         _ => return Err(Response::error(404, format!("no such endpoint: {path}"))),
     };
     if method != expected {
@@ -320,8 +374,55 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
             control.set_join_reply(&b.topic, reply).await;
             ok()
         }
+        "/flood" => {
+            let b: FloodBody = body(request)?;
+            if b.size > crate::MAX_MESSAGE_SIZE {
+                return Err(Response::error(
+                    400,
+                    format!(
+                        "size {} is over the {} byte message limit",
+                        b.size,
+                        crate::MAX_MESSAGE_SIZE
+                    ),
+                ));
+            }
+            let flood = Flood {
+                topic: b.topic,
+                event: b.event,
+                count: b.count,
+                size: b.size,
+                with_join_ref: b.with_join_ref,
+            };
+            delivered(control.flood(flood).await)
+        }
         "/reset" => {
             control.reset().await;
+            ctx.nh1.clock.set_skew(0);
+            ok()
+        }
+        "/shared_secret" => {
+            let b: SharedSecretBody = body(request)?;
+            let entry = crate::SharedSecretEntry::new(b.key, b.secret, b.identifier);
+            ctx.nh1
+                .store
+                .add(entry)
+                .map_err(|e| Response::error(400, e))?;
+            ok()
+        }
+        "/clock_skew" => {
+            ctx.nh1
+                .clock
+                .set_skew(body::<ClockSkewBody>(request)?.seconds);
+            ok()
+        }
+        "/extensions" => {
+            let b: ExtensionsBody = body(request)?;
+            control.set_enabled_extensions(b.enabled).await;
+            ok()
+        }
+        "/public_keys" => {
+            let b: PublicKeysBody = body(request)?;
+            control.set_public_keys(b.fwup, b.archive).await;
             ok()
         }
         "/issue_device" => {

@@ -1,11 +1,15 @@
 //! Who is connecting. This is the one place that turns what the transport and
-//! the upgrade request show into an identity or a refusal, so NH1
-//! shared-secret verification (`x-nh-*` headers) slots in as another
-//! `Authenticator` or another branch of `DeviceAuth`.
+//! the upgrade request show into an identity or a refusal: a client
+//! certificate, NH1 shared-secret headers (`x-nh-*`, verified in `nh1`), or
+//! nothing.
+
+use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::handshake::server::Request;
 
+use crate::clock::ServerClock;
 use crate::handshake::Rejection;
+use crate::nh1::Nh1Store;
 
 /// NervesHub's exact reason when a device brings no credentials at all.
 pub const NO_CREDENTIALS: &str =
@@ -32,26 +36,74 @@ pub(crate) trait Authenticator: Send + Sync {
     fn authenticate(&self, peer: &Peer, request: &Request) -> AuthOutcome;
 }
 
-/// The plain ws listener: anyone may connect, anonymously.
-pub(crate) struct Open;
+/// NH1 verification against the configured secrets and the server's clock.
+#[derive(Clone)]
+pub(crate) struct SharedSecrets {
+    pub store: Arc<Nh1Store>,
+    pub clock: Arc<ServerClock>,
+}
 
-impl Authenticator for Open {
-    fn authenticate(&self, _peer: &Peer, _request: &Request) -> AuthOutcome {
-        AuthOutcome::Accept { identity: None }
+impl SharedSecrets {
+    /// NervesHub answers every refused credential with a bare 401: no
+    /// reason header, empty body. The reason is logged here instead.
+    fn authenticate(&self, request: &Request) -> AuthOutcome {
+        match self.store.verify(request.headers(), self.clock.now_ms()) {
+            Ok(identifier) => AuthOutcome::Accept {
+                identity: Some(identifier),
+            },
+            Err(refusal) => {
+                log::info!("NH1 refused: {refusal}");
+                AuthOutcome::Reject(Rejection {
+                    status: 401,
+                    reason: None,
+                    body: String::new(),
+                })
+            }
+        }
     }
 }
 
-/// The device endpoint: a client certificate (identity = its CN), otherwise
-/// NervesHub's 401.
-pub(crate) struct DeviceAuth;
+fn has_header_prefixed(request: &Request, prefix: &str) -> bool {
+    request
+        .headers()
+        .keys()
+        .any(|name| name.as_str().starts_with(prefix))
+}
+
+/// The plain ws listener: anyone may connect anonymously, but a client that
+/// sends `x-nh-*` headers is held to them.
+pub(crate) struct Open {
+    pub nh1: SharedSecrets,
+}
+
+impl Authenticator for Open {
+    fn authenticate(&self, _peer: &Peer, request: &Request) -> AuthOutcome {
+        if has_header_prefixed(request, "x-nh-") {
+            self.nh1.authenticate(request)
+        } else {
+            AuthOutcome::Accept { identity: None }
+        }
+    }
+}
+
+/// The device endpoint, in NervesHub's order: a client certificate
+/// (identity = its CN); else, if the request has any `x-*` header (Phoenix's
+/// `x_headers`), the shared-secret path (identity = the signed identifier);
+/// else NervesHub's 401 with its reason.
+pub(crate) struct DeviceAuth {
+    pub nh1: SharedSecrets,
+}
 
 impl Authenticator for DeviceAuth {
-    fn authenticate(&self, peer: &Peer, _request: &Request) -> AuthOutcome {
-        match &peer.client_cert {
-            Some(cert) => AuthOutcome::Accept {
+    fn authenticate(&self, peer: &Peer, request: &Request) -> AuthOutcome {
+        if let Some(cert) = &peer.client_cert {
+            return AuthOutcome::Accept {
                 identity: cert.common_name.clone(),
-            },
-            None => AuthOutcome::Reject(Rejection::unauthorized(NO_CREDENTIALS)),
+            };
         }
+        if has_header_prefixed(request, "x-") {
+            return self.nh1.authenticate(request);
+        }
+        AuthOutcome::Reject(Rejection::unauthorized(NO_CREDENTIALS))
     }
 }

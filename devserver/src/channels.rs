@@ -7,6 +7,7 @@ use nerves_hub_channel::message::{events, Message, Payload, Reply};
 use serde_json::json;
 
 use crate::demo;
+use crate::hub;
 use crate::state::{Conn, Received, State};
 
 /// Topics a router would match: NervesHub's device-facing channels plus test rooms.
@@ -66,6 +67,8 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
         joins,
         join_replies,
         answer_heartbeats,
+        hub: settings,
+        demo_update,
         ..
     } = state;
     let Some(conn) = conns.get_mut(&id) else {
@@ -96,16 +99,20 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
                 conn.send_message(&close);
             }
             let new_ref = msg.join_ref.clone().or_else(|| msg.msg_ref.clone());
-            let reply = join_replies
-                .get(&msg.topic)
-                .cloned()
-                .unwrap_or_else(|| ok(Payload::empty()));
+            let reply = match join_replies.get(&msg.topic) {
+                Some(reply) => reply.clone(),
+                None if msg.topic == "extensions" => hub::extensions_reply(&msg.payload, settings),
+                None => ok(Payload::empty()),
+            };
             conn.reply(new_ref.as_deref(), msg_ref, &msg.topic, &reply);
             if reply.is_ok() {
                 conn.channels.insert(msg.topic.clone(), new_ref.clone());
                 *joins.entry(msg.topic.clone()).or_default() += 1;
-                if demo && msg.topic == "device" {
-                    demo::hello(conn, &new_ref);
+                if msg.topic == "device" {
+                    hub::after_device_join(conn, &new_ref, &msg.payload, settings);
+                    if demo {
+                        demo::offer_update(conn, &new_ref, &msg.payload, demo_update.as_ref());
+                    }
                 }
             }
             record(received, id, conn, msg, demo);
@@ -132,6 +139,8 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
             }
             match current {
                 None => conn.reply(None, msg_ref, &msg.topic, &unmatched_topic()),
+                // NervesHub never answers device events.
+                Some(_) if hub::is_silent(&msg.topic) => {}
                 Some(cur) => {
                     if let Some(reply) = echo(&msg) {
                         conn.reply(cur.as_deref(), msg_ref, &msg.topic, &reply);

@@ -9,6 +9,7 @@ use nerves_hub_channel::message::{events, Message, Payload, Reply};
 use serde_json::json;
 
 use crate::channels::lifecycle;
+use crate::flood::Flood;
 use crate::state::{deadline_after, ConnectionInfo, Received, Shared, State};
 
 /// Cheap to clone; every clone drives the same server.
@@ -78,6 +79,13 @@ impl Control {
     /// Sends `[null, null, topic, event, payload]` to every channel joined on `topic`.
     pub async fn broadcast(&self, topic: &str, event: &str, payload: Payload) -> usize {
         self.deliver(topic, event, payload, JoinRef::Broadcast)
+    }
+
+    /// Starts `flood.count` messages to every channel joined on `flood.topic`
+    /// and returns how many channels that is; they are sent in the background,
+    /// as fast as each client reads them.
+    pub async fn flood(&self, flood: Flood) -> usize {
+        crate::flood::start(&self.shared, flood)
     }
 
     /// Everything clients sent on channels, in arrival order (heartbeats excluded).
@@ -266,6 +274,25 @@ impl Control {
             .iter()
             .map(|(id, conn)| conn.info(*id))
             .collect()
+    }
+
+    /// The extensions the "product" has enabled (default health, geo,
+    /// logging): an `extensions` join is answered with the offered ones among them.
+    pub async fn set_enabled_extensions(&self, names: Vec<String>) {
+        self.shared.update(|state| state.hub.extensions = names);
+    }
+
+    /// The keys sent after a `device` join that asked for them with
+    /// `fwup_public_keys` / `archive_public_keys: "on_connect"`; `None` keeps the current list.
+    pub async fn set_public_keys(&self, fwup: Option<Vec<String>>, archive: Option<Vec<String>>) {
+        self.shared.update(|state| {
+            if let Some(keys) = fwup {
+                state.hub.fwup_public_keys = keys;
+            }
+            if let Some(keys) = archive {
+                state.hub.archive_public_keys = keys;
+            }
+        });
     }
 
     /// Forgets received messages and join counters, and clears every override.

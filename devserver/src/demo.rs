@@ -3,21 +3,44 @@
 use std::io::Write;
 
 use nerves_hub_channel::message::{Message, Payload};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::httpdate::unix_now;
 use crate::state::Conn;
 
 const ANONYMOUS: &str = "anonymous";
 
-pub(crate) fn hello(conn: &Conn, join_ref: &Option<String>) {
-    let who = conn.identity.as_deref().unwrap_or(ANONYMOUS);
-    let payload = json!({"message": format!("welcome, {who}"), "server_time": unix_now()});
+/// Offers the demo firmware to a device that joined `device`, unless the
+/// join says it already runs it; otherwise greets it.
+pub(crate) fn offer_update(
+    conn: &Conn,
+    join_ref: &Option<String>,
+    join_params: &Payload,
+    update: Option<&Value>,
+) {
+    let running = join_params.to_value().and_then(|v| {
+        v.get("nerves_fw_uuid")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let offered = update
+        .and_then(|u| u.pointer("/firmware_meta/uuid"))
+        .and_then(Value::as_str);
+    let (event, payload) = match (update, offered) {
+        (Some(update), Some(uuid)) if running.as_deref() != Some(uuid) => {
+            ("update", update.clone())
+        }
+        _ => {
+            let who = conn.identity.as_deref().unwrap_or(ANONYMOUS);
+            let hello = json!({"message": format!("welcome, {who}"), "server_time": unix_now()});
+            ("hello", hello)
+        }
+    };
     conn.send_message(&Message {
         join_ref: join_ref.clone(),
         msg_ref: None,
         topic: "device".into(),
-        event: "hello".into(),
+        event: event.into(),
         payload: Payload::json(&payload),
     });
 }

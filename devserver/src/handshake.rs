@@ -6,7 +6,6 @@ use tokio_tungstenite::tungstenite::http::{header, Response, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::auth::{AuthOutcome, Authenticator, Peer};
-use crate::httpdate::http_date_now;
 
 /// The mounts NervesHub's device endpoint serves.
 pub const SOCKET_PATHS: [&str; 2] = ["/socket/websocket", "/device-socket/websocket"];
@@ -50,11 +49,12 @@ impl Rejection {
         }
     }
 
-    pub(crate) fn into_response(self) -> ErrorResponse {
+    /// `date` is the server's `Date` header value (its clock may be skewed for tests).
+    pub(crate) fn into_response(self, date: String) -> ErrorResponse {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::FORBIDDEN);
         let mut builder = Response::builder()
             .status(status)
-            .header(header::DATE, http_date_now())
+            .header(header::DATE, date)
             .header(header::CONTENT_LENGTH, self.body.len())
             .header(header::CONNECTION, "close");
         if !self.body.is_empty() {

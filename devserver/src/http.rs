@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,13 +21,59 @@ pub(crate) struct Request {
     pub method: String,
     /// The path without its query string.
     pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A non-JSON answer (firmware images): `bytes[range]` with these headers,
+/// optionally with one byte flipped or cut short by dropping the connection.
+#[derive(Debug)]
+pub(crate) struct RawBody {
+    pub headers: Vec<(String, String)>,
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    pub range: std::ops::Range<usize>,
+    /// Image offset of a byte to flip.
+    pub corrupt_at: Option<usize>,
+    /// Send only this many body bytes, then close the connection.
+    pub cut_after: Option<usize>,
+    /// Pace the body at about this rate.
+    pub bytes_per_second: Option<u64>,
+}
+
+impl RawBody {
+    /// A JSON body with extra headers.
+    pub fn json_with(mut headers: Vec<(String, String)>, body: String) -> RawBody {
+        headers.push(("Content-Type".into(), "application/json".into()));
+        let len = body.len();
+        RawBody {
+            headers,
+            bytes: std::sync::Arc::new(body.into_bytes()),
+            range: 0..len,
+            corrupt_at: None,
+            cut_after: None,
+            bytes_per_second: None,
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct Response {
     pub status: u16,
     pub body: String,
+    /// When set, sent instead of `body`.
+    /// Boxed: most responses are small JSON and travel in `Result`s.
+    pub raw: Option<Box<RawBody>>,
 }
 
 impl Response {
@@ -34,6 +81,7 @@ impl Response {
         Response {
             status,
             body: value.to_string(),
+            raw: None,
         }
     }
 
@@ -46,11 +94,14 @@ fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        206 => "Partial Content",
+        302 => "Found",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -62,6 +113,8 @@ fn reason(status: u16) -> &'static str {
 struct Head {
     method: String,
     path: String,
+    query: Option<String>,
+    headers: Vec<(String, String)>,
     header_len: usize,
     content_length: usize,
     keep_alive: bool,
@@ -92,6 +145,20 @@ fn parse_head(buf: &[u8]) -> Parsed {
             .next()
             .unwrap_or("/")
             .to_owned(),
+        query: req
+            .path
+            .and_then(|p| p.split_once('?'))
+            .map(|(_, q)| q.to_owned()),
+        headers: req
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).trim().to_owned(),
+                )
+            })
+            .collect(),
         header_len,
         content_length: 0,
         keep_alive: !http10,
@@ -125,11 +192,59 @@ fn parse_head(buf: &[u8]) -> Parsed {
     Parsed::Head(head)
 }
 
+/// Writes a raw answer; `Ok(false)` when it was cut and the connection must close.
+async fn write_raw(
+    stream: &mut TcpStream,
+    status: u16,
+    raw: &RawBody,
+    keep_alive: bool,
+) -> std::io::Result<bool> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nDate: {}\r\nConnection: {}\r\n",
+        status,
+        reason(status),
+        raw.range.len(),
+        http_date_now(),
+        if keep_alive { "keep-alive" } else { "close" },
+    );
+    for (name, value) in &raw.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let send = raw.cut_after.unwrap_or(usize::MAX).min(raw.range.len());
+    let end = raw.range.start + send;
+    let mut at = raw.range.start;
+    let started = tokio::time::Instant::now();
+    while at < end {
+        if let Some(rate) = raw.bytes_per_second {
+            // Pacing is the fault itself, not synchronisation.
+            let due = Duration::from_secs_f64((at - raw.range.start) as f64 / rate as f64);
+            tokio::time::sleep_until(started + due).await;
+        }
+        let next = (at + (64 << 10)).min(end);
+        let mut piece = raw.bytes[at..next].to_vec();
+        if let Some(flip) = raw.corrupt_at.filter(|c| (at..next).contains(c)) {
+            piece[flip - at] ^= 0xFF;
+        }
+        stream.write_all(&piece).await?;
+        at = next;
+    }
+    stream.flush().await?;
+    Ok(send == raw.range.len())
+}
+
 async fn write_response(
     stream: &mut TcpStream,
     response: &Response,
     keep_alive: bool,
 ) -> std::io::Result<()> {
+    if let Some(raw) = &response.raw {
+        return match write_raw(stream, response.status, raw, keep_alive).await? {
+            true => Ok(()),
+            false => Err(std::io::Error::other("response cut on purpose")),
+        };
+    }
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nDate: {}\r\nConnection: {}\r\n\r\n",
         response.status,
@@ -198,6 +313,8 @@ where
         let request = Request {
             method: head.method,
             path: head.path,
+            query: head.query,
+            headers: head.headers,
             body,
         };
         let response = handler(request).await;

@@ -9,12 +9,17 @@ use std::time::Duration;
 mod api;
 mod auth;
 mod channels;
+mod clock;
 mod control;
 mod demo;
+mod firmware;
+mod flood;
 mod handshake;
 mod http;
 mod httpdate;
+mod hub;
 mod listener;
+mod nh1;
 mod pki;
 mod sec1;
 mod server;
@@ -25,7 +30,11 @@ mod tls;
 pub use auth::NO_CREDENTIALS;
 pub use channels::is_routed;
 pub use control::Control;
+pub use firmware::{random_image, Firmware, FirmwareFaults, FirmwareRequest};
+pub use flood::Flood;
 pub use handshake::{MAX_MESSAGE_SIZE, SOCKET_PATHS};
+pub use hub::DUMMY_PUBLIC_KEY;
+pub use nh1::SharedSecretEntry;
 pub use pki::{Pki, DEVICE_CN};
 pub use server::DevServer;
 pub use state::{ConnectionInfo, Received};
@@ -39,6 +48,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Greet devices joining `device` and print what they send.
     pub demo: bool,
+    /// NH1 shared secrets accepted on both listeners (`Debug` hides them).
+    pub shared_secrets: Vec<SharedSecretEntry>,
 }
 
 impl Default for Config {
@@ -47,6 +58,7 @@ impl Default for Config {
             pki_dir: None,
             idle_timeout: Duration::from_secs(60),
             demo: false,
+            shared_secrets: Vec::new(),
         }
     }
 }

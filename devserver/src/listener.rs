@@ -9,6 +9,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
 use crate::auth::{Authenticator, ClientCert, Peer};
+use crate::clock::ServerClock;
 use crate::handshake::{self, Accepted};
 use crate::session;
 use crate::state::Shared;
@@ -22,6 +23,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Endpoint {
     pub tls: Option<TlsAcceptor>,
     pub auth: Arc<dyn Authenticator>,
+    /// Dates the refusals (shared with NH1 checks and `POST /clock_skew`).
+    pub clock: Arc<ServerClock>,
 }
 
 pub(crate) async fn accept_loop(listener: TcpListener, endpoint: Endpoint, shared: Arc<Shared>) {
@@ -53,7 +56,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, endpoint: Endpoint, share
 
 async fn serve(stream: TcpStream, endpoint: Endpoint, shared: Arc<Shared>) {
     let Some(acceptor) = &endpoint.tls else {
-        return upgrade(stream, Peer::default(), endpoint.auth.as_ref(), shared).await;
+        return upgrade(stream, Peer::default(), &endpoint, shared).await;
     };
     let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
@@ -68,16 +71,10 @@ async fn serve(stream: TcpStream, endpoint: Endpoint, shared: Arc<Shared>) {
         .map(|cert| ClientCert {
             common_name: tls::common_name(cert),
         });
-    upgrade(
-        tls_stream,
-        Peer { client_cert },
-        endpoint.auth.as_ref(),
-        shared,
-    )
-    .await;
+    upgrade(tls_stream, Peer { client_cert }, &endpoint, shared).await;
 }
 
-async fn upgrade<S>(stream: S, peer: Peer, auth: &dyn Authenticator, shared: Arc<Shared>)
+async fn upgrade<S>(stream: S, peer: Peer, endpoint: &Endpoint, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -85,7 +82,7 @@ where
     // tungstenite fixes this callback's signature, large error type included.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        match handshake::check(request, &peer, auth) {
+        match handshake::check(request, &peer, endpoint.auth.as_ref()) {
             Ok(ok) => {
                 accepted = Some(ok);
                 Ok(response)
@@ -96,7 +93,7 @@ where
                     request.uri(),
                     rejection.status
                 );
-                Err(rejection.into_response())
+                Err(rejection.into_response(endpoint.clock.http_date()))
             }
         }
     };

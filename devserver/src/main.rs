@@ -6,17 +6,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use nhc_devserver::{Config, DevServer};
+use nhc_devserver::{Config, DevServer, SharedSecretEntry};
 
 mod logger;
 
 const USAGE: &str =
     "usage: nhc-devserver [--pki-dir DIR] [--idle-timeout-ms N] [--demo] [--ready-file PATH]
+                     [--shared-secret KEY:SECRET[:IDENTIFIER]]...
 
   --pki-dir DIR         PKI directory (default ./nhc-devserver-pki); an existing CA there is reused
   --idle-timeout-ms N   close connections silent for N ms (default 60000)
   --demo                greet devices joining \"device\" and print what they send
   --ready-file PATH     also write the JSON ready line to PATH
+  --shared-secret KEY:SECRET[:IDENTIFIER]
+                        accept NH1 signatures made with this secret (repeatable). An nhp_ key
+                        (product) takes any identifier and no IDENTIFIER; other keys (device)
+                        need the IDENTIFIER of their device
 Log level: NHC_LOG=error|warn|info|debug|trace (default info).";
 
 struct Args {
@@ -42,6 +47,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 config.idle_timeout = Duration::from_millis(ms);
             }
             "--demo" => config.demo = true,
+            "--shared-secret" => config
+                .shared_secrets
+                .push(SharedSecretEntry::parse_cli(&value("--shared-secret")?)?),
             "--ready-file" => ready_file = Some(PathBuf::from(value("--ready-file")?)),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),

@@ -12,9 +12,12 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, ApiContext};
-use crate::auth::{DeviceAuth, Open};
+use crate::auth::{DeviceAuth, Open, SharedSecrets};
+use crate::clock::ServerClock;
 use crate::control::Control;
+use crate::firmware::Firmware;
 use crate::listener::{accept_loop, Endpoint};
+use crate::nh1::{Nh1Store, SharedSecretEntry};
 use crate::pki::Pki;
 use crate::state::Shared;
 use crate::{http, tls, Config};
@@ -27,6 +30,9 @@ pub struct DevServer {
     wss_port: u16,
     control_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
+    firmware: Firmware,
+    /// NH1 shared secrets and the server clock they are checked against.
+    nh1: SharedSecrets,
     /// A PKI directory this server invented, removed when it stops.
     temp_dir: Option<PathBuf>,
 }
@@ -61,6 +67,14 @@ impl DevServer {
         let temp_dir = temp_dir.map(|_| pki.dir.clone());
         let acceptor = TlsAcceptor::from(tls::server_config(&pki)?);
         let shared = Shared::new(config.idle_timeout, config.demo);
+        let store = Nh1Store::new(&config.shared_secrets).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("shared secret: {e}"))
+        })?;
+        let clock = Arc::new(ServerClock::default());
+        let nh1 = SharedSecrets {
+            store: Arc::new(store),
+            clock: clock.clone(),
+        };
 
         let (ws, wss, control) = (bind().await?, bind().await?, bind().await?);
         let (ws_port, wss_port) = (ws.local_addr()?.port(), wss.local_addr()?.port());
@@ -68,11 +82,13 @@ impl DevServer {
 
         let plain = Endpoint {
             tls: None,
-            auth: Arc::new(Open),
+            auth: Arc::new(Open { nh1: nh1.clone() }),
+            clock: clock.clone(),
         };
         let secure = Endpoint {
             tls: Some(acceptor),
-            auth: Arc::new(DeviceAuth),
+            auth: Arc::new(DeviceAuth { nh1: nh1.clone() }),
+            clock,
         };
         let mut tasks = vec![
             tokio::spawn(accept_loop(ws, plain, shared.clone())),
@@ -91,12 +107,16 @@ impl DevServer {
             wss_port,
             control_addr,
             tasks,
+            firmware: Firmware::new(format!("http://{control_addr}")),
+            nh1,
             temp_dir,
         };
         let ctx = Arc::new(ApiContext {
             control: server.control(),
             info: server.info(),
             pki: server.pki.clone(),
+            nh1: server.nh1.clone(),
+            firmware: server.firmware(),
         });
         let handler = move |request| {
             let ctx = ctx.clone();
@@ -107,6 +127,27 @@ impl DevServer {
             server.shared.clone(),
             handler,
         )));
+        if config.demo {
+            // A firmware a little over 3 MiB, so progress and per-MiB checks show.
+            let offer = server
+                .firmware
+                .add(
+                    "demo-1.1.0.fw",
+                    crate::firmware::random_image(3 * 1024 * 1024 + 4096, 11),
+                )
+                .map_err(|e| std::io::Error::other(format!("demo firmware: {e}")))?;
+            // About 2 s of download, so the progress reports show.
+            let slow = crate::firmware::FirmwareFaults {
+                bytes_per_second: Some(1536 * 1024),
+                ..Default::default()
+            };
+            server
+                .firmware
+                .set_faults("demo-1.1.0.fw", slow)
+                .map_err(std::io::Error::other)?;
+            let update = offer.get("update").cloned();
+            server.shared.update(|state| state.demo_update = update);
+        }
         log::info!("listening: {}", server.info());
         Ok(server)
     }
@@ -132,6 +173,22 @@ impl DevServer {
 
     pub fn control(&self) -> Control {
         Control::new(self.shared.clone())
+    }
+
+    /// Firmware images served at `control_url()/firmware/<name>`, with faults.
+    pub fn firmware(&self) -> Firmware {
+        self.firmware.clone()
+    }
+
+    /// Accepts another NH1 shared secret (or replaces the one with that key).
+    pub fn add_shared_secret(&self, entry: SharedSecretEntry) -> Result<(), String> {
+        self.nh1.store.add(entry)
+    }
+
+    /// Shifts the server's "now" by `seconds` for NH1 checks and the `Date`
+    /// header of refusals (negative: the server's clock is behind).
+    pub fn set_clock_skew(&self, seconds: i64) {
+        self.nh1.clock.set_skew(seconds);
     }
 
     /// URLs and PKI paths as one JSON object: the binary's ready line and `GET /`.

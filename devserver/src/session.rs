@@ -125,6 +125,10 @@ async fn write_loop<S>(
         while let Some(out) = next.take() {
             let result = match out {
                 Out::Frame(msg) => sink.feed(msg).await,
+                Out::Taken(taken) => {
+                    let _ = taken.send(());
+                    Ok(())
+                }
                 Out::Close(code, reason) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),

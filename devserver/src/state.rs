@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nerves_hub_channel::codec::{encode_server_message, encode_server_reply, Frame};
 use nerves_hub_channel::message::{Message, Reply};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// One message a client sent on a channel.
@@ -41,6 +41,9 @@ pub struct ConnectionInfo {
 pub(crate) enum Out {
     Frame(WsMessage),
     Close(u16, &'static str),
+    /// Resolved when the writer reaches it, i.e. once every frame queued
+    /// before it was handed to the socket: floods pace themselves with it.
+    Taken(oneshot::Sender<()>),
 }
 
 pub(crate) struct Conn {
@@ -107,8 +110,12 @@ pub(crate) struct State {
     pub joins: HashMap<String, usize>,
     pub join_replies: HashMap<String, Reply>,
     pub answer_heartbeats: bool,
+    /// NervesHub behaviour settings (public keys, enabled extensions).
+    pub hub: crate::hub::HubSettings,
     /// Bumped by every reset, so waiters scanning `received` incrementally know to start over.
     pub generation: u64,
+    /// Demo mode: the `update` payload offered to devices not running that firmware.
+    pub demo_update: Option<serde_json::Value>,
 }
 
 impl State {
@@ -119,7 +126,9 @@ impl State {
             joins: HashMap::new(),
             join_replies: HashMap::new(),
             answer_heartbeats: true,
+            hub: crate::hub::HubSettings::default(),
             generation: 0,
+            demo_update: None,
         }
     }
 
@@ -128,6 +137,7 @@ impl State {
         self.joins.clear();
         self.join_replies.clear();
         self.answer_heartbeats = true;
+        self.hub = crate::hub::HubSettings::default();
         self.generation += 1;
     }
 }

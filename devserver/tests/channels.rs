@@ -346,7 +346,7 @@ async fn wait_for_reports_what_was_received_on_timeout() {
 }
 
 #[tokio::test]
-async fn demo_mode_greets_the_device() {
+async fn demo_mode_offers_its_firmware_and_greets_a_device_running_it() {
     let config = nhc_devserver::Config {
         demo: true,
         ..Default::default()
@@ -354,11 +354,35 @@ async fn demo_mode_greets_the_device() {
     let server = nhc_devserver::DevServer::start(config).await.unwrap();
     let mut c = connect(&server).await;
     c.join("device", "1").await;
-    let hello = c.recv().await;
+    let offer = c.recv().await;
     assert_eq!(
-        (&hello[0], &hello[1], &hello[2], &hello[3]),
-        (&json!("1"), &json!(null), &json!("device"), &json!("hello"))
+        (&offer[0], &offer[1], &offer[2], &offer[3]),
+        (
+            &json!("1"),
+            &json!(null),
+            &json!("device"),
+            &json!("update")
+        )
     );
+    let update = &offer[4];
+    assert_eq!(update["update_available"], true);
+    assert!(update["size"].as_u64().is_some_and(|n| n > 3 * 1024 * 1024));
+    assert_eq!(
+        update["partials_checksums"].as_array().map(Vec::len),
+        Some(4)
+    );
+    let url = update["firmware_url"].as_str().unwrap();
+    assert!(url.starts_with(&server.control_url()), "{url}");
+    let uuid = update["firmware_meta"]["uuid"].clone();
+
+    // A device already running the demo firmware is only greeted.
+    let mut again = connect(&server).await;
+    again
+        .send(json!(["7", "7", "device", "phx_join", {"nerves_fw_uuid": uuid}]))
+        .await;
+    assert_eq!(again.recv().await[3], "phx_reply");
+    let hello = again.recv().await;
+    assert_eq!((&hello[2], &hello[3]), (&json!("device"), &json!("hello")));
     assert_eq!(hello[4]["message"], "welcome, anonymous");
     assert!(hello[4]["server_time"]
         .as_u64()

@@ -1,23 +1,25 @@
-//! A minimal device: connects over wss with a client certificate, joins
-//! "device", answers the first server event with a push, and exits.
+//! A NervesHub device: connects over wss with a client certificate, joins
+//! "device" with its firmware metadata, applies the update the server offers
+//! into a file (download, per-MiB and whole-file verification, progress),
+//! reports completed, and "reboots" by exiting.
 //!
 //! cargo run --example device -- --url wss://localhost:4001/socket/websocket \
-//!     --ca ca.pem --cert device.pem --key device-key.pem
+//!     --ca ca.pem --cert device.pem --key device-key.pem --out /tmp/fw
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use nerves_hub_channel::{
-    Event, JoinParams, Payload, PemSource, PushOutcome, Socket, SocketConfig,
-};
-use serde_json::json;
+use nerves_hub_channel::nerves_hub::update::{SinkSpec, UpdateOptions};
+use nerves_hub_channel::nerves_hub::{Device, DeviceConfig, DeviceEvent, FirmwareMetadata};
+use nerves_hub_channel::{Event, PemSource, SocketConfig};
 
 struct Args {
     url: String,
     ca: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    out: PathBuf,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -26,6 +28,7 @@ fn parse_args() -> Result<Args, String> {
         ca: None,
         cert: None,
         key: None,
+        out: std::env::temp_dir(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -35,11 +38,15 @@ fn parse_args() -> Result<Args, String> {
             "--ca" => args.ca = Some(value()?.into()),
             "--cert" => args.cert = Some(value()?.into()),
             "--key" => args.key = Some(value()?.into()),
+            "--out" => args.out = value()?.into(),
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if args.url.is_empty() {
-        return Err("usage: device --url URL [--ca CA.pem] [--cert CERT.pem --key KEY.pem]".into());
+        return Err(
+            "usage: device --url URL [--ca CA.pem] [--cert CERT.pem --key KEY.pem] [--out DIR]"
+                .into(),
+        );
     }
     Ok(args)
 }
@@ -57,63 +64,80 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let mut config = SocketConfig::new(&args.url);
-    config.tls.ca = args.ca.map(PemSource::File);
-    config.tls.client_cert = args.cert.map(PemSource::File);
-    config.tls.client_key = args.key.map(PemSource::File);
-    let socket = Socket::new(config).map_err(|e| e.to_string())?;
-    let params = JoinParams::Static(Payload::json(&json!({
-        "device_api_version": "2.3.0",
-        "nerves_fw_version": "1.0.0",
-    })));
-    let device = socket
-        .channel("device", params)
-        .map_err(|e| e.to_string())?;
-    socket.connect().map_err(|e| e.to_string())?;
-    device.join().map_err(|e| e.to_string())?;
+    let mut socket = SocketConfig::new(&args.url);
+    socket.tls.ca = args.ca.map(PemSource::File);
+    socket.tls.client_cert = args.cert.map(PemSource::File);
+    socket.tls.client_key = args.key.map(PemSource::File);
+    let mut config = DeviceConfig::new(socket);
+    config.metadata = FirmwareMetadata::from_pairs([
+        ("nerves_fw_uuid", "00000000-0000-4000-8000-000000000001"),
+        ("nerves_fw_product", "nhc-demo"),
+        ("nerves_fw_version", "1.0.0"),
+        ("nerves_fw_architecture", "generic"),
+        ("nerves_fw_platform", "host"),
+    ]);
+    config.fwup_version = Some("1.13.2".into());
+    config.firmware_validated = Some(std::sync::Arc::new(|| Some(true)));
+    let device = Device::new(config).map_err(|e| e.to_string())?;
+    device.connect().map_err(|e| e.to_string())?;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let image = args.out.join("nhc-demo-next.fw");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let event = tokio::time::timeout_at(deadline, socket.next_event())
+        let event = tokio::time::timeout_at(deadline, device.next_event())
             .await
-            .map_err(|_| "no event from the server within 30 s".to_owned())?
-            .ok_or("the socket closed")?;
+            .map_err(|_| "nothing finished within 120 s".to_owned())?
+            .ok_or("the connection closed")?;
         match event {
-            Event::Connecting { attempt } => println!("device: connecting (attempt {attempt})"),
-            Event::Connected => println!("device: connected to {}", args.url),
-            Event::Joined { topic, .. } => println!("device: joined {topic:?}"),
-            Event::Message {
+            DeviceEvent::Socket(Event::Connecting { attempt }) => {
+                println!("device: connecting (attempt {attempt})")
+            }
+            DeviceEvent::Socket(Event::Connected) => println!("device: connected to {}", args.url),
+            DeviceEvent::Socket(Event::Joined { topic, .. }) => {
+                println!("device: joined {topic:?}")
+            }
+            DeviceEvent::Socket(Event::AuthError { error, .. }) => return Err(error.to_string()),
+            DeviceEvent::Socket(Event::Disconnected { reason, .. }) => {
+                println!("device: disconnected: {reason}")
+            }
+            DeviceEvent::Socket(_) => {}
+            DeviceEvent::UpdateAvailable(info) => {
+                println!(
+                    "device: update offered: firmware {} ({} bytes, {} MiB parts to verify)",
+                    info.firmware_meta.uuid,
+                    info.size.unwrap_or(0),
+                    info.partials_checksums.len()
+                );
+                println!("device: applying it into {}", image.display());
+                let options = UpdateOptions::new(SinkSpec::File(image.clone()));
+                device
+                    .apply_update(&info, options)
+                    .map_err(|e| e.to_string())?;
+            }
+            DeviceEvent::UpdateProgress { stage, percent } => {
+                println!("device: {} {percent}%", stage.as_str())
+            }
+            DeviceEvent::UpdateFinished { ok: true, .. } => {
+                println!("device: update completed and verified; rebooting (the demo exits)");
+                device.close();
+                return Ok(());
+            }
+            DeviceEvent::UpdateFinished { ok: false, reason } => {
+                return Err(format!("update failed: {}", reason.unwrap_or_default()));
+            }
+            DeviceEvent::Reboot => {
+                println!("device: the server asked for a reboot (the demo exits)");
+                device.close();
+                return Ok(());
+            }
+            DeviceEvent::Other {
                 topic,
                 event,
                 payload,
-                ..
-            } => {
-                println!(
-                    "server -> device: {topic} {event} {}",
-                    payload.json_text().unwrap_or("<binary>")
-                );
-                let answer = Payload::json(&json!({"received": event, "status": "ok"}));
-                println!(
-                    "device -> server: {topic} hello_back {}",
-                    answer.json_text().unwrap_or("")
-                );
-                let reply = device
-                    .push("hello_back", answer)
-                    .map_err(|e| e.to_string())?;
-                match reply.await.map_err(|e| e.to_string())? {
-                    PushOutcome::Ok(response) => {
-                        println!(
-                            "server replied ok: {}",
-                            response.json_text().unwrap_or("<binary>")
-                        );
-                        socket.close();
-                        return Ok(());
-                    }
-                    other => return Err(format!("push failed: {other:?}")),
-                }
-            }
-            Event::AuthError { error, .. } => return Err(error.to_string()),
-            Event::Disconnected { reason, .. } => println!("device: disconnected: {reason}"),
+            } => println!(
+                "server -> device: {topic} {event} {}",
+                payload.json_text().unwrap_or("<binary>")
+            ),
             other => println!("device: {other:?}"),
         }
     }

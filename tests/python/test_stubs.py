@@ -109,3 +109,26 @@ def test_examples_and_package_type_check(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def stub_defaults(class_name: str) -> Dict[str, Any]:
+    tree = ast.parse(STUB.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__new__":
+                    args = item.args
+                    return {
+                        a.arg: ast.literal_eval(d) if d is not None else inspect.Parameter.empty
+                        for a, d in zip(args.kwonlyargs, args.kw_defaults)
+                    }
+    raise AssertionError(f"no {class_name}.__new__ in the stub")
+
+
+def test_async_device_takes_the_options_of_device() -> None:
+    stub = stub_defaults("Device")
+    del stub["delivery"]
+    params = inspect.signature(nhc.AsyncDevice).parameters
+    asynchronous = {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    assert asynchronous.pop("max_pending") == 1024
+    assert asynchronous == stub

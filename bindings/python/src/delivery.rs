@@ -13,9 +13,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 
+use nerves_hub_channel::nerves_hub::{Device, DeviceEvent};
 use nerves_hub_channel::{Event, Socket};
 use pyo3::prelude::*;
 
+use crate::device_router::DeviceRouter;
 use crate::errors;
 use crate::router::Router;
 
@@ -23,9 +25,25 @@ const CAPACITY: usize = 1024;
 /// Events delivered per GIL acquisition.
 const BATCH: usize = 64;
 
+/// One event on its way to Python, with the router that delivers it.
+enum Item {
+    Socket(Arc<Router>, Event),
+    // Boxed: device events are large, and socket events are the hot path.
+    Device(Arc<DeviceRouter>, Box<DeviceEvent>),
+}
+
+impl Item {
+    fn route(self, py: Python<'_>) {
+        match self {
+            Item::Socket(router, event) => router.route(py, event),
+            Item::Device(router, event) => router.route(py, *event),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inbox {
-    items: VecDeque<(Arc<Router>, Event)>,
+    items: VecDeque<Item>,
     stop: bool,
     thread: Option<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
@@ -63,6 +81,16 @@ pub fn attach(socket: &Socket, router: Arc<Router>) -> PyResult<()> {
     Ok(())
 }
 
+/// Makes `device` deliver its events to `router` on the delivery thread.
+pub fn attach_device(device: &Device, router: Arc<DeviceRouter>) -> PyResult<()> {
+    start()?;
+    device.set_handler(Some(Box::new(move |event| {
+        router.watch_event(&event);
+        enqueue(Item::Device(router.clone(), Box::new(event)));
+    })));
+    Ok(())
+}
+
 fn start() -> PyResult<()> {
     let d = delivery();
     let mut inbox = d.lock();
@@ -83,6 +111,11 @@ fn start() -> PyResult<()> {
 /// Runs on the core's dispatcher thread: no GIL, no Python.
 fn forward(router: &Arc<Router>, event: Event) {
     router.watch.update(&event);
+    enqueue(Item::Socket(router.clone(), event));
+}
+
+/// Runs on the core's dispatcher thread: waits for room, never for Python.
+fn enqueue(item: Item) {
     let d = delivery();
     let mut inbox = d.lock();
     while inbox.items.len() >= CAPACITY && !inbox.stop {
@@ -92,7 +125,7 @@ fn forward(router: &Arc<Router>, event: Event) {
         // The interpreter is exiting: nobody will run callbacks any more.
         return;
     }
-    inbox.items.push_back((router.clone(), event));
+    inbox.items.push_back(item);
     drop(inbox);
     d.ready.notify_one();
 }
@@ -100,7 +133,7 @@ fn forward(router: &Arc<Router>, event: Event) {
 fn run() {
     let d = delivery();
     loop {
-        let batch: Vec<(Arc<Router>, Event)> = {
+        let batch: Vec<Item> = {
             let mut inbox = d.lock();
             while inbox.items.is_empty() && !inbox.stop {
                 inbox = d.ready.wait(inbox).unwrap_or_else(|p| p.into_inner());
@@ -115,8 +148,8 @@ fn run() {
         // `try_attach` declines once the interpreter is finalizing, so this
         // thread never blocks or dies inside Python's shutdown.
         let attached = Python::try_attach(|py| {
-            for (router, event) in batch {
-                router.route(py, event);
+            for item in batch {
+                item.route(py);
             }
         });
         if attached.is_none() {

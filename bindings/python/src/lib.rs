@@ -8,10 +8,15 @@
 mod channel;
 mod convert;
 mod delivery;
+mod device;
+mod device_convert;
+mod device_options;
+mod device_router;
 mod errors;
 mod logging;
 mod options;
 mod params;
+mod py_sink;
 mod registry;
 mod router;
 mod socket;
@@ -66,6 +71,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<socket::Socket>()?;
     m.add_class::<channel::Channel>()?;
     m.add_class::<state::StateChange>()?;
+    m.add_class::<device::Device>()?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_defaults, m)?)?;

@@ -6,7 +6,9 @@ push/reply/timeout, TLS with client certificates) behind two Python APIs:
 * blocking: :class:`Socket` and :class:`Channel`; callbacks run on one
   library-owned thread, every wait releases the GIL and Ctrl-C works;
 * asyncio: :class:`AsyncSocket` and :class:`AsyncChannel`, with
-  ``await channel.push(...)`` and ``async for message in channel``.
+  ``await channel.push(...)`` and ``async for message in channel``;
+* the NervesHub device layer: :class:`Device` (blocking) and
+  :class:`AsyncDevice` (update flow, console, extensions, NH1 and mTLS).
 
 Payloads are JSON-serialisable Python values, or ``bytes`` (sent as binary
 frames). Errors are subclasses of :class:`Error`. The library logs through
@@ -30,13 +32,67 @@ from ._errors import (
     PushError,
     PushTimeout,
     TlsError,
+    UpdateError,
 )
-from ._native import Channel, Socket, StateChange, configure, shutdown
-from .aio import AsyncChannel, AsyncSocket, Message
+from ._device import (
+    EVENT_KINDS,
+    ArchiveInfo,
+    ArchivePublicKeys,
+    ChannelEvent,
+    ConsoleInput,
+    ConsoleMessage,
+    ConsoleRestart,
+    ConsoleWindowSize,
+    DeviceEvent,
+    DeviceMessage,
+    ExtensionEvent,
+    ExtensionsGet,
+    FirmwareMeta,
+    FwupPublicKeys,
+    Identify,
+    InvalidMessage,
+    PublicKeys,
+    Reboot,
+    ScriptRun,
+    SharedSecret,
+    UpdateFinished,
+    UpdateIgnored,
+    UpdateInfo,
+    UpdateProgress,
+)
+from ._native import Channel, Device, Socket, StateChange, configure, shutdown
+from .aio import AsyncChannel, AsyncDevice, AsyncSocket, Message
 
 __version__: str = _native.__version__
 
 __all__ = [
+    "EVENT_KINDS",
+    "ArchiveInfo",
+    "ArchivePublicKeys",
+    "AsyncDevice",
+    "ChannelEvent",
+    "ConsoleInput",
+    "ConsoleMessage",
+    "ConsoleRestart",
+    "ConsoleWindowSize",
+    "Device",
+    "DeviceEvent",
+    "DeviceMessage",
+    "ExtensionEvent",
+    "ExtensionsGet",
+    "FirmwareMeta",
+    "FwupPublicKeys",
+    "Identify",
+    "InvalidMessage",
+    "PublicKeys",
+    "Reboot",
+    "ScriptRun",
+    "SharedSecret",
+    "UpdateError",
+    "UpdateFinished",
+    "UpdateIgnored",
+    "UpdateInfo",
+    "UpdateProgress",
     "AsyncChannel",
     "AsyncSocket",
     "AuthError",

@@ -19,6 +19,7 @@ __all__ = [
     "InvalidArgument",
     "BufferFull",
     "ForkedError",
+    "UpdateError",
 ]
 
 
@@ -116,3 +117,15 @@ class BufferFull(Error):
 class ForkedError(Error):
     """Called in a child process after ``fork()``: the library's threads do
     not survive a fork. Use it in the parent, or start a new program."""
+
+
+class UpdateError(Error):
+    """A firmware update failed (download, checksum, sink) or was cancelled;
+    the server was told ``failed`` with the same ``reason``."""
+
+    reason: str
+    """The reason reported to the server, e.g. ``"Checksum mismatch : ..."``."""
+
+    def __init__(self, message: str, *, reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason

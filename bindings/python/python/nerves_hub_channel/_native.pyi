@@ -5,8 +5,24 @@ Hand-written; ``tests/python/test_stubs.py`` checks them against the module
 """
 
 import os
-from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence, Tuple, Union, final, overload
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypedDict,
+    Union,
+    final,
+    overload,
+)
 from types import TracebackType
+
+from ._device import DeviceEvent, SharedSecret, UpdateInfo
 
 _Pem = Union[str, bytes, bytearray, os.PathLike[str]]
 """A path to a PEM file, or PEM data (``bytes``, or a ``str`` starting with ``-----BEGIN``)."""
@@ -19,6 +35,7 @@ __all__ = [
     "Socket",
     "Channel",
     "StateChange",
+    "Device",
     "configure",
     "shutdown",
     "_defaults",
@@ -148,6 +165,139 @@ class Channel:
         timeout: Optional[float] = None,
     ) -> int:
         """Pushes; ``callback(ok, value)`` gets the outcome. Returns the push id."""
+
+class _Extensions(TypedDict, total=False):
+    health: Union[bool, Callable[[], Mapping[str, float]]]
+    geo: Optional[Callable[[], Mapping[str, Any]]]
+    logging: bool
+
+@final
+class Device:
+    """A NervesHub device: socket, ``device`` channel, update flow, console, extensions."""
+
+    def __new__(
+        cls,
+        url: str,
+        *,
+        ca: Optional[_Pem] = None,
+        cert: Optional[_Pem] = None,
+        key: Optional[_Pem] = None,
+        server_name: Optional[str] = None,
+        shared_secret: Union[SharedSecret, Tuple[str, str, str], Tuple[str, str, str, str], None] = None,
+        device_api_version: str = "2.3.0",
+        metadata: Optional[Mapping[str, str]] = None,
+        fwup_env_path: Union[str, os.PathLike[str], None] = None,
+        fwup_version: Optional[str] = None,
+        update_tool: str = "fwup",
+        request_fwup_public_keys: bool = False,
+        request_archive_public_keys: bool = False,
+        firmware_validated: Optional[Callable[[], Optional[bool]]] = None,
+        validation_poll_interval: float = 10.0,
+        scripts: bool = False,
+        console: bool = False,
+        console_shell: Optional[Sequence[str]] = None,
+        extensions: Optional[_Extensions] = None,
+        report_timeout: float = 60.0,
+        headers: Optional[_Pairs] = None,
+        params: Optional[_Pairs] = None,
+        connect_timeout: float = 15.0,
+        heartbeat_interval: float = 30.0,
+        heartbeat_timeout: float = 30.0,
+        timeout: float = 10.0,
+        rejoin_after: float = 5.0,
+        reconnect: bool = True,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        backoff_jitter: float = 0.5,
+        event_capacity: int = 1024,
+        on_state: Optional[Callable[[StateChange], object]] = None,
+        delivery: Literal["threaded", "polled"] = "threaded",
+    ) -> "Device": ...
+    def connect(self) -> None:
+        """Connects in the background and joins ``device``."""
+    def disconnect(self) -> None:
+        """Closes the connection; ``connect`` resumes."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Closes the device for good."""
+    @property
+    def state(self) -> _ConnectionState:
+        """The connection state."""
+    @property
+    def delivery(self) -> Literal["threaded", "polled"]:
+        """Where callbacks run."""
+    @property
+    def joined(self) -> bool:
+        """Whether the ``device`` channel is joined."""
+    @property
+    def update_in_progress(self) -> bool:
+        """Whether an update is being applied."""
+    @property
+    def attached_extensions(self) -> List[str]:
+        """The extensions the server attached."""
+    def on(self, kind: str, handler: Callable[[DeviceEvent], object]) -> None:
+        """Calls ``handler(event)`` for each event of ``kind`` (``"*"``: all)."""
+    def off(self, kind: str, handler: Optional[Callable[..., object]] = None) -> int:
+        """Removes handlers of ``kind``; returns how many."""
+    def wait_connected(self, timeout: Optional[float] = None) -> None:
+        """Blocks until connected; raises the error of a failed attempt."""
+    def wait_joined(self, timeout: Optional[float] = None) -> None:
+        """Blocks until the ``device`` channel is joined."""
+    def fileno(self) -> int:
+        """Polled devices: readable while events are pending."""
+    def dispatch(self, timeout: float = 0.0, max_events: int = 64) -> int:
+        """Polled devices: runs the handlers of pending events on this thread."""
+    def pending_update(self) -> Optional[UpdateInfo]:
+        """The update waiting for a decision, if any."""
+    def wait_for_update(self, timeout: Optional[float] = None) -> Optional[UpdateInfo]:
+        """Blocks until an update is offered; ``None`` on timeout."""
+    def apply_update(
+        self,
+        update: Union[UpdateInfo, Mapping[str, Any], None] = None,
+        *,
+        path: Union[str, os.PathLike[str], None] = None,
+        sink: Any = None,
+        fwup: Optional[Sequence[str]] = None,
+        idle_timeout: float = 60.0,
+        max_disconnects: int = 10,
+        retry_delay: float = 15.0,
+        max_total: float = 86400.0,
+        ca: Optional[_Pem] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        """Starts downloading and applying ``update`` into a path, a sink or fwup."""
+    def wait_update(self, timeout: Optional[float] = None) -> None:
+        """Blocks until the update ends; raises ``UpdateError`` on failure."""
+    def ignore_update(self, reason: str) -> None:
+        """Declines the pending update."""
+    def reschedule_update(self, delay: float, reason: Optional[str] = None) -> None:
+        """Postpones the pending update by ``delay`` seconds."""
+    def cancel_update(self) -> bool:
+        """Stops the update being applied."""
+    def firmware_validated(self) -> None:
+        """Tells the server the running firmware is validated."""
+    def script_result(
+        self, script_ref: str, result: str, output: str = "", returned: str = "nil"
+    ) -> None:
+        """Answers a ``script_run`` event."""
+    def report_network_interface(self, name: str) -> None:
+        """Tells the server which network interface the device uses."""
+    def set_metadata(self, metadata: Dict[str, str]) -> None:
+        """Replaces the firmware metadata sent at the next join."""
+    def console_output(self, data: str) -> None:
+        """Sends terminal output to the remote console."""
+    def log(self, level: str, message: str, meta: Optional[Mapping[str, str]] = None) -> None:
+        """Sends a log line through the ``logging`` extension."""
+    def report_metric(self, name: str, value: float) -> None:
+        """Sets a metric sent with every later health report."""
+    def cast(self, event: str, payload: Any = None) -> None:
+        """Pushes ``event`` on the ``device`` channel without waiting."""
+    def __enter__(self) -> "Device": ...
+    def __exit__(
+        self,
+        exc_type: Optional[type] = None,
+        exc: Optional[BaseException] = None,
+        tb: Optional[TracebackType] = None,
+    ) -> None: ...
 
 def configure(worker_threads: int) -> None:
     """Sets the number of I/O threads (before the first socket)."""

@@ -1,4 +1,5 @@
-"""The asyncio API: :class:`AsyncSocket` and :class:`AsyncChannel`.
+"""The asyncio API: :class:`AsyncSocket`, :class:`AsyncChannel` and the
+NervesHub :class:`AsyncDevice`.
 
 Built on a socket in polled mode: its descriptor is watched with
 ``loop.add_reader`` and its events are dispatched on the event loop's own
@@ -27,9 +28,10 @@ from typing import (
 )
 
 from . import _native
+from ._aio_device import AsyncDevice
 from ._errors import ClosedError, ConnectError, Error, JoinError
 
-__all__ = ["AsyncSocket", "AsyncChannel", "Message"]
+__all__ = ["AsyncSocket", "AsyncChannel", "AsyncDevice", "Message"]
 
 Pem = Union[str, bytes, "os.PathLike[str]"]
 Pairs = Union[Mapping[str, str], Sequence[Tuple[str, str]]]

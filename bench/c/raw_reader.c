@@ -1,0 +1,224 @@
+/*
+ * The baseline of bench/run.sh: a websocket client that frames and counts
+ * but parses no JSON, on one blocking TCP socket (plain ws, like the other
+ * clients' push and flood workloads). Its CPU per inbound message is the
+ * floor a Phoenix client is compared with; its pipelined rate, which sends
+ * each batch of pushes in one write, approximates the dev server's limit.
+ *
+ *   raw_reader SERVER_JSON [seq=5000] [pipe=50000] [window=100] [flood=50000] [size=256]
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <netdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "benchlib.h"
+
+static int fd = -1;
+static unsigned char in[1 << 16];
+static size_t in_len, in_pos;
+static unsigned long long next_ref = 1;
+
+static void send_all(const unsigned char *buf, size_t len) {
+    while (len) {
+        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+        if (w <= 0) bl_die("websocket write failed", NULL);
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+/* Appends a masked text frame (mask key 0: the bytes go out unchanged). */
+static size_t frame(unsigned char *out, const char *text, size_t len) {
+    size_t h = 0;
+    out[h++] = 0x81;
+    if (len < 126) {
+        out[h++] = (unsigned char)(0x80 | len);
+    } else {
+        out[h++] = 0x80 | 126;
+        out[h++] = (unsigned char)(len >> 8);
+        out[h++] = (unsigned char)len;
+    }
+    memset(out + h, 0, 4);
+    h += 4;
+    memcpy(out + h, text, len);
+    return h + len;
+}
+
+static size_t push_frame(unsigned char *out, const char *topic, const char *event) {
+    char text[256];
+    int n = snprintf(text, sizeof text, "[\"1\",\"%llu\",\"%s\",\"%s\",{\"value\":42}]", next_ref++,
+                     topic, event);
+    return frame(out, text, (size_t)n);
+}
+
+static void fill(void) {
+    if (in_pos < in_len) memmove(in, in + in_pos, in_len - in_pos);
+    in_len -= in_pos;
+    in_pos = 0;
+    ssize_t r = recv(fd, in + in_len, sizeof in - in_len, 0);
+    if (r <= 0) bl_die("websocket read failed (connection closed?)", NULL);
+    in_len += (size_t)r;
+}
+
+/* Skips over the next complete data frame in the buffer; false if none is
+ * complete yet. Control frames are skipped too but not counted. */
+static int next_frame(int *counted) {
+    size_t avail = in_len - in_pos;
+    const unsigned char *p = in + in_pos;
+    if (avail < 2) return 0;
+    uint64_t len = p[1] & 0x7f;
+    size_t h = 2;
+    if (len == 126) {
+        if (avail < 4) return 0;
+        len = ((uint64_t)p[2] << 8) | p[3];
+        h = 4;
+    } else if (len == 127) {
+        if (avail < 10) return 0;
+        len = 0;
+        for (int i = 0; i < 8; i++) len = (len << 8) | p[2 + i];
+        h = 10;
+    }
+    if (len > sizeof in - 16) bl_die("frame larger than the read buffer", NULL);
+    if (avail < h + len) return 0;
+    in_pos += h + (size_t)len;
+    *counted = (p[0] & 0x0f) < 8;
+    return 1;
+}
+
+/* Blocks until `n` data frames were read. */
+static void read_frames(long n) {
+    long got = 0;
+    while (got < n) {
+        int counted;
+        while (got < n && next_frame(&counted)) got += counted;
+        if (got < n) fill();
+    }
+}
+
+static void open_ws(const bl_server *s) {
+    char host[256], path[256] = "/socket/websocket";
+    int port;
+    if (sscanf(s->ws_url, "ws://%255[^:]:%d%255s", host, &port, path) < 2)
+        bl_die("cannot parse ws_url", s->ws_url);
+    char *q = strchr(path, '?');
+    if (q) *q = '\0';
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, service, &hints, &res) != 0 || !res) bl_die("resolve", host);
+    fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) bl_die("connect", s->ws_url);
+    freeaddrinfo(res);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s?vsn=2.0.0 HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     path, host, port);
+    send_all((const unsigned char *)req, (size_t)n);
+    for (;;) {
+        fill();
+        in[in_len < sizeof in ? in_len : sizeof in - 1] = '\0';
+        char *end = strstr((char *)in, "\r\n\r\n");
+        if (!end) continue;
+        if (strncmp((char *)in, "HTTP/1.1 101", 12) != 0) bl_die("upgrade refused", (char *)in);
+        in_pos = (size_t)(end + 4 - (char *)in);
+        break;
+    }
+}
+
+static void join(const char *topic) {
+    char text[256];
+    int n = snprintf(text, sizeof text, "[\"1\",\"%llu\",\"%s\",\"phx_join\",{}]", next_ref++, topic);
+    unsigned char out[300];
+    send_all(out, frame(out, text, (size_t)n));
+    read_frames(1);
+}
+
+static long arg_long(int argc, char **argv, const char *name, long fallback) {
+    size_t len = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') return atol(argv[i] + len + 1);
+    return fallback;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SERVER_JSON [seq=N] [pipe=N] [window=N] [flood=N] [size=N]\n",
+                argv[0]);
+        return 2;
+    }
+    bl_server s;
+    bl_server_load(&s, argv[1]);
+    long seq = arg_long(argc, argv, "seq", 5000), pipe = arg_long(argc, argv, "pipe", 50000),
+         window = arg_long(argc, argv, "window", 100), flood = arg_long(argc, argv, "flood", 50000),
+         size = arg_long(argc, argv, "size", 256);
+    open_ws(&s);
+    const char *topic = "room:raw";
+    join(topic);
+    printf("{\"client\":\"raw\",");
+
+    unsigned char out[300];
+    double *us = calloc((size_t)seq, sizeof *us);
+    double start = bl_now();
+    for (long i = 0; i < seq; i++) {
+        double t0 = bl_now();
+        send_all(out, push_frame(out, topic, "ping"));
+        read_frames(1);
+        us[i] = (bl_now() - t0) * 1e6;
+    }
+    double elapsed = bl_now() - start;
+    double median = bl_quantile(us, (size_t)seq, 0.5), p99 = bl_quantile(us, (size_t)seq, 0.99);
+    printf("\"sequential\":{\"n\":%ld,\"median_us\":%.1f,\"p99_us\":%.1f,\"per_s\":%.0f},", seq,
+           median, p99, (double)seq / elapsed);
+    free(us);
+
+    /* Pipelined: every batch of replies read is answered by one write of
+     * as many new pushes, keeping `window` outstanding. */
+    unsigned char *batch = malloc((size_t)window * 128);
+    if (!batch) bl_die("out of memory", NULL);
+    long sent = 0, done = 0;
+    double cpu0 = bl_cpu_seconds(), t0 = bl_now();
+    size_t blen = 0;
+    for (; sent < window && sent < pipe; sent++) blen += push_frame(batch + blen, topic, "ping");
+    send_all(batch, blen);
+    while (done < pipe) {
+        fill();
+        int counted;
+        long replies = 0;
+        while (next_frame(&counted)) replies += counted;
+        done += replies;
+        blen = 0;
+        for (long i = 0; i < replies && sent < pipe; i++, sent++)
+            blen += push_frame(batch + blen, topic, "ping");
+        if (blen) send_all(batch, blen);
+    }
+    elapsed = bl_now() - t0;
+    double cpu = bl_cpu_seconds() - cpu0;
+    printf("\"pipelined\":{\"n\":%ld,\"window\":%ld,\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f},", pipe,
+           window, (double)pipe / elapsed, cpu * 1e4 / (double)pipe);
+    free(batch);
+
+    cpu0 = bl_cpu_seconds();
+    t0 = bl_now();
+    if (flood <= 0) {
+        printf("\"flood\":null}\n");
+        return 0;
+    }
+    bl_flood_async(&s, topic, "flood", flood, (int)size);
+    read_frames(flood);
+    elapsed = bl_now() - t0;
+    cpu = bl_cpu_seconds() - cpu0;
+    bl_flood_join();
+    printf("\"flood\":{\"n\":%ld,\"size\":%ld,\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f}}\n", flood, size,
+           (double)flood / elapsed, cpu * 1e4 / (double)flood);
+    close(fd);
+    return 0;
+}

@@ -1,0 +1,487 @@
+"""The asyncio NervesHub device: :class:`AsyncDevice` (exported by ``aio``).
+
+Built like :class:`~nerves_hub_channel.aio.AsyncSocket`: a native
+:class:`~nerves_hub_channel.Device` in polled mode whose descriptor is
+watched with ``loop.add_reader``; its events are dispatched on the event
+loop's own thread, where they complete futures and feed the event queue.
+"""
+
+import asyncio
+import collections
+import os
+import types
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Deque,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
+
+from . import _native
+from ._device import ChannelEvent, DeviceEvent, SharedSecret, UpdateFinished, UpdateInfo
+from ._errors import ClosedError, ConnectError, Error, JoinError, UpdateError
+
+__all__ = ["AsyncDevice"]
+
+Pem = Union[str, bytes, "os.PathLike[str]"]
+Pairs = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
+Secret = Union[SharedSecret, Tuple[str, str, str], Tuple[str, str, str, str], None]
+
+
+def _settle(fut: "asyncio.Future[Any]", error: Optional[BaseException], value: Any = None) -> None:
+    # The awaiting task may have given up (cancelled, timed out) already.
+    if fut.done():
+        return
+    if error is None:
+        fut.set_result(value)
+    else:
+        fut.set_exception(error)
+
+
+def _wake(waiters: "List[asyncio.Future[Any]]", error: Optional[BaseException], value: Any = None) -> None:
+    pending = list(waiters)
+    waiters.clear()
+    for fut in pending:
+        _settle(fut, error, value)
+
+
+class AsyncDevice:
+    """A NervesHub device for asyncio. The arguments are those of
+    :class:`nerves_hub_channel.Device` (no ``delivery``); ``on_state(change)``
+    runs on the event loop. Use it as ``async with AsyncDevice(url, ...) as
+    device:`` (which connects and, on exit, closes) and iterate it::
+
+        async for event in device:
+            if event.kind == "update":
+                await device.apply_update(event, path="/data/next.fw")
+
+    Up to ``max_pending`` events wait for the consumer; beyond that the
+    device stops reading from the network until they are consumed, so
+    iterate the device (or :meth:`receive`) while it runs.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ca: Optional[Pem] = None,
+        cert: Optional[Pem] = None,
+        key: Optional[Pem] = None,
+        server_name: Optional[str] = None,
+        shared_secret: Secret = None,
+        device_api_version: str = "2.3.0",
+        metadata: Optional[Mapping[str, str]] = None,
+        fwup_env_path: Union[str, "os.PathLike[str]", None] = None,
+        fwup_version: Optional[str] = None,
+        update_tool: str = "fwup",
+        request_fwup_public_keys: bool = False,
+        request_archive_public_keys: bool = False,
+        firmware_validated: Optional[Callable[[], Optional[bool]]] = None,
+        validation_poll_interval: float = 10.0,
+        scripts: bool = False,
+        console: bool = False,
+        console_shell: Optional[Sequence[str]] = None,
+        extensions: Optional[Mapping[str, Any]] = None,
+        report_timeout: float = 60.0,
+        headers: Optional[Pairs] = None,
+        params: Optional[Pairs] = None,
+        connect_timeout: float = 15.0,
+        heartbeat_interval: float = 30.0,
+        heartbeat_timeout: float = 30.0,
+        timeout: float = 10.0,
+        rejoin_after: float = 5.0,
+        reconnect: bool = True,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        backoff_jitter: float = 0.5,
+        event_capacity: int = 1024,
+        on_state: Optional[Callable[[_native.StateChange], object]] = None,
+        max_pending: int = 1024,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self._native = _native.Device(
+            url,
+            ca=ca,
+            cert=cert,
+            key=key,
+            server_name=server_name,
+            shared_secret=shared_secret,
+            device_api_version=device_api_version,
+            metadata=metadata,
+            fwup_env_path=fwup_env_path,
+            fwup_version=fwup_version,
+            update_tool=update_tool,
+            request_fwup_public_keys=request_fwup_public_keys,
+            request_archive_public_keys=request_archive_public_keys,
+            firmware_validated=firmware_validated,
+            validation_poll_interval=validation_poll_interval,
+            scripts=scripts,
+            console=console,
+            console_shell=console_shell,
+            extensions=dict(extensions) if extensions is not None else None,  # type: ignore[arg-type]
+            report_timeout=report_timeout,
+            headers=headers,
+            params=params,
+            connect_timeout=connect_timeout,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            timeout=timeout,
+            rejoin_after=rejoin_after,
+            reconnect=reconnect,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_jitter,
+            event_capacity=event_capacity,
+            on_state=self._on_state,
+            delivery="polled",
+        )
+        self._native.on("*", self._on_event)
+        self._user_on_state = on_state
+        self._max_pending = max_pending
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._fd = -1
+        self._reading = False
+        self._closed = False
+        self._joined = False
+        self._events: Deque[DeviceEvent] = collections.deque()
+        self._readers: "List[asyncio.Future[Any]]" = []
+        self._connect_waiters: "List[asyncio.Future[Any]]" = []
+        self._join_waiters: "List[asyncio.Future[Any]]" = []
+        self._close_waiters: "List[asyncio.Future[Any]]" = []
+        self._offer_waiters: "List[asyncio.Future[Any]]" = []
+        self._update_waiters: "List[asyncio.Future[Any]]" = []
+        self._last_error: Optional[BaseException] = None
+        self._outcome: Optional[BaseException] = None
+        self._attempting = False
+
+    # -- event loop plumbing -------------------------------------------------
+
+    def _attach(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            self._fd = self._native.fileno()
+        elif self._loop is not loop:
+            raise Error("this AsyncDevice is used by another event loop")
+        self._resume()
+        return loop
+
+    def _resume(self) -> None:
+        if not self._reading and self._loop is not None and not self._stalled():
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    def _pause(self) -> None:
+        if self._reading and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def _stalled(self) -> bool:
+        return not self._closed and len(self._events) >= self._max_pending
+
+    def _on_readable(self) -> None:
+        if self._stalled():
+            self._pause()
+            return
+        self._native.dispatch(0.0, 64)
+
+    def _on_state(self, change: _native.StateChange) -> None:
+        state = change.state
+        if state == "connecting":
+            self._attempting = True
+        elif state == "connected":
+            self._attempting = False
+            self._outcome = None
+            self._last_error = None
+            _wake(self._connect_waiters, None)
+        elif state in ("disconnected", "auth_error") and change.error is not None:
+            self._last_error = change.error
+            self._joined = False
+            if self._attempting:
+                self._attempting = False
+                if self._connect_waiters:
+                    _wake(self._connect_waiters, change.error)
+                else:
+                    self._outcome = change.error
+        elif state == "closed":
+            self._closed = True
+            self._joined = False
+            err = ClosedError("the device is closed")
+            for waiters in (
+                self._connect_waiters,
+                self._join_waiters,
+                self._offer_waiters,
+                self._update_waiters,
+            ):
+                _wake(waiters, err)
+            _wake(self._close_waiters, None)
+            _wake(self._readers, None)
+            self._pause()
+        if self._user_on_state is not None:
+            self._user_on_state(change)
+
+    def _on_event(self, event: DeviceEvent) -> None:
+        if isinstance(event, ChannelEvent) and event.topic == "device":
+            self._joined = event.state == "joined"
+            if self._joined:
+                _wake(self._join_waiters, None)
+        elif isinstance(event, UpdateInfo):
+            _wake(self._offer_waiters, None, event)
+        elif isinstance(event, UpdateFinished):
+            error = None if event.ok else UpdateError(event.reason or "update failed")
+            _wake(self._update_waiters, error)
+        self._events.append(event)
+        if self._readers:
+            _settle(self._readers.pop(0), None)
+
+    # -- connection ----------------------------------------------------------
+
+    async def __aenter__(self) -> "AsyncDevice":
+        self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[types.TracebackType],
+    ) -> None:
+        await self.close()
+
+    @property
+    def state(self) -> str:
+        """``"disconnected"``, ``"connecting"``, ``"connected"`` or ``"closed"``."""
+        return self._native.state
+
+    @property
+    def joined(self) -> bool:
+        """Whether the ``device`` channel is joined, as far as delivered events tell."""
+        return self._joined
+
+    def connect(self) -> None:
+        """Connects in the background and joins ``device`` (call it from the
+        event loop's thread); the device then reconnects by itself."""
+        self._attach()
+        self._outcome = None
+        self._native.connect()
+
+    def disconnect(self) -> None:
+        """Closes the connection; :meth:`connect` resumes."""
+        self._native.disconnect()
+
+    async def wait_connected(self, timeout: Optional[float] = None) -> None:
+        """Waits until connected. Raises the error of an attempt that failed
+        since :meth:`connect` (:class:`TlsError`, :class:`AuthError`...),
+        :class:`ConnectError` after ``timeout`` seconds, or :class:`ClosedError`."""
+        loop = self._attach()
+        if self._native.state == "connected":
+            return
+        if self._closed:
+            raise ClosedError("the device is closed")
+        if self._outcome is not None:
+            failed, self._outcome = self._outcome, None
+            raise failed
+        fut: "asyncio.Future[Any]" = loop.create_future()
+        self._connect_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            last = self._last_error
+            detail = f" (last error: {last})" if last is not None else ""
+            raise ConnectError(f"not connected within {timeout} s{detail}") from last
+
+    async def wait_joined(self, timeout: Optional[float] = None) -> None:
+        """Waits until the ``device`` channel is joined; raises
+        :class:`JoinError` (``reason="timeout"``) after ``timeout`` seconds."""
+        loop = self._attach()
+        if self._joined:
+            return
+        if self._closed:
+            raise ClosedError("the device is closed")
+        fut: "asyncio.Future[Any]" = loop.create_future()
+        self._join_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            last = self._last_error
+            detail = f"; last connection error: {last}" if last is not None else ""
+            raise JoinError(
+                f"device was not joined within {timeout} s{detail}", reason="timeout"
+            ) from last
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Closes the device for good and waits (at most ``timeout`` seconds)
+        until the connection is closed; iteration then ends."""
+        self._native.close()
+        if self._closed:
+            return
+        loop = self._attach()
+        fut: "asyncio.Future[Any]" = loop.create_future()
+        self._close_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._pause()
+
+    # -- events --------------------------------------------------------------
+
+    async def receive(self) -> DeviceEvent:
+        """The next event. Raises :class:`ClosedError` once the device is
+        closed and no event is left."""
+        loop = self._attach()
+        while not self._events:
+            if self._closed:
+                raise ClosedError("the device is closed")
+            fut: "asyncio.Future[Any]" = loop.create_future()
+            self._readers.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._readers:
+                    self._readers.remove(fut)
+        event = self._events.popleft()
+        self._resume()
+        return event
+
+    def __aiter__(self) -> AsyncIterator[DeviceEvent]:
+        return self
+
+    async def __anext__(self) -> DeviceEvent:
+        try:
+            return await self.receive()
+        except ClosedError:
+            raise StopAsyncIteration from None
+
+    # -- updates -------------------------------------------------------------
+
+    def pending_update(self) -> Optional[UpdateInfo]:
+        """The update waiting for a decision, if any."""
+        return self._native.pending_update()
+
+    @property
+    def update_in_progress(self) -> bool:
+        """Whether an update is being downloaded or applied."""
+        return self._native.update_in_progress
+
+    async def wait_for_update(self, timeout: Optional[float] = None) -> UpdateInfo:
+        """The pending update, or the next one offered (it also arrives as an
+        ``update`` event). Raises :class:`asyncio.TimeoutError` after
+        ``timeout`` seconds."""
+        loop = self._attach()
+        pending = self._native.pending_update()
+        if pending is not None:
+            return pending
+        if self._closed:
+            raise ClosedError("the device is closed")
+        fut: "asyncio.Future[Any]" = loop.create_future()
+        self._offer_waiters.append(fut)
+        offer: UpdateInfo = await asyncio.wait_for(fut, timeout)
+        return offer
+
+    async def apply_update(
+        self,
+        update: Union[UpdateInfo, Mapping[str, Any], None] = None,
+        *,
+        path: Union[str, "os.PathLike[str]", None] = None,
+        sink: Any = None,
+        fwup: Optional[Sequence[str]] = None,
+        idle_timeout: float = 60.0,
+        max_disconnects: int = 10,
+        retry_delay: float = 15.0,
+        max_total: float = 86400.0,
+        ca: Optional[Pem] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        """Downloads, verifies and applies ``update`` (default: the pending
+        one) into ``path``, ``sink`` or ``fwup`` (see
+        :meth:`nerves_hub_channel.Device.apply_update`) and returns once it
+        completed; raises :class:`UpdateError` (``reason`` as reported to
+        the server) if it failed or was cancelled. Progress arrives as
+        ``update_progress`` events meanwhile. A ``sink`` is called on a
+        library thread, not on the event loop."""
+        loop = self._attach()
+        self._native.apply_update(
+            update,
+            path=path,
+            sink=sink,
+            fwup=fwup,
+            idle_timeout=idle_timeout,
+            max_disconnects=max_disconnects,
+            retry_delay=retry_delay,
+            max_total=max_total,
+            ca=ca,
+            headers=headers,
+        )
+        # Events are dispatched on this thread only: the end cannot have
+        # been routed before this waiter is registered.
+        fut: "asyncio.Future[Any]" = loop.create_future()
+        self._update_waiters.append(fut)
+        await fut
+
+    def ignore_update(self, reason: str) -> None:
+        """Declines the pending update; the server is told ``ignored``."""
+        self._native.ignore_update(reason)
+
+    def reschedule_update(self, delay: float, reason: Optional[str] = None) -> None:
+        """Postpones the pending update by ``delay`` seconds (rounded to
+        minutes, at least 5); the server is told ``rescheduled``."""
+        self._native.reschedule_update(delay, reason)
+
+    def cancel_update(self) -> bool:
+        """Stops the update being applied (its :meth:`apply_update` raises
+        :class:`UpdateError`); False if none was."""
+        return self._native.cancel_update()
+
+    # -- other device calls ----------------------------------------------------
+
+    def firmware_validated(self) -> None:
+        """Tells the server the running firmware is validated."""
+        self._native.firmware_validated()
+
+    def script_result(
+        self, script_ref: str, result: str, output: str = "", returned: str = "nil"
+    ) -> None:
+        """Answers a ``script_run`` event (``result``: ``"completed"`` or ``"error"``)."""
+        self._native.script_result(script_ref, result, output, returned)
+
+    def report_network_interface(self, name: str) -> None:
+        """Tells the server which network interface the device uses."""
+        self._native.report_network_interface(name)
+
+    def set_metadata(self, metadata: Mapping[str, str]) -> None:
+        """Replaces the firmware metadata sent at the next (re)join."""
+        self._native.set_metadata(dict(metadata))
+
+    def console_output(self, data: str) -> None:
+        """Sends terminal output to the remote console (``console=True``)."""
+        self._native.console_output(data)
+
+    def log(self, level: str, message: str, meta: Optional[Mapping[str, str]] = None) -> None:
+        """Sends a log line through the ``logging`` extension."""
+        self._native.log(level, message, meta)
+
+    def report_metric(self, name: str, value: float) -> None:
+        """Sets a metric sent with every later health report."""
+        self._native.report_metric(name, value)
+
+    @property
+    def attached_extensions(self) -> List[str]:
+        """The extensions the server attached."""
+        return self._native.attached_extensions
+
+    def cast(self, event: str, payload: Any = None) -> None:
+        """Pushes ``event`` on the ``device`` channel without waiting."""
+        self._native.cast(event, payload)
+
+    def __repr__(self) -> str:
+        return f"<AsyncDevice {self._native!r}>"

@@ -1,0 +1,764 @@
+//! `Device`: a NervesHub device (socket, `device` channel, update flow,
+//! console, extensions) over the core's `nerves_hub::Device`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nerves_hub_channel::config::redact_query;
+use nerves_hub_channel::nerves_hub::extensions::LogLevel;
+use nerves_hub_channel::nerves_hub::update_info::UpdateInfo;
+use nerves_hub_channel::nerves_hub::{Device as CoreDevice, DeviceEvent};
+use nerves_hub_channel::ConnectionState;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::delivery;
+use crate::device_convert;
+use crate::device_options::{DeviceOptions, UpdateArgs};
+use crate::device_router::DeviceRouter;
+use crate::errors::{self, invalid, new_err, py_err};
+use crate::options::{self, Options};
+use crate::registry;
+use crate::socket::callable;
+use crate::state::state_name;
+use crate::wait;
+
+/// Every kind a handler may be registered for; "*" matches all.
+const KINDS: &[&str] = &[
+    "update",
+    "update_ignored",
+    "update_progress",
+    "update_finished",
+    "reboot",
+    "identify",
+    "archive",
+    "fwup_public_keys",
+    "archive_public_keys",
+    "script_run",
+    "extensions_get",
+    "console_input",
+    "console_window_size",
+    "console_restart",
+    "console_message",
+    "extension",
+    "channel",
+    "message",
+    "invalid_message",
+    "*",
+];
+
+/// A NervesHub device: a socket to ``url`` (``.../socket/websocket`` with
+/// mutual TLS through ``cert``/``key``, or ``.../device-socket/websocket``
+/// with an NH1 ``shared_secret``), the ``device`` channel joined with the
+/// firmware metadata, and the update flow, console and extensions.
+///
+/// Socket keyword arguments are those of :class:`Socket`. ``metadata``
+/// (``nerves_fw_*`` keys) and/or ``fwup_env_path`` (``fw_printenv`` output)
+/// describe the running firmware; ``firmware_validated()`` returns
+/// ``True``, ``False`` or ``None``. ``console=True`` joins the remote
+/// console (``console_shell=[...]`` runs a PTY shell behind it, Linux);
+/// ``extensions={"health": True | metrics_fn, "geo": location_fn,
+/// "logging": True}`` offers extensions.
+///
+/// Server events reach the handlers registered with :meth:`on` (typed
+/// objects, see ``nerves_hub_channel.EVENT_KINDS``); connection changes
+/// reach ``on_state``. Delivery is as for :class:`Socket`: one library
+/// thread (``"threaded"``) or :meth:`dispatch` (``"polled"``). Use it as a
+/// context manager, or call :meth:`close`.
+#[pyclass(frozen, module = "nerves_hub_channel._native")]
+pub struct Device {
+    core: CoreDevice,
+    router: Arc<DeviceRouter>,
+    polled: bool,
+    dispatching: AtomicBool,
+    url: String,
+    registered: u64,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        registry::unregister(self.registered);
+    }
+}
+
+struct Dispatching<'a>(&'a AtomicBool);
+
+impl Drop for Dispatching<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+#[pymethods]
+impl Device {
+    #[new]
+    #[pyo3(signature = (
+        url, *, ca=None, cert=None, key=None, server_name=None, shared_secret=None,
+        device_api_version="2.3.0", metadata=None, fwup_env_path=None, fwup_version=None,
+        update_tool="fwup", request_fwup_public_keys=false, request_archive_public_keys=false,
+        firmware_validated=None, validation_poll_interval=10.0, scripts=false, console=false,
+        console_shell=None, extensions=None, report_timeout=60.0, headers=None, params=None,
+        connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
+        rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
+        backoff_jitter=0.5, event_capacity=1024, on_state=None, delivery="threaded"
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new<'py>(
+        url: String,
+        ca: Option<Bound<'py, PyAny>>,
+        cert: Option<Bound<'py, PyAny>>,
+        key: Option<Bound<'py, PyAny>>,
+        server_name: Option<String>,
+        shared_secret: Option<Bound<'py, PyAny>>,
+        device_api_version: &str,
+        metadata: Option<Bound<'py, PyAny>>,
+        fwup_env_path: Option<PathBuf>,
+        fwup_version: Option<String>,
+        update_tool: &str,
+        request_fwup_public_keys: bool,
+        request_archive_public_keys: bool,
+        firmware_validated: Option<Bound<'py, PyAny>>,
+        validation_poll_interval: f64,
+        scripts: bool,
+        console: bool,
+        console_shell: Option<Vec<String>>,
+        extensions: Option<Bound<'py, PyAny>>,
+        report_timeout: f64,
+        headers: Option<Bound<'py, PyAny>>,
+        params: Option<Bound<'py, PyAny>>,
+        connect_timeout: f64,
+        heartbeat_interval: f64,
+        heartbeat_timeout: f64,
+        timeout: f64,
+        rejoin_after: f64,
+        reconnect: bool,
+        backoff_initial: f64,
+        backoff_max: f64,
+        backoff_jitter: f64,
+        event_capacity: usize,
+        on_state: Option<Bound<'py, PyAny>>,
+        delivery: &str,
+    ) -> PyResult<Device> {
+        let polled = match delivery {
+            "threaded" => false,
+            "polled" => true,
+            other => {
+                return Err(invalid(format!(
+                    "delivery must be \"threaded\" or \"polled\", got {other:?}"
+                )))
+            }
+        };
+        let on_state = callable(on_state, "on_state")?;
+        let socket = Options {
+            url: url.clone(),
+            ca,
+            cert,
+            key,
+            server_name,
+            headers,
+            params,
+            connect_timeout,
+            heartbeat_interval,
+            heartbeat_timeout,
+            timeout,
+            rejoin_after,
+            rejoin_after_close: false,
+            reconnect,
+            backoff_initial,
+            backoff_max,
+            backoff_jitter,
+            outbound_capacity: 1024,
+            event_capacity,
+            max_message_size: 8 * 1024 * 1024,
+            read_buffer_size: 4096,
+        };
+        let config = DeviceOptions {
+            shared_secret,
+            device_api_version: device_api_version.to_owned(),
+            metadata,
+            fwup_env_path,
+            fwup_version,
+            update_tool: update_tool.to_owned(),
+            request_fwup_public_keys,
+            request_archive_public_keys,
+            firmware_validated,
+            validation_poll_interval,
+            scripts,
+            console,
+            console_shell,
+            extensions,
+            report_timeout,
+        }
+        .into_config(socket)?;
+        let core = CoreDevice::new(config).map_err(py_err)?;
+        let router = DeviceRouter::new(on_state);
+        if !polled {
+            delivery::attach_device(&core, router.clone())?;
+        }
+        let registered = registry::register(core.socket());
+        Ok(Device {
+            core,
+            router,
+            polled,
+            dispatching: AtomicBool::new(false),
+            url: redact_query(&url),
+            registered,
+        })
+    }
+
+    /// Starts connecting in the background and joins ``device`` (and
+    /// ``console``); the device then reconnects and rejoins by itself until
+    /// :meth:`close`. Returns at once: see :meth:`wait_joined`.
+    fn connect(&self) -> PyResult<()> {
+        self.router.watch.connect_called();
+        self.core.connect().map_err(py_err)
+    }
+
+    /// Closes the connection; :meth:`connect` resumes.
+    fn disconnect(&self) -> PyResult<()> {
+        self.core.disconnect().map_err(py_err)
+    }
+
+    /// Closes the device for good; ``on_state`` gets ``"closed"`` and every
+    /// handler is released. A threaded device waits (at most ``timeout``
+    /// seconds, not from a callback) until no callback runs any more.
+    #[pyo3(signature = (timeout=5.0))]
+    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let timeout = options::seconds(timeout, "timeout")?;
+        self.core.close();
+        if self.polled || delivery::on_delivery_thread() {
+            return Ok(());
+        }
+        let watch = &self.router.watch;
+        wait::until(
+            py,
+            &watch.seen,
+            &watch.changed,
+            wait::deadline(Some(timeout)),
+            |s| s.finished,
+        )?;
+        Ok(())
+    }
+
+    /// The connection state: ``"disconnected"``, ``"connecting"``,
+    /// ``"connected"`` or ``"closed"``.
+    #[getter]
+    fn state(&self) -> &'static str {
+        state_name(self.core.state())
+    }
+
+    /// ``"threaded"`` or ``"polled"``: where callbacks run.
+    #[getter]
+    fn delivery(&self) -> &'static str {
+        if self.polled {
+            "polled"
+        } else {
+            "threaded"
+        }
+    }
+
+    /// Whether the ``device`` channel is joined, as far as events tell.
+    #[getter]
+    fn joined(&self) -> bool {
+        self.router.lock_seen().joined
+    }
+
+    /// Calls ``handler(event)`` for each event of ``kind`` (see
+    /// ``nerves_hub_channel.EVENT_KINDS``; ``"*"`` matches every event).
+    fn on(&self, kind: &str, handler: Bound<'_, PyAny>) -> PyResult<()> {
+        if !KINDS.contains(&kind) {
+            return Err(invalid(format!(
+                "unknown device event kind {kind:?}; known: {}",
+                KINDS.join(", ")
+            )));
+        }
+        if !handler.is_callable() {
+            return Err(invalid("handler must be callable"));
+        }
+        self.router.on(kind.to_owned(), handler.unbind());
+        Ok(())
+    }
+
+    /// Removes the handlers of ``kind`` (only ``handler`` if given);
+    /// returns how many were removed.
+    #[pyo3(signature = (kind, handler=None))]
+    fn off(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        handler: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        self.router.off(py, kind, handler.as_ref())
+    }
+
+    /// Blocks until connected; raises the error of an attempt that failed
+    /// since :meth:`connect` (:class:`TlsError`, :class:`AuthError`...) or
+    /// :class:`ConnectError` after ``timeout`` seconds. Threaded only.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_connected(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.blocking_allowed("wait_connected")?;
+        let deadline = deadline(timeout)?;
+        if self.core.state() == ConnectionState::Connected {
+            return Ok(());
+        }
+        let watch = &self.router.watch;
+        let start = {
+            let mut s = watch.lock();
+            if s.generation > s.connect_generation.max(s.reported_generation) {
+                if let Some(Some(err)) = s.outcome.clone() {
+                    s.reported_generation = s.generation;
+                    return Err(py_err(err));
+                }
+            }
+            s.generation
+        };
+        let met = wait::until(py, &watch.seen, &watch.changed, deadline, |s| {
+            s.generation != start || s.closed
+        })?;
+        let mut s = watch.lock();
+        if s.closed {
+            return Err(closed_err());
+        }
+        match (met, s.outcome.clone()) {
+            (true, Some(Some(err))) => {
+                s.reported_generation = s.generation;
+                Err(py_err(err))
+            }
+            (true, _) => Ok(()),
+            (false, _) => {
+                let last = s.last_error.as_ref().map(|e| format!(" (last error: {e})"));
+                Err(new_err(
+                    "ConnectError",
+                    format!("not connected in time{}", last.unwrap_or_default()),
+                ))
+            }
+        }
+    }
+
+    /// Blocks until the ``device`` channel is joined; raises
+    /// :class:`JoinError` (``reason="timeout"``) after ``timeout`` seconds
+    /// (the last connection error is the ``__cause__``). Threaded only.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_joined(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.blocking_allowed("wait_joined")?;
+        let deadline = deadline(timeout)?;
+        let met = wait::until(py, &self.router.seen, &self.router.changed, deadline, |s| {
+            s.joined || s.closed_seen
+        })?;
+        if self.router.lock_seen().closed_seen {
+            return Err(closed_err());
+        }
+        if met {
+            return Ok(());
+        }
+        let last = self.router.watch.lock().last_error.clone();
+        Err(errors::join_deadline(
+            py,
+            "device",
+            timeout.unwrap_or(0.0),
+            last.as_ref(),
+        ))
+    }
+
+    /// Polled devices: a descriptor readable while events are pending.
+    fn fileno(&self) -> PyResult<i32> {
+        if !self.polled {
+            return Err(invalid("fileno needs delivery=\"polled\""));
+        }
+        self.core.event_fd().map_err(py_err)
+    }
+
+    /// Polled devices: runs the handlers of pending events on this thread
+    /// (at most ``max_events``, waiting up to ``timeout`` seconds for the
+    /// first). Returns how many events were handled.
+    #[pyo3(signature = (timeout=0.0, max_events=64))]
+    fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
+        if !self.polled {
+            return Err(invalid(
+                "dispatch needs delivery=\"polled\"; threaded devices deliver on their own",
+            ));
+        }
+        if !timeout.is_finite() || timeout < 0.0 {
+            return Err(invalid(format!(
+                "timeout must be a number of seconds >= 0, got {timeout}"
+            )));
+        }
+        if self.dispatching.swap(true, Ordering::AcqRel) {
+            return Err(new_err(
+                "Error",
+                "dispatch is already running for this device (called from one of its callbacks?)",
+            ));
+        }
+        let _running = Dispatching(&self.dispatching);
+        let mut handled = 0;
+        let mut next = self.first_event(py, Duration::from_secs_f64(timeout))?;
+        while let Some(event) = next {
+            self.router.watch_event(&event);
+            self.router.route(py, event);
+            handled += 1;
+            if handled >= max_events {
+                break;
+            }
+            next = self.core.try_recv();
+        }
+        Ok(handled)
+    }
+
+    /// The update waiting for a decision, if any.
+    fn pending_update<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.core
+            .pending_update()
+            .map(|u| device_convert::update_info(py, &u))
+            .transpose()
+    }
+
+    /// Whether an update is being downloaded or applied.
+    #[getter]
+    fn update_in_progress(&self) -> bool {
+        self.core.update_in_progress()
+    }
+
+    /// Blocks until the server offers an update and returns it (at once if
+    /// one is pending); ``None`` after ``timeout`` seconds. Threaded only.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_for_update<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.blocking_allowed("wait_for_update")?;
+        if let Some(u) = self.core.pending_update() {
+            return device_convert::update_info(py, &u).map(Some);
+        }
+        let deadline = deadline(timeout)?;
+        let start = self.router.lock_seen().offers;
+        let met = wait::until(py, &self.router.seen, &self.router.changed, deadline, |s| {
+            s.offers != start
+        })?;
+        if !met {
+            return Ok(None);
+        }
+        let offer: Option<UpdateInfo> = self.router.lock_seen().last_offer.clone();
+        offer
+            .map(|u| device_convert::update_info(py, &u))
+            .transpose()
+    }
+
+    /// Downloads, verifies and applies ``update`` (default: the pending
+    /// one) into exactly one of: a file ``path`` (written to
+    /// ``<path>.partial``, renamed once verified), a ``sink`` object with
+    /// ``write(bytes)``, ``finish()``, ``abort(reason)`` (and optionally
+    /// ``begin(update)`` and ``stage = "updating"``), or a ``fwup`` command
+    /// reading the image on stdin. Returns at once; progress and the end
+    /// arrive as ``update_progress`` and ``update_finished`` events and
+    /// :meth:`wait_update` waits for the end. Raises
+    /// :class:`InvalidArgument` if another update is being applied, and
+    /// :class:`UpdateError` if it cannot start.
+    #[pyo3(signature = (
+        update=None, *, path=None, sink=None, fwup=None, idle_timeout=60.0, max_disconnects=10,
+        retry_delay=15.0, max_total=86400.0, ca=None, headers=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn apply_update(
+        &self,
+        update: Option<Bound<'_, PyAny>>,
+        path: Option<PathBuf>,
+        sink: Option<Bound<'_, PyAny>>,
+        fwup: Option<Vec<String>>,
+        idle_timeout: f64,
+        max_disconnects: u32,
+        retry_delay: f64,
+        max_total: f64,
+        ca: Option<Bound<'_, PyAny>>,
+        headers: Option<BTreeMap<String, String>>,
+    ) -> PyResult<()> {
+        let options = UpdateArgs {
+            path,
+            sink,
+            fwup,
+            idle_timeout,
+            max_disconnects,
+            retry_delay,
+            max_total,
+            ca,
+            headers,
+        }
+        .into_options()?;
+        let info = match update.filter(|u| !u.is_none()) {
+            Some(u) => update_from_python(&u)?,
+            None => self
+                .core
+                .pending_update()
+                .ok_or_else(|| invalid("no update is waiting for a decision"))?,
+        };
+        // Held across the start: the watch then counts this update's end
+        // (or skips the end event of a failed start) consistently.
+        let mut seen = self.router.lock_seen();
+        if self.core.update_in_progress() {
+            return Err(invalid("an update is already being applied"));
+        }
+        match self.core.apply_update(&info, options) {
+            Ok(()) => {
+                seen.applied += 1;
+                Ok(())
+            }
+            Err(e) => {
+                // A failed start is reported as `failed` and `UpdateFinished`,
+                // unless the runtime itself is gone (nothing was started).
+                use nerves_hub_channel::Error as E;
+                if !matches!(e, E::Forked | E::Connect(_)) {
+                    seen.skip += 1;
+                }
+                Err(new_update_error(format!("Update failed : {e}")))
+            }
+        }
+    }
+
+    /// Blocks until the update started by the last :meth:`apply_update`
+    /// ends: returns on success, raises :class:`UpdateError` (``reason`` as
+    /// reported to the server) on failure or cancellation, and
+    /// :class:`TimeoutError` after ``timeout`` seconds. Returns at once
+    /// when that update already ended. Threaded only.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_update(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.blocking_allowed("wait_update")?;
+        let deadline = deadline(timeout)?;
+        let target = self.router.lock_seen().applied;
+        if target == 0 {
+            return Err(invalid("no update was applied"));
+        }
+        let met = wait::until(py, &self.router.seen, &self.router.changed, deadline, |s| {
+            s.finished >= target || s.closed_seen
+        })?;
+        let s = self.router.lock_seen();
+        if s.finished < target {
+            if !met {
+                return Err(pyo3::exceptions::PyTimeoutError::new_err(
+                    "the update did not finish in time",
+                ));
+            }
+            return Err(closed_err());
+        }
+        match s.outcome.clone() {
+            Some(Err(reason)) => Err(new_update_error(reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Declines the pending update; the server is told ``ignored``.
+    fn ignore_update(&self, reason: &str) -> PyResult<()> {
+        self.core.ignore_update(reason).map_err(py_err)
+    }
+
+    /// Postpones the pending update; the server is told ``rescheduled``
+    /// with ``delay_for`` in minutes (rounded, at least 5).
+    #[pyo3(signature = (delay, reason=None))]
+    fn reschedule_update(&self, delay: f64, reason: Option<&str>) -> PyResult<()> {
+        let delay = Duration::try_from_secs_f64(delay)
+            .map_err(|_| invalid("delay must be a finite number of seconds >= 0"))?;
+        self.core.reschedule_update(delay, reason).map_err(py_err)
+    }
+
+    /// Stops the update being applied (the server is told ``failed``
+    /// "Update cancelled"); False if none was.
+    fn cancel_update(&self) -> bool {
+        self.core.cancel_update()
+    }
+
+    /// Tells the server the running firmware is validated.
+    fn firmware_validated(&self) -> PyResult<()> {
+        self.core.firmware_validated().map_err(py_err)
+    }
+
+    /// Answers a ``script_run`` event; ``result`` is ``"completed"`` or ``"error"``.
+    #[pyo3(signature = (script_ref, result, output="", returned="nil"))]
+    fn script_result(
+        &self,
+        script_ref: &str,
+        result: &str,
+        output: &str,
+        returned: &str,
+    ) -> PyResult<()> {
+        self.core
+            .script_result(script_ref, result, output, returned)
+            .map_err(py_err)
+    }
+
+    /// Tells the server which network interface the device uses.
+    fn report_network_interface(&self, name: &str) -> PyResult<()> {
+        self.core.report_network_interface(name).map_err(py_err)
+    }
+
+    /// Replaces the firmware metadata sent at the next (re)join.
+    fn set_metadata(&self, metadata: Bound<'_, PyDict>) -> PyResult<()> {
+        let mut m = nerves_hub_channel::nerves_hub::FirmwareMetadata::new();
+        for (k, v) in metadata.iter() {
+            m.set(k.extract::<String>()?, v.extract::<String>()?);
+        }
+        self.core.set_metadata(m);
+        Ok(())
+    }
+
+    /// Sends terminal output to the remote console (``console=True``).
+    fn console_output(&self, data: &str) -> PyResult<()> {
+        let console = self
+            .core
+            .console()
+            .ok_or_else(|| invalid("the console is not enabled; pass console=True"))?;
+        console.send_output(data).map_err(py_err)
+    }
+
+    /// Sends a log line through the ``logging`` extension (rate-limited to
+    /// 5 lines/s, burst 10); ``level`` is ``"error"``, ``"warning"``,
+    /// ``"info"`` or ``"debug"``. Dropped while not attached.
+    #[pyo3(signature = (level, message, meta=None))]
+    fn log(
+        &self,
+        level: &str,
+        message: &str,
+        meta: Option<BTreeMap<String, String>>,
+    ) -> PyResult<()> {
+        let ext = self.extensions()?;
+        let level: LogLevel = level.parse().map_err(|e: String| invalid(e))?;
+        let meta = meta.unwrap_or_default();
+        let pairs: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        ext.log(level, message, &pairs).map_err(py_err)
+    }
+
+    /// Sets a metric sent with every later health report.
+    fn report_metric(&self, name: &str, value: f64) -> PyResult<()> {
+        self.extensions()?.report_metric(name, value);
+        Ok(())
+    }
+
+    /// The extensions the server attached.
+    #[getter]
+    fn attached_extensions(&self) -> Vec<String> {
+        self.core
+            .extensions()
+            .map(|e| e.attached())
+            .unwrap_or_default()
+    }
+
+    /// Pushes ``event`` on the ``device`` channel without waiting (for
+    /// events this layer does not model).
+    #[pyo3(signature = (event, payload=None))]
+    fn cast(&self, event: &str, payload: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let payload = match payload {
+            Some(p) => crate::convert::to_payload(&p)?,
+            None => nerves_hub_channel::Payload::empty(),
+        };
+        self.core
+            .device_channel()
+            .cast(event, payload, Duration::from_secs(60))
+            .map(drop)
+            .map_err(py_err)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (exc_type=None, exc=None, tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<Bound<'_, PyAny>>,
+        exc: Option<Bound<'_, PyAny>>,
+        tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = (exc_type, exc, tb);
+        self.close(py, 5.0)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Device {} state={}>", self.url, self.state())
+    }
+}
+
+impl Device {
+    fn blocking_allowed(&self, what: &str) -> PyResult<()> {
+        if self.polled {
+            return Err(invalid(format!(
+                "{what} needs delivery=\"threaded\"; a polled device reports through its events"
+            )));
+        }
+        if delivery::on_delivery_thread() {
+            return Err(new_err(
+                "Error",
+                format!("{what} cannot be called from a callback: it would wait for itself"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn extensions(&self) -> PyResult<&nerves_hub_channel::nerves_hub::extensions::Extensions> {
+        self.core
+            .extensions()
+            .ok_or_else(|| invalid("no extensions are enabled; pass extensions={...}"))
+    }
+
+    fn first_event(&self, py: Python<'_>, timeout: Duration) -> PyResult<Option<DeviceEvent>> {
+        if timeout.is_zero() {
+            return Ok(self.core.try_recv());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let slice = left.min(wait::SLICE);
+            let core = &self.core;
+            if let Some(event) = py.detach(|| core.recv_timeout(slice)) {
+                return Ok(Some(event));
+            }
+            py.check_signals()?;
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    let timeout = timeout
+        .map(|t| options::seconds(t, "timeout"))
+        .transpose()?;
+    Ok(wait::deadline(timeout))
+}
+
+fn closed_err() -> PyErr {
+    py_err(nerves_hub_channel::Error::Closed(
+        "the device is closed".into(),
+    ))
+}
+
+fn new_update_error(reason: String) -> PyErr {
+    Python::attach(|py| {
+        let built = py
+            .import("nerves_hub_channel._errors")
+            .and_then(|m| m.getattr("UpdateError"))
+            .and_then(|cls| cls.call1((reason.clone(),)));
+        match built {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        }
+    })
+}
+
+/// An `UpdateInfo` (or a raw `update` payload dict) back to the core's.
+fn update_from_python(update: &Bound<'_, PyAny>) -> PyResult<UpdateInfo> {
+    let raw = if update.is_instance_of::<PyDict>() {
+        update.clone()
+    } else {
+        update
+            .getattr("raw")
+            .map_err(|_| invalid("update must be an UpdateInfo (or its raw payload dict)"))?
+    };
+    let payload = crate::convert::to_payload(&raw)?;
+    let value = payload
+        .to_value()
+        .ok_or_else(|| invalid("the update payload must be a JSON object"))?;
+    UpdateInfo::parse(&value).map_err(|e| invalid(format!("unusable update: {e}")))
+}

@@ -1,0 +1,45 @@
+//! Turns the command-line options into a device configuration for one identity.
+
+use std::sync::Arc;
+
+use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, SharedSecret};
+use nerves_hub_channel::nerves_hub::{DeviceConfig, FirmwareMetadata};
+use nerves_hub_channel::{PemSource, SocketConfig};
+
+use crate::args::Options;
+
+/// The configuration of the device with this identity (`None`: the
+/// certificate's own identity, or `--identifier`).
+pub fn device_config(o: &Options, identity: Option<&str>) -> Result<DeviceConfig, String> {
+    let mut socket = SocketConfig::new(&o.url);
+    socket.tls.ca = o.ca.clone().map(PemSource::File);
+    match (&o.cert_dir, identity) {
+        (Some(dir), Some(id)) => {
+            socket.tls.client_cert = Some(PemSource::File(dir.join(format!("{id}.pem"))));
+            socket.tls.client_key = Some(PemSource::File(dir.join(format!("{id}-key.pem"))));
+        }
+        _ => {
+            socket.tls.client_cert = o.cert.clone().map(PemSource::File);
+            socket.tls.client_key = o.key.clone().map(PemSource::File);
+        }
+    }
+    let mut config = DeviceConfig::new(socket);
+    if let Some((key, secret)) = &o.shared_secret {
+        let identifier = identity
+            .map(str::to_owned)
+            .or_else(|| o.identifier.clone())
+            .ok_or("--shared-secret needs --identifier")?;
+        let signer = Nh1Auth::new(SharedSecret::new(key.clone(), secret.clone(), identifier))
+            .map_err(|e| e.to_string())?;
+        config.auth = Some(Arc::new(signer));
+    }
+    let mut metadata = match &o.metadata_file {
+        Some(path) => FirmwareMetadata::from_env_file(path).map_err(|e| e.to_string())?,
+        None => FirmwareMetadata::new(),
+    };
+    for (k, v) in &o.meta {
+        metadata.set(k.clone(), v.clone());
+    }
+    config.metadata = metadata;
+    Ok(config)
+}

@@ -1,0 +1,426 @@
+//! A minimal HTTP/1.1 GET client for firmware downloads: one request per
+//! connection, redirects, `Range` resumes, TLS through the core's
+//! [`TlsClient`] (server verification always on).
+
+mod body;
+pub(crate) mod netif;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use url::{Host, Url};
+
+use crate::config::redact_query;
+use crate::tls::{TlsClient, TlsOptions};
+
+use body::BodyReader;
+pub(crate) use body::Framing;
+
+const MAX_REDIRECTS: usize = 5;
+const MAX_HEAD_BYTES: usize = 64 << 10;
+const MAX_HEADERS: usize = 64;
+
+/// Sent on every request.
+pub const USER_AGENT: &str = concat!("nerves_hub_channel/", env!("CARGO_PKG_VERSION"));
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// The server answered with this (non-redirect) status >= 400, or a
+    /// redirect we could not follow; retrying will not help.
+    Status {
+        status: u16,
+        reason: String,
+        url: String,
+    },
+    /// Something a retry may fix: connect, TLS, timeouts, broken bodies.
+    Transient(String),
+    /// Misconfiguration or an unusable answer; retrying will not help.
+    Fatal(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Status {
+                status,
+                reason,
+                url,
+            } => write!(f, "HTTP {status} {reason} from {url}"),
+            HttpError::Transient(m) | HttpError::Fatal(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What one GET asks for.
+#[derive(Debug, Clone, Default)]
+pub struct GetRequest {
+    /// Sends `Range: bytes=<start>-` when set.
+    pub range_start: Option<u64>,
+    /// Sent as `X-Retry-Number`.
+    pub retry_number: u32,
+}
+
+/// A client; cheap to clone, connections are never reused.
+#[derive(Clone)]
+pub struct HttpClient {
+    tls_options: TlsOptions,
+    tls: std::sync::Arc<tokio::sync::OnceCell<TlsClient>>,
+    headers: Vec<(String, String)>,
+    /// Bounds connecting, the TLS handshake and reading the response head.
+    timeout: Duration,
+}
+
+/// A response whose head was read; the body is streamed with [`HttpResponse::chunk`].
+pub struct HttpResponse {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    /// The URL that answered, after redirects.
+    pub url: Url,
+    /// Our end of the connection (to name the network interface).
+    pub local_addr: Option<SocketAddr>,
+    body: BodyReader<Box<dyn Io>>,
+    framing: Framing,
+}
+
+impl fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("url", &redact_query(self.url.as_str()))
+            .field("framing", &self.framing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpResponse {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body length when the server declared one.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// `(start, total)` from `Content-Range: bytes start-end/total`.
+    pub fn content_range(&self) -> Option<(u64, Option<u64>)> {
+        let value = self.header("content-range")?.trim();
+        let rest = value.strip_prefix("bytes")?.trim_start();
+        let (range, total) = rest.split_once('/')?;
+        let start = range.split_once('-')?.0.trim().parse().ok()?;
+        Some((start, total.trim().parse().ok()))
+    }
+
+    /// The next piece of the body (at most 64 KiB), `None` at its end; a
+    /// body cut short is an error.
+    pub async fn chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        self.body.chunk().await
+    }
+}
+
+fn shown(url: &Url) -> String {
+    redact_query(url.as_str())
+}
+
+impl HttpClient {
+    /// `headers` are added to every request (e.g. a proxy's credentials).
+    pub fn new(tls: TlsOptions, headers: Vec<(String, String)>, timeout: Duration) -> HttpClient {
+        HttpClient {
+            tls_options: tls,
+            tls: Default::default(),
+            headers,
+            timeout,
+        }
+    }
+
+    /// GET `url`, following up to 5 redirects. Any status that is not a
+    /// redirect is returned, so the caller decides about 200 vs 206.
+    pub async fn get(&self, url: &Url, request: &GetRequest) -> Result<HttpResponse, HttpError> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let response = self.get_once(&url, request).await?;
+            if !(300..400).contains(&response.status) || response.status == 304 {
+                return Ok(response);
+            }
+            let Some(location) = response.header("location") else {
+                return Err(HttpError::Status {
+                    status: response.status,
+                    reason: format!("{} without a Location header", response.reason),
+                    url: shown(&url),
+                });
+            };
+            let next = url.join(location.trim()).map_err(|e| {
+                HttpError::Fatal(format!("bad redirect Location from {}: {e}", shown(&url)))
+            })?;
+            // Downgrading to plain http would expose a signed URL.
+            if url.scheme() == "https" && next.scheme() != "https" {
+                return Err(HttpError::Fatal(format!(
+                    "refusing a redirect from https to {}",
+                    shown(&next)
+                )));
+            }
+            log::debug!("redirect {} -> {}", response.status, shown(&next));
+            url = next;
+        }
+        Err(HttpError::Fatal(format!(
+            "more than {MAX_REDIRECTS} redirects, last to {}",
+            shown(&url)
+        )))
+    }
+
+    async fn tls(&self) -> Result<&TlsClient, HttpError> {
+        self.tls
+            .get_or_try_init(|| async {
+                let options = self.tls_options.clone();
+                // Loading system roots and key files is blocking work.
+                tokio::task::spawn_blocking(move || TlsClient::new(&options))
+                    .await
+                    .map_err(|e| HttpError::Fatal(format!("TLS setup panicked: {e}")))?
+                    .map_err(|e| HttpError::Fatal(e.to_string()))
+            })
+            .await
+    }
+
+    async fn connect(&self, url: &Url) -> Result<(Box<dyn Io>, Option<SocketAddr>), HttpError> {
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| HttpError::Fatal(format!("no port for {}", shown(url))))?;
+        let tcp = match url.host() {
+            Some(Host::Domain(d)) => TcpStream::connect((d, port)).await,
+            Some(Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await,
+            Some(Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await,
+            None => return Err(HttpError::Fatal(format!("no host in {}", shown(url)))),
+        }
+        .map_err(|e| {
+            HttpError::Transient(format!(
+                "cannot connect to {}:{port}: {e}",
+                url.host_str().unwrap_or("")
+            ))
+        })?;
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok();
+        match url.scheme() {
+            "http" => Ok((Box::new(tcp), local)),
+            "https" => {
+                let host = url.host_str().unwrap_or_default();
+                let tls = self.tls().await?;
+                let stream = tls
+                    .connect(host, tcp)
+                    .await
+                    .map_err(|e| HttpError::Transient(e.to_string()))?;
+                Ok((Box::new(stream), local))
+            }
+            other => Err(HttpError::Fatal(format!(
+                "unsupported URL scheme {other:?} (http or https)"
+            ))),
+        }
+    }
+
+    fn request_head(&self, url: &Url, request: &GetRequest) -> String {
+        let mut target = url.path().to_owned();
+        if let Some(q) = url.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => String::new(),
+        };
+        let mut head = format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\nX-Retry-Number: {}\r\n",
+            request.retry_number
+        );
+        if let Some(start) = request.range_start {
+            head.push_str(&format!("Range: bytes={start}-\r\n"));
+        }
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        head
+    }
+
+    async fn get_once(&self, url: &Url, request: &GetRequest) -> Result<HttpResponse, HttpError> {
+        let timeout = self.timeout;
+        let exchange = async {
+            let (mut io, local_addr) = self.connect(url).await?;
+            let broken = |e: std::io::Error| {
+                HttpError::Transient(format!("connection to {} broke: {e}", shown(url)))
+            };
+            io.write_all(self.request_head(url, request).as_bytes())
+                .await
+                .map_err(broken)?;
+            io.flush().await.map_err(broken)?;
+            let mut buf = Vec::with_capacity(8192);
+            let mut piece = vec![0u8; 8192];
+            loop {
+                if let Some(parsed) = parse_head(&buf, url)? {
+                    let rest = buf.split_off(parsed.head_len);
+                    return Ok(HttpResponse {
+                        status: parsed.status,
+                        reason: parsed.reason,
+                        headers: parsed.headers,
+                        url: url.clone(),
+                        local_addr,
+                        body: BodyReader::new(io, rest, parsed.framing),
+                        framing: parsed.framing,
+                    });
+                }
+                if buf.len() > MAX_HEAD_BYTES {
+                    return Err(HttpError::Fatal(format!(
+                        "response head from {} larger than {MAX_HEAD_BYTES} bytes",
+                        shown(url)
+                    )));
+                }
+                let n = io.read(&mut piece).await.map_err(broken)?;
+                if n == 0 {
+                    return Err(HttpError::Transient(format!(
+                        "{} closed the connection before answering",
+                        shown(url)
+                    )));
+                }
+                buf.extend_from_slice(&piece[..n]);
+            }
+        };
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+            HttpError::Transient(format!("no answer from {} within {timeout:?}", shown(url)))
+        })?
+    }
+}
+
+struct Head {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    head_len: usize,
+    framing: Framing,
+}
+
+fn parse_head(buf: &[u8], url: &Url) -> Result<Option<Head>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            return Err(HttpError::Transient(format!(
+                "malformed HTTP response from {}: {e}",
+                shown(url)
+            )))
+        }
+    };
+    let status = response.code.unwrap_or(0);
+    let headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).trim().to_owned(),
+            )
+        })
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let chunked =
+        find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let framing = if status == 204 || status == 304 {
+        Framing::Length(0)
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(len) = find("content-length") {
+        Framing::Length(len.parse().map_err(|_| {
+            HttpError::Transient(format!("bad Content-Length {len:?} from {}", shown(url)))
+        })?)
+    } else {
+        Framing::UntilClose
+    };
+    Ok(Some(Head {
+        status,
+        reason: response.reason.unwrap_or("").to_owned(),
+        headers,
+        head_len,
+        framing,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn request_head_has_the_headers_the_hub_expects() {
+        let client = HttpClient::new(
+            TlsOptions::default(),
+            vec![("X-Extra".into(), "1".into())],
+            Duration::from_secs(1),
+        );
+        let head = client.request_head(
+            &url("http://h:8080/fw/a.fw?sig=s"),
+            &GetRequest {
+                range_start: Some(1024),
+                retry_number: 3,
+            },
+        );
+        assert!(
+            head.starts_with("GET /fw/a.fw?sig=s HTTP/1.1\r\nHost: h:8080\r\n"),
+            "{head}"
+        );
+        for line in [
+            &format!(
+                "User-Agent: nerves_hub_channel/{}\r\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "X-Retry-Number: 3\r\n",
+            "Range: bytes=1024-\r\n",
+            "X-Extra: 1\r\n",
+        ] {
+            assert!(head.contains(line), "{line} missing in {head}");
+        }
+        assert!(head.ends_with("\r\n\r\n"));
+        let plain = client.request_head(&url("https://h/f"), &GetRequest::default());
+        assert!(
+            plain.contains("Host: h\r\n") && !plain.contains("Range"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn parses_heads_and_picks_the_body_framing() {
+        let u = url("http://h/f");
+        let head = |text: &str| parse_head(text.as_bytes(), &u).unwrap().unwrap();
+        let h = head("HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\nContent-Range: bytes 5-14/15\r\n\r\n");
+        assert_eq!((h.status, h.framing), (206, Framing::Length(10)));
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(h.framing, Framing::Chunked);
+        assert_eq!(head("HTTP/1.1 200 OK\r\n\r\n").framing, Framing::UntilClose);
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nA: b", &u)
+            .unwrap()
+            .is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", &u).is_err());
+    }
+}

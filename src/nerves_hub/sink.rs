@@ -1,0 +1,466 @@
+//! Where a verified firmware image goes: a file, `fwup` (or another command
+//! reading the image on stdin), or the application's own [`ImageSink`].
+//!
+//! Sink methods block; the updater calls them on tokio's blocking pool,
+//! never on an I/O thread.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::update::Stage;
+use super::update_info::UpdateInfo;
+
+/// Receives the image. Calls come in the order `begin`, `write`..., then
+/// `finish` or `abort`, one at a time, except that `abort` may also be
+/// called from another thread while a `write` is blocked (to cancel it).
+/// `abort` is never called after a successful `finish`.
+pub trait ImageSink: Send + Sync {
+    fn begin(&self, info: &UpdateInfo) -> Result<(), String>;
+    /// Only bytes that passed the chunk checks arrive here.
+    fn write(&self, chunk: &[u8]) -> Result<(), String>;
+    /// Called after the whole-file checksum matched.
+    fn finish(&self) -> Result<(), String>;
+    fn abort(&self, reason: &str);
+    /// Which progress stage writing to this sink is: `Updating` for sinks
+    /// that apply the image as it streams (fwup), `Downloading` for sinks
+    /// that only store it.
+    fn stage(&self) -> Stage {
+        Stage::Downloading
+    }
+}
+
+/// Where to put the image.
+#[derive(Clone)]
+pub enum SinkSpec {
+    /// Written to `<path>.partial`, renamed to `path` after verification.
+    File(PathBuf),
+    Custom(Arc<dyn ImageSink>),
+    /// A command reading the image on stdin, typically
+    /// `fwup --apply --no-unmount -d /dev/mmcblk0 --task upgrade`.
+    Fwup {
+        command: String,
+        args: Vec<String>,
+    },
+}
+
+impl std::fmt::Debug for SinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkSpec::File(p) => f.debug_tuple("File").field(p).finish(),
+            SinkSpec::Custom(_) => f.write_str("Custom(..)"),
+            SinkSpec::Fwup { command, args } => f
+                .debug_struct("Fwup")
+                .field("command", command)
+                .field("args", args)
+                .finish(),
+        }
+    }
+}
+
+impl SinkSpec {
+    pub(crate) fn build(&self) -> Arc<dyn ImageSink> {
+        match self {
+            SinkSpec::File(path) => Arc::new(FileSink::new(path)),
+            SinkSpec::Custom(sink) => sink.clone(),
+            SinkSpec::Fwup { command, args } => Arc::new(FwupSink::new(command, args.clone())),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stores the image in a file; the final path appears only once complete and verified.
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    partial: PathBuf,
+    file: Mutex<Option<File>>,
+}
+
+impl FileSink {
+    pub fn new(path: &Path) -> FileSink {
+        let mut partial = OsString::from(path.as_os_str());
+        partial.push(".partial");
+        FileSink {
+            path: path.to_owned(),
+            partial: PathBuf::from(partial),
+            file: Mutex::new(None),
+        }
+    }
+
+    /// `<path>.partial`, where bytes go until `finish`.
+    pub fn partial_path(&self) -> &Path {
+        &self.partial
+    }
+}
+
+impl ImageSink for FileSink {
+    fn begin(&self, _info: &UpdateInfo) -> Result<(), String> {
+        let file = File::create(&self.partial)
+            .map_err(|e| format!("cannot create {}: {e}", self.partial.display()))?;
+        *lock(&self.file) = Some(file);
+        Ok(())
+    }
+
+    fn write(&self, chunk: &[u8]) -> Result<(), String> {
+        let mut guard = lock(&self.file);
+        let file = guard
+            .as_mut()
+            .ok_or_else(|| format!("{} is not open (aborted?)", self.partial.display()))?;
+        file.write_all(chunk)
+            .map_err(|e| format!("cannot write {}: {e}", self.partial.display()))
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        let file = lock(&self.file)
+            .take()
+            .ok_or_else(|| format!("{} is not open (aborted?)", self.partial.display()))?;
+        // The data must be on disk before the rename makes it look complete.
+        file.sync_all()
+            .map_err(|e| format!("cannot sync {}: {e}", self.partial.display()))?;
+        drop(file);
+        std::fs::rename(&self.partial, &self.path).map_err(|e| {
+            format!(
+                "cannot rename {} to {}: {e}",
+                self.partial.display(),
+                self.path.display()
+            )
+        })?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Persists the rename itself; not every filesystem supports it.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+
+    fn abort(&self, reason: &str) {
+        log::info!("discarding {}: {reason}", self.partial.display());
+        drop(lock(&self.file).take());
+        let _ = std::fs::remove_file(&self.partial);
+    }
+}
+
+/// Keeps the last bytes a child wrote, for error messages.
+const TAIL_BYTES: usize = 2048;
+
+fn drain(mut pipe: impl Read + Send + 'static, tail: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut t = lock(&tail);
+            t.extend_from_slice(&buf[..n]);
+            let excess = t.len().saturating_sub(TAIL_BYTES);
+            t.drain(..excess);
+        }
+    })
+}
+
+struct Running {
+    pid: u32,
+    child: Mutex<Child>,
+    stdin: Mutex<Option<ChildStdin>>,
+    reaped: AtomicBool,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    readers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Running {
+    /// Waits for the child and its output; `Err` with the exit status and
+    /// the tail of what it printed unless it exited with 0.
+    fn wait(&self, name: &str) -> Result<(), String> {
+        let status = lock(&self.child).wait();
+        self.reaped.store(true, Ordering::SeqCst);
+        for reader in lock(&self.readers).drain(..) {
+            let _ = reader.join();
+        }
+        let status = status.map_err(|e| format!("cannot wait for {name}: {e}"))?;
+        if status.success() {
+            return Ok(());
+        }
+        let text = |tail: &Mutex<Vec<u8>>| {
+            let bytes = lock(tail);
+            let s = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            lines[lines.len().saturating_sub(5)..].join(" | ")
+        };
+        let (err, out) = (text(&self.stderr), text(&self.stdout));
+        let said = if !err.is_empty() { err } else { out };
+        let code = match status.code() {
+            Some(c) => format!("status {c}"),
+            None => "a signal".to_owned(),
+        };
+        Err(if said.is_empty() {
+            format!("{name} exited with {code}")
+        } else {
+            format!("{name} exited with {code}: {said}")
+        })
+    }
+
+    fn kill(&self) {
+        if !self.reaped.load(Ordering::SeqCst) {
+            // By pid: the child mutex may be held by a thread blocked in wait().
+            // SAFETY: plain syscall; the child is not reaped yet, so the pid is still ours.
+            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Pipes the image into a command's stdin (`fwup` by default); its exit
+/// status decides success and the tail of its stderr explains failures.
+pub struct FwupSink {
+    command: String,
+    args: Vec<String>,
+    running: Mutex<Option<Arc<Running>>>,
+}
+
+impl FwupSink {
+    pub fn new(command: &str, args: Vec<String>) -> FwupSink {
+        FwupSink {
+            command: if command.is_empty() {
+                "fwup".into()
+            } else {
+                command.into()
+            },
+            args,
+            running: Mutex::new(None),
+        }
+    }
+
+    fn running(&self) -> Result<Arc<Running>, String> {
+        lock(&self.running)
+            .clone()
+            .ok_or_else(|| format!("{} is not running (aborted?)", self.command))
+    }
+}
+
+impl ImageSink for FwupSink {
+    fn begin(&self, _info: &UpdateInfo) -> Result<(), String> {
+        let mut child = Command::new(&self.command)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.command))?;
+        let (stdout, stderr) = (Arc::default(), Arc::default());
+        let mut readers = Vec::new();
+        if let Some(pipe) = child.stdout.take() {
+            readers.push(drain(pipe, Arc::clone(&stdout)));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            readers.push(drain(pipe, Arc::clone(&stderr)));
+        }
+        let running = Running {
+            pid: child.id(),
+            stdin: Mutex::new(child.stdin.take()),
+            child: Mutex::new(child),
+            reaped: AtomicBool::new(false),
+            stderr,
+            stdout,
+            readers: Mutex::new(readers),
+        };
+        *lock(&self.running) = Some(Arc::new(running));
+        Ok(())
+    }
+
+    fn write(&self, chunk: &[u8]) -> Result<(), String> {
+        let running = self.running()?;
+        let result = match lock(&running.stdin).as_mut() {
+            Some(stdin) => stdin.write_all(chunk),
+            None => return Err(format!("{} stdin is closed", self.command)),
+        };
+        result.map_err(|e| {
+            // A broken pipe means the command died: its exit says why.
+            drop(lock(&running.stdin).take());
+            match running.wait(&self.command) {
+                Err(exit) => exit,
+                Ok(()) => format!("{} stopped reading its input: {e}", self.command),
+            }
+        })
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        let running = self.running()?;
+        drop(lock(&running.stdin).take());
+        let result = running.wait(&self.command);
+        *lock(&self.running) = None;
+        result
+    }
+
+    fn abort(&self, reason: &str) {
+        let Some(running) = lock(&self.running).take() else {
+            return;
+        };
+        log::info!("stopping {}: {reason}", self.command);
+        running.kill();
+        drop(lock(&running.stdin).take());
+        let _ = running.wait(&self.command);
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::Updating
+    }
+}
+
+/// Feeds a sink on tokio's blocking pool, one part at a time, so the
+/// download overlaps with a slow sink by at most two parts.
+pub(crate) struct SinkWorker {
+    tx: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl SinkWorker {
+    /// `on_written(total_bytes)` runs after each write, on the blocking thread.
+    pub(crate) fn start(
+        sink: Arc<dyn ImageSink>,
+        mut on_written: impl FnMut(u64) + Send + 'static,
+    ) -> SinkWorker {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut written = 0u64;
+            while let Some(part) = rx.blocking_recv() {
+                sink.write(&part)?;
+                written += part.len() as u64;
+                on_written(written);
+            }
+            Ok(())
+        });
+        SinkWorker {
+            tx: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub(crate) async fn write(&mut self, part: Vec<u8>) -> Result<(), String> {
+        if part.is_empty() {
+            return Ok(());
+        }
+        let sent = match &self.tx {
+            Some(tx) => tx.send(part).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The worker stopped: its result says why.
+        Err(self
+            .close()
+            .await
+            .err()
+            .unwrap_or_else(|| "the sink stopped accepting data".into()))
+    }
+
+    /// Waits until every part was written.
+    pub(crate) async fn close(&mut self) -> Result<(), String> {
+        self.tx = None;
+        match self.task.take() {
+            Some(task) => task.await.map_err(|e| format!("the sink panicked: {e}"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> UpdateInfo {
+        UpdateInfo::parse(&serde_json::json!({"update_available": false})).unwrap()
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nhc-sink-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn file_sink_renames_only_on_finish_and_abort_removes_the_partial() {
+        let dir = temp("file");
+        let path = dir.join("fw.img");
+        let sink = FileSink::new(&path);
+        sink.begin(&info()).unwrap();
+        sink.write(b"abc").unwrap();
+        sink.write(b"def").unwrap();
+        assert!(sink.partial_path().exists() && !path.exists());
+        sink.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcdef");
+        assert!(!sink.partial_path().exists());
+
+        let other = FileSink::new(&dir.join("other.img"));
+        other.begin(&info()).unwrap();
+        other.write(b"x").unwrap();
+        other.abort("test");
+        assert!(!other.partial_path().exists());
+        assert!(other.write(b"y").unwrap_err().contains("not open"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn fwup_sink_pipes_bytes_and_reports_a_failing_command() {
+        let dir = temp("fwup");
+        let out = dir.join("out.bin");
+        let sink = FwupSink::new(
+            "sh",
+            vec!["-c".into(), format!("cat > '{}'", out.display())],
+        );
+        assert_eq!(sink.stage(), Stage::Updating);
+        sink.begin(&info()).unwrap();
+        sink.write(&[7u8; 100_000]).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), vec![7u8; 100_000]);
+
+        let failing = FwupSink::new(
+            "sh",
+            vec![
+                "-c".into(),
+                "cat >/dev/null; echo 'fwup: bad signature' >&2; exit 3".into(),
+            ],
+        );
+        failing.begin(&info()).unwrap();
+        failing.write(b"data").unwrap();
+        let err = failing.finish().unwrap_err();
+        assert_eq!(err, "sh exited with status 3: fwup: bad signature");
+
+        let missing = FwupSink::new("/nonexistent/fwup", vec![]);
+        assert!(missing
+            .begin(&info())
+            .unwrap_err()
+            .contains("cannot start /nonexistent/fwup"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn fwup_sink_write_fails_with_the_exit_reason_when_the_command_dies() {
+        let sink = FwupSink::new("sh", vec!["-c".into(), "echo nope >&2; exit 9".into()]);
+        sink.begin(&info()).unwrap();
+        // The pipe buffer may take the first writes; keep writing until the death is seen.
+        let err = (0..1000)
+            .find_map(|_| sink.write(&[0u8; 65536]).err())
+            .expect("a write fails once the command is gone");
+        assert_eq!(err, "sh exited with status 9: nope");
+    }
+
+    #[test]
+    fn fwup_sink_abort_kills_a_command_that_never_reads() {
+        let sink = FwupSink::new("sleep", vec!["60".into()]);
+        sink.begin(&info()).unwrap();
+        sink.abort("cancelled");
+        assert!(sink.write(b"x").is_err());
+    }
+}
