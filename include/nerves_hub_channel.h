@@ -4,7 +4,7 @@
  *
  * Conventions
  * -----------
- * - Objects are opaque handles: `nhc_socket`, `nhc_channel`. Each is
+ * - Objects are opaque handles: `nhc_socket`, `nhc_channel`, `nhc_device`. Each is
  *   created by `nhc_<object>_new(..., &out)` and released exactly once by
  *   `nhc_<object>_free` (NULL is accepted). All functions may be called from
  *   any thread, including from inside callbacks.
@@ -79,6 +79,16 @@
  * NHC_ERR_INVALID_ARGUMENT if `opts` is NULL.
  */
 #define nhc_socket_options_default(opts) nhc_socket_options_init((opts), sizeof *(opts))
+
+/*
+ * nhc_result nhc_device_options_default(nhc_device_options *opts);
+ * nhc_result nhc_update_options_default(nhc_update_options *opts);
+ *
+ * The same for the options of `nhc_device_new` and of
+ * `nhc_device_apply_update`.
+ */
+#define nhc_device_options_default(opts) nhc_device_options_init((opts), sizeof *(opts))
+#define nhc_update_options_default(opts) nhc_update_options_init((opts), sizeof *(opts))
 
 
 /**
@@ -275,6 +285,152 @@ typedef enum nhc_channel_phase {
 } nhc_channel_phase;
 
 /**
+ * The kinds of `nhc_device_event`. Each kind's documentation names the
+ * fields of `nhc_device_event` it sets; the others are "" / 0 / -1.
+ * New kinds may be added: ignore the ones you do not know.
+ */
+typedef enum nhc_device_event_kind {
+    /**
+     * The connection changed: `state` (CONNECTING, CONNECTED, DISCONNECTED,
+     * AUTH_ERROR, PROTOCOL_ERROR, or CLOSED, which is always the device's
+     * last event), `error`, `reason`, `reconnect_in_ms`, `attempt`, as in
+     * `nhc_state_event`.
+     */
+    NHC_DEVICE_EVENT_STATE = 0,
+    /**
+     * A channel of the device joined (`topic`: "device", "console" or
+     * "extensions"); `payload` is the server's join reply.
+     */
+    NHC_DEVICE_EVENT_JOINED = 1,
+    /**
+     * A join failed: `topic`, `reason`, `error` (`NHC_ERR_TIMEOUT`,
+     * `NHC_ERR_CLOSED` or `NHC_OK` for a refusal), `payload` (the refusal's
+     * reply), `reconnect_in_ms` (the rejoin delay, -1 if none).
+     */
+    NHC_DEVICE_EVENT_JOIN_FAILED = 2,
+    /**
+     * A channel errored and rejoins by itself: `topic`, `reason`.
+     */
+    NHC_DEVICE_EVENT_CHANNEL_ERROR = 3,
+    /**
+     * A channel closed: `topic`, `reason`. The `device` channel rejoins by itself.
+     */
+    NHC_DEVICE_EVENT_CHANNEL_CLOSED = 4,
+    /**
+     * A report to the server (status update, progress, ...) could not be
+     * sent in time: `topic`, `error`, `reason`.
+     */
+    NHC_DEVICE_EVENT_REPORT_FAILED = 5,
+    /**
+     * The server offers an update; `received` was already reported. Decide
+     * with `nhc_device_apply_update`, `nhc_device_ignore_update` or
+     * `nhc_device_reschedule_update` (with `auto_update` set the device
+     * already decided). `url` (firmware URL: a credential, do not log its
+     * query), `uuid`, `version`, `size` (-1 if unknown), `checksum`
+     * (uppercase SHA-256 hex or ""), `payload` (the whole `update` JSON).
+     */
+    NHC_DEVICE_EVENT_UPDATE_AVAILABLE = 6,
+    /**
+     * With `auto_update`: the offer was ignored (`ignored` already
+     * reported): `uuid`, `reason`.
+     */
+    NHC_DEVICE_EVENT_UPDATE_IGNORED = 7,
+    /**
+     * Progress of the update being applied: `stage`, `percent` (0-100).
+     */
+    NHC_DEVICE_EVENT_UPDATE_PROGRESS = 8,
+    /**
+     * The update being applied ended: `ok` (true: the image is written and
+     * `completed` was reported; reboot when convenient), `reason` (why it
+     * failed, "" when `ok`).
+     */
+    NHC_DEVICE_EVENT_UPDATE_FINISHED = 9,
+    /**
+     * The server asked for a reboot; `rebooting` was already pushed. This
+     * event is the reboot callback: reboot (or exit) now.
+     */
+    NHC_DEVICE_EVENT_REBOOT = 10,
+    /**
+     * The server asked the device to identify itself (blink a LED...).
+     */
+    NHC_DEVICE_EVENT_IDENTIFY = 11,
+    /**
+     * The deployment has an archive: `uuid`, `url`, `version`, `size`,
+     * `payload` (the whole `archive` JSON).
+     */
+    NHC_DEVICE_EVENT_ARCHIVE = 12,
+    /**
+     * The organisation's firmware signing keys: `payload` is a JSON array of strings.
+     */
+    NHC_DEVICE_EVENT_FWUP_PUBLIC_KEYS = 13,
+    /**
+     * The organisation's archive signing keys: `payload` is a JSON array of strings.
+     */
+    NHC_DEVICE_EVENT_ARCHIVE_PUBLIC_KEYS = 14,
+    /**
+     * A support script to run (only with `scripts_enabled`): `script_ref`,
+     * `text`. Answer with `nhc_device_script_result`.
+     */
+    NHC_DEVICE_EVENT_SCRIPT_RUN = 15,
+    /**
+     * The server asked which extensions the device has; already answered.
+     */
+    NHC_DEVICE_EVENT_EXTENSIONS_GET = 16,
+    /**
+     * Remote console input (keystrokes): `text`.
+     */
+    NHC_DEVICE_EVENT_CONSOLE_INPUT = 17,
+    /**
+     * The remote terminal's size: `width` (columns), `height` (rows).
+     */
+    NHC_DEVICE_EVENT_CONSOLE_WINDOW_SIZE = 18,
+    /**
+     * The remote console asks to restart the shell session.
+     */
+    NHC_DEVICE_EVENT_CONSOLE_RESTART = 19,
+    /**
+     * A browser file upload on the console: `event` (`file-data/start`,
+     * `file-data`, `file-data/stop`), `payload`.
+     */
+    NHC_DEVICE_EVENT_CONSOLE_FILE = 20,
+    /**
+     * What the extensions did (they already answered the server): `event`
+     * is "negotiated" (`payload` `{"attached":[..],"rejected":[..]}`),
+     * "attached" / "detached" (`payload` `{"names":[..]}`), "health_check",
+     * "location_request" (`payload` `{}`), or another event name of the
+     * extensions topic with its `payload`.
+     */
+    NHC_DEVICE_EVENT_EXTENSION = 21,
+    /**
+     * A known event whose payload could not be used; nothing was done:
+     * `event`, `reason` (what is wrong), `payload`.
+     */
+    NHC_DEVICE_EVENT_INVALID_MESSAGE = 22,
+    /**
+     * Any other message: `topic`, `event`, `payload`.
+     */
+    NHC_DEVICE_EVENT_OTHER = 23,
+} nhc_device_event_kind;
+
+/**
+ * The stage of an update's progress.
+ */
+typedef enum nhc_update_stage {
+    /**
+     * Not a progress event.
+     */
+    NHC_UPDATE_STAGE_NONE = 0,
+    /**
+     * The image is being stored (file and callback sinks).
+     */
+    NHC_UPDATE_STAGE_DOWNLOADING = 1,
+    /**
+     * The image is being applied (fwup sinks, and the final 100).
+     */
+    NHC_UPDATE_STAGE_UPDATING = 2,
+} nhc_update_stage;
+
+/**
  * How a socket's callbacks are run: the values of `nhc_socket_options.delivery`.
  */
 typedef enum nhc_delivery {
@@ -290,11 +446,30 @@ typedef enum nhc_delivery {
 } nhc_delivery;
 
 /**
+ * The level of a line sent with `nhc_device_log`.
+ */
+typedef enum nhc_log_level {
+    NHC_LOG_ERROR = 0,
+    NHC_LOG_WARNING = 1,
+    NHC_LOG_INFO = 2,
+    NHC_LOG_DEBUG = 3,
+} nhc_log_level;
+
+/**
  * A channel on one topic of a socket. Created by `nhc_channel_new` or
  * `nhc_channel_new_with_params`, released by `nhc_channel_free`. Every
  * function taking it may be called from any thread, including from callbacks.
  */
 typedef struct nhc_channel nhc_channel;
+
+/**
+ * A NervesHub device: one connection, the `device` channel (and the
+ * `console` and `extensions` channels when enabled), one event closure.
+ * Created by `nhc_device_new`, released by `nhc_device_free`. Every
+ * function taking it may be called from any thread, including from the
+ * device's own event callback.
+ */
+typedef struct nhc_device nhc_device;
 
 /**
  * A Phoenix socket: one websocket connection, re-made as needed, carrying
@@ -722,6 +897,456 @@ typedef struct nhc_reply_closure {
     void (*drop)(void *context);
 } nhc_reply_closure;
 
+/**
+ * Receives the image of an update applied with `nhc_update_options.sink`.
+ *
+ * The functions run on a library worker thread (never an I/O thread), in
+ * the order `begin`, `write`..., then `finish` or `abort`, one at a time,
+ * except that `abort` may also be called from another thread while a
+ * `write` is blocked (to cancel it); `abort` never follows a successful
+ * `finish`. `write` only gets bytes that passed the per-MiB checksums;
+ * `finish` is called after the whole-image checksum matched. They may
+ * block (write to flash); they must not call `nhc_` functions of the
+ * device. `begin`, `write` and `finish` return 0 on success; any other
+ * value fails the update ("Sink error : ..."), and `abort` follows.
+ * `begin`, `write`, `finish` must not be NULL; `abort` and `drop` may be.
+ * `drop` runs exactly once, when the update is over and released (or in
+ * a failing `nhc_device_apply_update`).
+ */
+typedef struct nhc_update_sink {
+    /**
+     * Handed back to every function untouched.
+     */
+    void *context;
+    /**
+     * An update starts: `uuid` of the firmware, `size` in bytes (-1 if unknown).
+     */
+    int (*begin)(const char *uuid, int64_t size, void *context);
+    /**
+     * The next `len` bytes of the image (borrowed for the call).
+     */
+    int (*write)(const uint8_t *data, size_t len, void *context);
+    /**
+     * The whole image was written and verified.
+     */
+    int (*finish)(void *context);
+    /**
+     * The update failed or was cancelled: discard what was written.
+     */
+    void (*abort)(const char *reason, void *context);
+    /**
+     * Releases `context`; called exactly once.
+     */
+    void (*drop)(void *context);
+} nhc_update_sink;
+
+/**
+ * How `nhc_device_apply_update` (or `nhc_device_options.auto_update`)
+ * runs an update. Fill it with `nhc_update_options_default(&opts)`, then
+ * set exactly one sink: `file_path`, `sink` or `fwup_command`. Pointers
+ * are borrowed until the function receiving the options returns; `sink`
+ * is moved into it, also on failure. New fields are only appended
+ * (`struct_size`).
+ */
+typedef struct nhc_update_options {
+    /**
+     * `sizeof(nhc_update_options)` as compiled; set by `nhc_update_options_default`.
+     */
+    size_t struct_size;
+    /**
+     * Sink 1: the image is written to `<file_path>.partial`, synced, and
+     * renamed to `file_path` only once verified.
+     */
+    const char *file_path;
+    /**
+     * Sink 2: your callbacks (see `nhc_update_sink`).
+     */
+    struct nhc_update_sink sink;
+    /**
+     * Sink 3: a program reading the image on its stdin, typically "fwup"
+     * (found in PATH unless it contains a '/').
+     */
+    const char *fwup_command;
+    /**
+     * Its arguments, e.g. {"--apply", "--no-unmount", "-d", "/dev/mmcblk0",
+     * "--task", "upgrade"}; NUL-terminated UTF-8 strings.
+     */
+    const char *const *fwup_args;
+    /**
+     * Number of `fwup_args`.
+     */
+    size_t fwup_args_len;
+    /**
+     * No byte for this long counts as an interruption (default 60000; > 0).
+     */
+    uint32_t idle_timeout_ms;
+    /**
+     * Interruptions tolerated before the update fails (default 10).
+     */
+    uint32_t max_disconnects;
+    /**
+     * Wait before reconnecting after an interruption (default 15000).
+     */
+    uint32_t retry_delay_ms;
+    /**
+     * The whole update must end within this (default 86400000, 24 h; > 0).
+     */
+    uint32_t max_total_ms;
+    /**
+     * PEM CA bundle verifying an https firmware server (default: the
+     * system's trust store).
+     */
+    const char *ca_file;
+    /**
+     * The same in memory.
+     */
+    const uint8_t *ca_pem;
+    /**
+     * Length of `ca_pem`.
+     */
+    size_t ca_pem_len;
+    /**
+     * Extra HTTP request headers.
+     */
+    const struct nhc_key_value *headers;
+    /**
+     * Number of `headers`.
+     */
+    size_t headers_len;
+} nhc_update_options;
+
+/**
+ * One event of a device, handed to its `nhc_device_event_closure`. `kind`
+ * says which fields are set (see `nhc_device_event_kind`).
+ */
+typedef struct nhc_device_event {
+    /**
+     * What happened.
+     */
+    enum nhc_device_event_kind kind;
+    /**
+     * STATE: the connection state; `NHC_STATE_CONNECTED` otherwise.
+     */
+    enum nhc_state state;
+    /**
+     * STATE, JOIN_FAILED, REPORT_FAILED: the cause as a code; `NHC_OK` otherwise.
+     */
+    enum nhc_result error;
+    /**
+     * Text for people: why (STATE, JOIN_FAILED, CHANNEL_*, REPORT_FAILED,
+     * UPDATE_IGNORED, UPDATE_FINISHED, INVALID_MESSAGE); "" otherwise.
+     */
+    const char *reason;
+    /**
+     * STATE: ms until the next connection attempt; JOIN_FAILED: ms until
+     * the rejoin; -1 if none or otherwise.
+     */
+    int64_t reconnect_in_ms;
+    /**
+     * STATE (CONNECTING): the attempt number; 0 otherwise.
+     */
+    uint32_t attempt;
+    /**
+     * The topic (JOINED, JOIN_FAILED, CHANNEL_*, REPORT_FAILED, OTHER); "" otherwise.
+     */
+    const char *topic;
+    /**
+     * The event name (CONSOLE_FILE, EXTENSION, INVALID_MESSAGE, OTHER); "" otherwise.
+     */
+    const char *event;
+    /**
+     * The JSON (or binary, OTHER only) payload; an empty JSON payload when
+     * the kind has none.
+     */
+    struct nhc_payload payload;
+    /**
+     * UPDATE_AVAILABLE: the firmware URL; ARCHIVE: the archive URL; "" otherwise.
+     */
+    const char *url;
+    /**
+     * UPDATE_AVAILABLE, UPDATE_IGNORED, ARCHIVE: the firmware / archive UUID.
+     */
+    const char *uuid;
+    /**
+     * UPDATE_AVAILABLE, ARCHIVE: the version ("" if the server sent none).
+     */
+    const char *version;
+    /**
+     * UPDATE_AVAILABLE, ARCHIVE: the size in bytes, -1 if unknown.
+     */
+    int64_t size;
+    /**
+     * UPDATE_AVAILABLE: the SHA-256 of the image (uppercase hex), "" if none.
+     */
+    const char *checksum;
+    /**
+     * UPDATE_PROGRESS: the stage; NONE otherwise.
+     */
+    enum nhc_update_stage stage;
+    /**
+     * UPDATE_PROGRESS: 0-100.
+     */
+    uint32_t percent;
+    /**
+     * UPDATE_FINISHED: true on success.
+     */
+    bool ok;
+    /**
+     * SCRIPT_RUN: the script's reference, for `nhc_device_script_result`.
+     */
+    const char *script_ref;
+    /**
+     * SCRIPT_RUN: the script; CONSOLE_INPUT: the input; "" otherwise.
+     */
+    const char *text;
+    /**
+     * Length of `text` in bytes, without the NUL.
+     */
+    size_t text_len;
+    /**
+     * CONSOLE_WINDOW_SIZE: columns.
+     */
+    uint16_t width;
+    /**
+     * CONSOLE_WINDOW_SIZE: rows.
+     */
+    uint16_t height;
+} nhc_device_event;
+
+/**
+ * Receives every event of a device (`nhc_device_event`), in order. The
+ * rules of "Callbacks" at the top of this header apply, with the device in
+ * place of the socket: calls never overlap; `drop` runs exactly once, after
+ * the last call (in `nhc_device_free`, or after the running callback
+ * returns when freed from inside it).
+ */
+typedef struct nhc_device_event_closure {
+    /**
+     * Handed back to `call` and `drop` untouched.
+     */
+    void *context;
+    /**
+     * `event` and everything it points to are valid during the call only.
+     */
+    void (*call)(const struct nhc_device_event *event, void *context);
+    /**
+     * Releases `context`; called exactly once.
+     */
+    void (*drop)(void *context);
+} nhc_device_event_closure;
+
+/**
+ * Tells whether the running firmware is validated (committed). `call`
+ * returns 1 (validated), 0 (not yet) or -1 (unknown). It runs once in
+ * `nhc_device_new` on the caller's thread, then, while it says 0, every
+ * `validation_poll_interval_ms` on a library worker thread (never an I/O
+ * thread), possibly while an event callback runs: it must be quick and
+ * thread-safe and must not call `nhc_` functions. Once it says 1,
+ * `firmware_validated` is pushed. `drop` runs once the device and its
+ * worker tasks are gone (after `nhc_device_free`, at the latest in
+ * `nhc_shutdown`), or in a failing `nhc_device_new`.
+ */
+typedef struct nhc_validated_closure {
+    /**
+     * Handed back to `call` and `drop` untouched.
+     */
+    void *context;
+    /**
+     * Returns 1, 0 or -1 (any other value counts as -1).
+     */
+    int (*call)(void *context);
+    /**
+     * Releases `context`; called exactly once.
+     */
+    void (*drop)(void *context);
+} nhc_validated_closure;
+
+/**
+ * A location, filled by an `nhc_geo_closure`.
+ */
+typedef struct nhc_location {
+    /**
+     * Degrees, -90 to 90.
+     */
+    double latitude;
+    /**
+     * Degrees, -180 to 180.
+     */
+    double longitude;
+    /**
+     * Metres; -1 if unknown (the initial value).
+     */
+    int32_t accuracy;
+    /**
+     * Where it comes from ("gps", "manual", ...): NUL-terminated UTF-8
+     * that stays valid until `call` returns; NULL (the initial value) means "manual".
+     */
+    const char *source;
+} nhc_location;
+
+/**
+ * Answers the server's location requests (the `geo` extension). `call`
+ * fills `*out` and returns 0, or returns another value when the location
+ * is unknown (the server is told `location_unavailable`). It runs on a
+ * library worker thread, possibly while an event callback runs: it must be
+ * quick and thread-safe and must not call `nhc_` functions. `drop` runs
+ * once the device's tasks are gone (after `nhc_device_free`, at the latest
+ * in `nhc_shutdown`), or in a failing `nhc_device_new`.
+ */
+typedef struct nhc_geo_closure {
+    /**
+     * Handed back to `call` and `drop` untouched.
+     */
+    void *context;
+    /**
+     * Fills `out` (pre-set to latitude 0, longitude 0, accuracy -1, source NULL).
+     */
+    int (*call)(struct nhc_location *out, void *context);
+    /**
+     * Releases `context`; called exactly once.
+     */
+    void (*drop)(void *context);
+} nhc_geo_closure;
+
+/**
+ * Everything `nhc_device_new` needs. Fill it with
+ * `nhc_device_options_default(&opts)`, then set the fields you need.
+ * Pointers are borrowed until `nhc_device_new` returns, which copies
+ * everything; the closures (`on_event`, `firmware_validated`, the `sink`
+ * of `auto_update`, the `on_state` of `socket`) are moved into it, also on
+ * failure. New fields are only appended (`struct_size`).
+ *
+ * Authentication: mutual TLS through `socket` (`cert_*`, `key_*`, and the
+ * URL path `/socket/websocket`), or an NH1 shared secret (`nh1_key`,
+ * `nh1_secret`, `nh1_identifier`; path `/device-socket/websocket`).
+ */
+typedef struct nhc_device_options {
+    /**
+     * `sizeof(nhc_device_options)` as compiled; set by `nhc_device_options_default`.
+     */
+    size_t struct_size;
+    /**
+     * Required: the connection, as for a socket (filled with
+     * `nhc_socket_options_default`): `url` ending in `/socket/websocket`
+     * or `/device-socket/websocket`, TLS material, timeouts, and
+     * `delivery`, which also chooses how device events are delivered
+     * (`nhc_device_dispatch` for POLLED). Its `on_state` must have no
+     * `call`: state changes arrive as `NHC_DEVICE_EVENT_STATE`.
+     */
+    const struct nhc_socket_options *socket;
+    /**
+     * Receives every device event.
+     */
+    struct nhc_device_event_closure on_event;
+    /**
+     * NH1: the shared key (`nhp_...` product key or `nhd_...` device key).
+     * Setting it requires `nh1_secret` and `nh1_identifier`.
+     */
+    const char *nh1_key;
+    /**
+     * NH1: the secret (never logged).
+     */
+    const char *nh1_secret;
+    /**
+     * NH1: the device identifier (usually the serial number).
+     */
+    const char *nh1_identifier;
+    /**
+     * NH1: "sha256" (default when NULL), "sha384" or "sha512".
+     */
+    const char *nh1_digest;
+    /**
+     * NH1: PBKDF2 iterations (default 1000).
+     */
+    uint32_t nh1_iterations;
+    /**
+     * NH1: derived key length in bytes (default 32).
+     */
+    uint32_t nh1_key_length;
+    /**
+     * Sent as `device_api_version` (NULL: "2.3.0").
+     */
+    const char *device_api_version;
+    /**
+     * Firmware metadata (`nerves_fw_uuid`, `nerves_fw_version`, ...), sent
+     * at every join. Applied after `fwup_env_path`, so they override it.
+     */
+    const struct nhc_key_value *metadata;
+    /**
+     * Number of `metadata` entries.
+     */
+    size_t metadata_len;
+    /**
+     * A file of `key=value` lines as printed by `fw_printenv` (U-Boot or
+     * fwup environment): the active slot's `nerves_fw_*` keys are sent.
+     */
+    const char *fwup_env_path;
+    /**
+     * Output of `fwup --version` (NULL: not sent; the server then offers
+     * full images only).
+     */
+    const char *fwup_version;
+    /**
+     * "fwup" (default when NULL) or "esp-idf".
+     */
+    const char *update_tool;
+    /**
+     * Ask for the organisation's firmware signing keys at every join
+     * (`NHC_DEVICE_EVENT_FWUP_PUBLIC_KEYS`).
+     */
+    bool request_fwup_public_keys;
+    /**
+     * Ask for the archive signing keys at every join.
+     */
+    bool request_archive_public_keys;
+    /**
+     * Optional: tells whether the running firmware is validated.
+     */
+    struct nhc_validated_closure firmware_validated;
+    /**
+     * How often `firmware_validated` is asked while it says 0 (default 10000; > 0).
+     */
+    uint32_t validation_poll_interval_ms;
+    /**
+     * NULL: every update waits for your decision (UPDATE_AVAILABLE). Else
+     * the device applies every update whose UUID differs from the running
+     * `nerves_fw_uuid` with these options (read like
+     * `nhc_device_apply_update`'s), and ignores the others.
+     */
+    const struct nhc_update_options *auto_update;
+    /**
+     * Deliver `scripts/run` as `NHC_DEVICE_EVENT_SCRIPT_RUN`; otherwise the
+     * device answers that scripts are not supported.
+     */
+    bool scripts_enabled;
+    /**
+     * Join the remote `console` topic (CONSOLE_* events, `nhc_device_console_output`).
+     */
+    bool console_enabled;
+    /**
+     * With `console_enabled`, on Linux: the library runs `/bin/sh -l` in a
+     * PTY behind the console itself (CONSOLE_* events are still delivered).
+     */
+    bool console_shell;
+    /**
+     * Offer the `health` extension (Linux metrics and `nhc_device_report_metric`).
+     */
+    bool health_enabled;
+    /**
+     * Offer the `logging` extension (`nhc_device_log`).
+     */
+    bool logging_enabled;
+    /**
+     * How long a report may wait for the connection before it is given up
+     * (REPORT_FAILED), default 60000; > 0.
+     */
+    uint32_t report_timeout_ms;
+    /**
+     * Optional: with a `call`, the `geo` extension is offered and answered by it.
+     */
+    struct nhc_geo_closure geo;
+} nhc_device_options;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1102,6 +1727,323 @@ enum nhc_result nhc_event_clone(const struct nhc_event *event, struct nhc_event 
  * `event` is NULL or from `nhc_event_clone`, freed once.
  */
 void nhc_event_free(struct nhc_event *event);
+
+/**
+ * Fills `*opts` (of `struct_size` bytes) with the defaults. Programs call
+ * it through `nhc_update_options_default(&opts)`, which passes `sizeof`.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` if `opts` is NULL or `struct_size`
+ * is smaller than any version of the struct.
+ *
+ * # Safety
+ * `opts` is NULL or points to `struct_size` writable bytes.
+ */
+enum nhc_result nhc_update_options_init(struct nhc_update_options *opts, size_t struct_size);
+
+/**
+ * Fills `*opts` (of `struct_size` bytes) with the defaults. Programs call
+ * it through `nhc_device_options_default(&opts)`, which passes `sizeof`.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` if `opts` is NULL or `struct_size`
+ * is smaller than any version of the struct.
+ *
+ * # Safety
+ * `opts` is NULL or points to `struct_size` writable bytes.
+ */
+enum nhc_result nhc_device_options_init(struct nhc_device_options *opts, size_t struct_size);
+
+/**
+ * Creates a device from `opts` (see `nhc_device_options`; copied). Nothing
+ * is sent until `nhc_device_connect`. The closures in `opts` are moved
+ * into the device, also on failure (then dropped before this returns).
+ *
+ * On success `*out` receives the device; free it with `nhc_device_free`.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `opts`, `opts->socket` or
+ * `out`; options not from their `_default` macros; a URL whose path is not
+ * `/socket/websocket` or `/device-socket/websocket`; an incomplete or
+ * invalid NH1 secret; an unreadable `fwup_env_path`; invalid UTF-8; an
+ * option out of range; `socket->on_state` with a `call`), `NHC_ERR_TLS`
+ * (unreadable or invalid certificate, key or CA), `NHC_ERR_CONNECT` (the
+ * I/O runtime could not start), `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `opts` is NULL or an initialised options struct whose pointers are valid.
+ */
+enum nhc_result nhc_device_new(const struct nhc_device_options *opts, struct nhc_device **out);
+
+/**
+ * Starts connecting in the background and joins `device` (and `console`
+ * when enabled); STATE and JOINED events report progress. The device
+ * reconnects and rejoins by itself until `nhc_device_disconnect`. Calling
+ * it while connected does nothing.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_CLOSED` (freed or
+ * shut down), `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device.
+ */
+enum nhc_result nhc_device_connect(struct nhc_device *dev);
+
+/**
+ * Closes the connection and stops reconnecting; `nhc_device_connect` resumes.
+ *
+ * Errors: as `nhc_device_connect`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device.
+ */
+enum nhc_result nhc_device_disconnect(struct nhc_device *dev);
+
+/**
+ * Writes the connection state to `*out` (DISCONNECTED, CONNECTING,
+ * CONNECTED or CLOSED).
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_CLOSED`,
+ * `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `out` is NULL or writable.
+ */
+enum nhc_result nhc_device_state(const struct nhc_device *dev, enum nhc_state *out);
+
+/**
+ * Polled devices (`socket->delivery` POLLED): writes to `*fd` a file
+ * descriptor readable while events wait for `nhc_device_dispatch`.
+ * Level-triggered; owned by the device (do not read, write or close it);
+ * valid until `nhc_device_free`.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_INVALID_STATE` (a
+ * threaded device), `NHC_ERR_CONNECT` (no descriptor could be created),
+ * `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `fd` is NULL or writable.
+ */
+enum nhc_result nhc_device_fd(const struct nhc_device *dev, int *fd);
+
+/**
+ * Polled devices: runs the event callback for the waiting events, in
+ * order, on the calling thread. Waits up to `timeout_ms` for the first
+ * (0: do not wait; negative: without limit), then handles what is
+ * waiting, at most 64 events. The callback may call any `nhc_` function,
+ * including `nhc_device_free` on this device (this function then returns
+ * `NHC_OK` once the callback returned).
+ *
+ * Returns `NHC_OK` when at least one event was handled.
+ *
+ * Errors: `NHC_ERR_TIMEOUT` (no event within `timeout_ms`),
+ * `NHC_ERR_CLOSED` (the last event, STATE CLOSED, was handled, or the
+ * device was freed), `NHC_ERR_INVALID_ARGUMENT` (NULL),
+ * `NHC_ERR_INVALID_STATE` (a threaded device, or a dispatch of this device
+ * already running), `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device.
+ */
+enum nhc_result nhc_device_dispatch(struct nhc_device *dev, int32_t timeout_ms);
+
+/**
+ * Closes the device and releases it; NULL is ignored. Call it exactly once.
+ *
+ * The event closure is dropped: called from outside the device's callback
+ * it waits for a callback running on another thread to return, and once
+ * it returns no callback of this device runs any more. Called from inside
+ * the callback it does not wait, and the closure is dropped right after
+ * that callback returns. An update being applied is stopped with the
+ * connection; the `firmware_validated` closure and an update sink are
+ * dropped once the library's tasks holding them have ended (at the latest
+ * in `nhc_shutdown`). In a child process after fork() it releases nothing.
+ *
+ * # Safety
+ * `dev` is NULL or a live device, not used again afterwards.
+ */
+void nhc_device_free(struct nhc_device *dev);
+
+/**
+ * Downloads and applies the update of the last UPDATE_AVAILABLE event
+ * (the one waiting for a decision) with `opts` (see
+ * `nhc_update_options`; copied, its `sink` moved in, also on failure).
+ * Returns at once: progress comes as UPDATE_PROGRESS events and the end as
+ * one UPDATE_FINISHED event; `started`, `fwup_progress`, `completed` or
+ * `failed` are reported to the server.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, options not from
+ * `nhc_update_options_default`, not exactly one sink, a sink callback
+ * missing, invalid UTF-8, a timeout of 0, a bad firmware URL),
+ * `NHC_ERR_INVALID_STATE` (no update is waiting for a decision, or one is
+ * being applied), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `opts` is NULL or initialised with valid pointers.
+ */
+enum nhc_result nhc_device_apply_update(struct nhc_device *dev,
+                                        const struct nhc_update_options *opts);
+
+/**
+ * Declines the update waiting for a decision; the server is told
+ * `ignored` with `reason` (NUL-terminated UTF-8, copied).
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8),
+ * `NHC_ERR_INVALID_STATE` (no update is waiting for a decision),
+ * `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `reason` is NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_ignore_update(struct nhc_device *dev, const char *reason);
+
+/**
+ * Postpones the update waiting for a decision; the server is told
+ * `rescheduled` with `delay_for` = `delay_ms` in minutes (rounded, at
+ * least 5, as nerves_hub_link sends it) and `reason` (NULL: none).
+ *
+ * Errors: as `nhc_device_ignore_update`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `reason` is NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_reschedule_update(struct nhc_device *dev,
+                                             uint64_t delay_ms,
+                                             const char *reason);
+
+/**
+ * Stops the update being applied: the sink is aborted, the server is told
+ * `failed` ("Update cancelled"), and UPDATE_FINISHED (ok false) follows.
+ *
+ * Errors: `NHC_ERR_INVALID_STATE` (no update is being applied, or it is
+ * still starting), `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_CLOSED`,
+ * `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device.
+ */
+enum nhc_result nhc_device_cancel_update(struct nhc_device *dev);
+
+/**
+ * Tells the server the running firmware is validated (`firmware_validated
+ * {}`), and says so at later joins.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_BUFFER_FULL`,
+ * `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`. A report that
+ * cannot reach the server in time arrives as REPORT_FAILED.
+ *
+ * # Safety
+ * `dev` is NULL or a live device.
+ */
+enum nhc_result nhc_device_firmware_validated(struct nhc_device *dev);
+
+/**
+ * Answers a SCRIPT_RUN event: `script_ref` from the event, `result`
+ * "completed" or "error", the script's `output` and its return value as
+ * text (`returned`). All NUL-terminated UTF-8, copied.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, another
+ * `result`), `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`,
+ * `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; strings are NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_script_result(struct nhc_device *dev,
+                                         const char *script_ref,
+                                         const char *result,
+                                         const char *output,
+                                         const char *returned);
+
+/**
+ * Tells the server which network interface the device uses (`name`, for
+ * example "eth0"; non-empty NUL-terminated UTF-8).
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, empty, invalid UTF-8),
+ * `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_report_network_interface(struct nhc_device *dev, const char *name);
+
+/**
+ * Sends terminal output to the remote console (`up`): `len` bytes of UTF-8
+ * at `data` (not NUL-terminated; copied).
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev`, NULL `data` with `len` >
+ * 0, invalid UTF-8), `NHC_ERR_INVALID_STATE` (created without
+ * `console_enabled`), `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`,
+ * `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `data` is NULL or `len` readable bytes.
+ */
+enum nhc_result nhc_device_console_output(struct nhc_device *dev, const char *data, size_t len);
+
+/**
+ * Sends one log line through the `logging` extension, at `level` (an
+ * `nhc_log_level` value). Lines beyond 5 per second (burst 10) are
+ * summarised, and lines logged while the server has not attached the
+ * extension are dropped; both still return `NHC_OK`.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unknown
+ * level), `NHC_ERR_INVALID_STATE` (created without `logging_enabled`),
+ * `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `message` is NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_log(struct nhc_device *dev, int level, const char *message);
+
+/**
+ * Sets a metric (`name`, finite `value`) sent with every later health
+ * report, replacing an earlier value of that name.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, empty name, invalid UTF-8, a
+ * NaN or infinite value), `NHC_ERR_INVALID_STATE` (created without
+ * `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_report_metric(struct nhc_device *dev, const char *name, double value);
+
+/**
+ * Replaces the firmware metadata sent at the next (re)join with `len`
+ * key/value pairs (for example after writing new firmware).
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev`, NULL `metadata` with
+ * `len` > 0, a NULL or non-UTF-8 key or value), `NHC_ERR_CLOSED`,
+ * `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `metadata` is NULL or `len` valid pairs.
+ */
+enum nhc_result nhc_device_set_metadata(struct nhc_device *dev,
+                                        const struct nhc_key_value *metadata,
+                                        size_t len);
+
+/**
+ * Makes a copy of `event` (as received by an `nhc_device_event_closure`)
+ * that stays valid until `nhc_device_event_free`, on any thread. On
+ * success `*out` receives it.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, or a JSON payload holding a
+ * NUL byte), `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `event` is NULL or a valid event (for example inside the callback);
+ * `out` is NULL or writable.
+ */
+enum nhc_result nhc_device_event_clone(const struct nhc_device_event *event,
+                                       struct nhc_device_event **out);
+
+/**
+ * Releases a copy made by `nhc_device_event_clone`; NULL is ignored.
+ * Never pass an event received by a callback.
+ *
+ * # Safety
+ * `event` is NULL or from `nhc_device_event_clone`, freed once.
+ */
+void nhc_device_event_free(struct nhc_device_event *event);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -129,6 +129,10 @@ mod tests {
     fn every_exported_function_runs_inside_a_boundary() {
         let sources = [
             ("channel.rs", include_str!("channel.rs")),
+            ("device.rs", include_str!("device.rs")),
+            ("device_keep.rs", include_str!("device_keep.rs")),
+            ("device_options.rs", include_str!("device_options.rs")),
+            ("update_options.rs", include_str!("update_options.rs")),
             ("error.rs", include_str!("error.rs")),
             ("keep.rs", include_str!("keep.rs")),
             ("options.rs", include_str!("options.rs")),

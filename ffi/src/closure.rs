@@ -132,6 +132,11 @@ impl<C: Closure> Owned<C> {
     pub fn new(raw: C) -> Owned<C> {
         Owned { raw }
     }
+
+    /// The closure as the caller gave it, for the calls of other modules.
+    pub fn raw(&self) -> &C {
+        &self.raw
+    }
 }
 
 impl<C: Closure> Drop for Owned<C> {

@@ -23,19 +23,41 @@ mod channel;
 
 mod keep;
 
+mod device_types;
+
+mod device_closure;
+
+mod update_options;
+
+mod device_options;
+
+mod device;
+
+mod device_keep;
+
 // Internal helpers.
 mod args;
 mod boundary;
+mod device_router;
 mod params;
 mod router;
+mod versioned;
 
 pub use channel::*;
 pub use closure::{
     nhc_event_closure, nhc_join_closure, nhc_params_closure, nhc_reply_closure, nhc_state_closure,
 };
+pub use device::*;
+pub use device_closure::{
+    nhc_device_event_closure, nhc_geo_closure, nhc_location, nhc_update_sink, nhc_validated_closure,
+};
+pub use device_keep::*;
+pub use device_options::{nhc_device_options, nhc_device_options_init};
+pub use device_types::*;
 pub use error::{nhc_last_error_message, nhc_result, nhc_result_str};
 pub use keep::*;
 pub use options::{nhc_delivery, nhc_key_value, nhc_socket_options, nhc_socket_options_init};
 pub use runtime::*;
 pub use socket::*;
 pub use types::*;
+pub use update_options::{nhc_update_options, nhc_update_options_init};

@@ -228,7 +228,7 @@ pub(crate) unsafe fn read(opts: *const nhc_socket_options) -> FfiResult<nhc_sock
     Ok(d)
 }
 
-unsafe fn pem(
+pub(crate) unsafe fn pem(
     file: *const c_char,
     mem: *const u8,
     len: usize,
@@ -246,7 +246,7 @@ unsafe fn pem(
     }
 }
 
-unsafe fn pairs(
+pub(crate) unsafe fn pairs(
     ptr: *const nhc_key_value,
     len: usize,
     name: &str,

@@ -1,0 +1,637 @@
+//! `nhc_device_*`: a NervesHub device (socket + `device` channel, and the
+//! optional console and extensions) with one ordered event closure.
+
+use std::ffi::{c_char, c_int};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use nerves_hub_channel::nerves_hub::extensions::{LogLevel, HEALTH};
+use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata};
+use nerves_hub_channel::{ConnectionState, Error};
+
+use crate::args::{bytes_arg, opt_str_arg, str_arg};
+use crate::boundary::{boundary, boundary_or, forked};
+use crate::device_options::{self, nhc_device_options};
+use crate::device_router::DeviceRouter;
+use crate::error::{invalid, Failure, FfiResult};
+use crate::nhc_result;
+use crate::options::{nhc_delivery, nhc_key_value};
+use crate::types::nhc_state;
+use crate::update_options::{self, nhc_update_options};
+
+/// A NervesHub device: one connection, the `device` channel (and the
+/// `console` and `extensions` channels when enabled), one event closure.
+/// Created by `nhc_device_new`, released by `nhc_device_free`. Every
+/// function taking it may be called from any thread, including from the
+/// device's own event callback.
+#[allow(non_camel_case_types)]
+pub struct nhc_device {
+    core: Arc<DeviceCore>,
+}
+
+struct DeviceCore {
+    device: Device,
+    router: Arc<DeviceRouter>,
+    polled: bool,
+    dispatching: AtomicBool,
+}
+
+/// Every device made through the C API, for `nhc_shutdown`.
+/// cbindgen:ignore
+static LIVE: Mutex<Vec<Weak<DeviceCore>>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<Weak<DeviceCore>>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Closes every live device and waits (up to `limit`) for their sockets to
+/// close, like `socket::close_all` (see there for why).
+pub(crate) fn close_all(limit: Duration) {
+    let devices: Vec<Arc<DeviceCore>> = live().drain(..).filter_map(|w| w.upgrade()).collect();
+    for d in &devices {
+        d.device.close();
+    }
+    let deadline = std::time::Instant::now() + limit;
+    for d in &devices {
+        while d.device.state() != ConnectionState::Closed && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Events handed to the callback per `nhc_device_dispatch` at most.
+/// cbindgen:ignore
+const DISPATCH_BATCH: usize = 64;
+
+unsafe fn device_ref<'a>(dev: *const nhc_device) -> FfiResult<&'a DeviceCore> {
+    let core = dev
+        .as_ref()
+        .map(|d| &*d.core)
+        .ok_or_else(|| invalid("dev is NULL"))?;
+    if core.router.is_closed() {
+        return Err(Error::Closed("the device was freed".into()).into());
+    }
+    Ok(core)
+}
+
+fn no_component(what: &str, option: &str) -> Failure {
+    Failure::InvalidState(format!(
+        "{what} needs a device created with {option} = true"
+    ))
+}
+
+/// Creates a device from `opts` (see `nhc_device_options`; copied). Nothing
+/// is sent until `nhc_device_connect`. The closures in `opts` are moved
+/// into the device, also on failure (then dropped before this returns).
+///
+/// On success `*out` receives the device; free it with `nhc_device_free`.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `opts`, `opts->socket` or
+/// `out`; options not from their `_default` macros; a URL whose path is not
+/// `/socket/websocket` or `/device-socket/websocket`; an incomplete or
+/// invalid NH1 secret; an unreadable `fwup_env_path`; invalid UTF-8; an
+/// option out of range; `socket->on_state` with a `call`), `NHC_ERR_TLS`
+/// (unreadable or invalid certificate, key or CA), `NHC_ERR_CONNECT` (the
+/// I/O runtime could not start), `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `opts` is NULL or an initialised options struct whose pointers are valid.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_new(
+    opts: *const nhc_device_options,
+    out: *mut *mut nhc_device,
+) -> nhc_result {
+    boundary(|| {
+        if opts.is_null() {
+            return Err(invalid("opts is NULL"));
+        }
+        let setup = device_options::read(opts)?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let device = Device::new(setup.config)?;
+        let router = DeviceRouter::new(setup.on_event);
+        let polled = setup.delivery == nhc_delivery::NHC_DELIVERY_POLLED;
+        if !polled {
+            let r = router.clone();
+            device.set_handler(Some(Box::new(move |event| r.route(event))));
+        }
+        let core = Arc::new(DeviceCore {
+            device,
+            router,
+            polled,
+            dispatching: AtomicBool::new(false),
+        });
+        {
+            let mut live = live();
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&core));
+        }
+        *out = Box::into_raw(Box::new(nhc_device { core }));
+        Ok(())
+    })
+}
+
+/// Starts connecting in the background and joins `device` (and `console`
+/// when enabled); STATE and JOINED events report progress. The device
+/// reconnects and rejoins by itself until `nhc_device_disconnect`. Calling
+/// it while connected does nothing.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_CLOSED` (freed or
+/// shut down), `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_connect(dev: *mut nhc_device) -> nhc_result {
+    boundary(|| Ok(device_ref(dev)?.device.connect()?))
+}
+
+/// Closes the connection and stops reconnecting; `nhc_device_connect` resumes.
+///
+/// Errors: as `nhc_device_connect`.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_disconnect(dev: *mut nhc_device) -> nhc_result {
+    boundary(|| Ok(device_ref(dev)?.device.disconnect()?))
+}
+
+/// Writes the connection state to `*out` (DISCONNECTED, CONNECTING,
+/// CONNECTED or CLOSED).
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_CLOSED`,
+/// `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_state(
+    dev: *const nhc_device,
+    out: *mut nhc_state,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        *out = match core.device.state() {
+            ConnectionState::Disconnected => nhc_state::NHC_STATE_DISCONNECTED,
+            ConnectionState::Connecting => nhc_state::NHC_STATE_CONNECTING,
+            ConnectionState::Connected => nhc_state::NHC_STATE_CONNECTED,
+            ConnectionState::Closed => nhc_state::NHC_STATE_CLOSED,
+        };
+        Ok(())
+    })
+}
+
+/// Polled devices (`socket->delivery` POLLED): writes to `*fd` a file
+/// descriptor readable while events wait for `nhc_device_dispatch`.
+/// Level-triggered; owned by the device (do not read, write or close it);
+/// valid until `nhc_device_free`.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_INVALID_STATE` (a
+/// threaded device), `NHC_ERR_CONNECT` (no descriptor could be created),
+/// `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `fd` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_fd(dev: *const nhc_device, fd: *mut c_int) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        if fd.is_null() {
+            return Err(invalid("fd is NULL"));
+        }
+        if !core.polled {
+            return Err(Failure::InvalidState(
+                "nhc_device_fd needs a device with NHC_DELIVERY_POLLED".into(),
+            ));
+        }
+        *fd = core.device.event_fd()?;
+        Ok(())
+    })
+}
+
+/// Polled devices: runs the event callback for the waiting events, in
+/// order, on the calling thread. Waits up to `timeout_ms` for the first
+/// (0: do not wait; negative: without limit), then handles what is
+/// waiting, at most 64 events. The callback may call any `nhc_` function,
+/// including `nhc_device_free` on this device (this function then returns
+/// `NHC_OK` once the callback returned).
+///
+/// Returns `NHC_OK` when at least one event was handled.
+///
+/// Errors: `NHC_ERR_TIMEOUT` (no event within `timeout_ms`),
+/// `NHC_ERR_CLOSED` (the last event, STATE CLOSED, was handled, or the
+/// device was freed), `NHC_ERR_INVALID_ARGUMENT` (NULL),
+/// `NHC_ERR_INVALID_STATE` (a threaded device, or a dispatch of this device
+/// already running), `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_dispatch(dev: *mut nhc_device, timeout_ms: i32) -> nhc_result {
+    boundary(|| {
+        // Our own reference: the callback may free `dev` while we run.
+        let core = dev
+            .as_ref()
+            .ok_or_else(|| invalid("dev is NULL"))?
+            .core
+            .clone();
+        if !core.polled {
+            return Err(Failure::InvalidState(
+                "nhc_device_dispatch needs a device with NHC_DELIVERY_POLLED".into(),
+            ));
+        }
+        if core.dispatching.swap(true, Ordering::AcqRel) {
+            return Err(Failure::InvalidState(
+                "nhc_device_dispatch is already running for this device".into(),
+            ));
+        }
+        let _running = ResetOnDrop(&core.dispatching);
+        dispatch(&core, timeout_ms)
+    })
+}
+
+struct ResetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ResetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+fn dispatch(core: &DeviceCore, timeout_ms: i32) -> FfiResult {
+    let done = || core.router.ended() || core.router.is_closed();
+    if done() {
+        return Err(Failure::Core(Error::Closed(
+            "the device is closed and its last event was handled".into(),
+        )));
+    }
+    let first = if timeout_ms < 0 {
+        loop {
+            if let Some(e) = core.device.recv_timeout(Duration::from_secs(3600)) {
+                break Some(e);
+            }
+            if done() {
+                break None;
+            }
+        }
+    } else {
+        core.device
+            .recv_timeout(Duration::from_millis(timeout_ms as u64))
+    };
+    let Some(first) = first else {
+        if done() {
+            return Err(Failure::Core(Error::Closed("the device is closed".into())));
+        }
+        return Err(Failure::Core(Error::Timeout(format!(
+            "no event within {timeout_ms} ms"
+        ))));
+    };
+    core.router.route(first);
+    for _ in 1..DISPATCH_BATCH {
+        if core.router.is_closed() {
+            break;
+        }
+        match core.device.try_recv() {
+            Some(event) => core.router.route(event),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Closes the device and releases it; NULL is ignored. Call it exactly once.
+///
+/// The event closure is dropped: called from outside the device's callback
+/// it waits for a callback running on another thread to return, and once
+/// it returns no callback of this device runs any more. Called from inside
+/// the callback it does not wait, and the closure is dropped right after
+/// that callback returns. An update being applied is stopped with the
+/// connection; the `firmware_validated` closure and an update sink are
+/// dropped once the library's tasks holding them have ended (at the latest
+/// in `nhc_shutdown`). In a child process after fork() it releases nothing.
+///
+/// # Safety
+/// `dev` is NULL or a live device, not used again afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_free(dev: *mut nhc_device) {
+    boundary_or((), || {
+        if dev.is_null() {
+            return;
+        }
+        let handle = Box::from_raw(dev);
+        if forked() {
+            std::mem::forget(handle);
+            return;
+        }
+        let closure = handle.core.router.close();
+        handle.core.device.set_handler(None);
+        handle.core.device.cancel_update();
+        handle.core.device.close();
+        drop(closure);
+        drop(handle);
+    })
+}
+
+/// Downloads and applies the update of the last UPDATE_AVAILABLE event
+/// (the one waiting for a decision) with `opts` (see
+/// `nhc_update_options`; copied, its `sink` moved in, also on failure).
+/// Returns at once: progress comes as UPDATE_PROGRESS events and the end as
+/// one UPDATE_FINISHED event; `started`, `fwup_progress`, `completed` or
+/// `failed` are reported to the server.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, options not from
+/// `nhc_update_options_default`, not exactly one sink, a sink callback
+/// missing, invalid UTF-8, a timeout of 0, a bad firmware URL),
+/// `NHC_ERR_INVALID_STATE` (no update is waiting for a decision, or one is
+/// being applied), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `opts` is NULL or initialised with valid pointers.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_apply_update(
+    dev: *mut nhc_device,
+    opts: *const nhc_update_options,
+) -> nhc_result {
+    boundary(|| {
+        let options = update_options::take(opts);
+        let core = device_ref(dev)?;
+        let options = options?;
+        if core.device.update_in_progress() {
+            return Err(Failure::InvalidState(
+                "an update is already being applied".into(),
+            ));
+        }
+        let info = core
+            .device
+            .pending_update()
+            .ok_or_else(|| Failure::InvalidState("no update is waiting for a decision".into()))?;
+        Ok(core.device.apply_update(&info, options)?)
+    })
+}
+
+/// Declines the update waiting for a decision; the server is told
+/// `ignored` with `reason` (NUL-terminated UTF-8, copied).
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8),
+/// `NHC_ERR_INVALID_STATE` (no update is waiting for a decision),
+/// `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `reason` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_ignore_update(
+    dev: *mut nhc_device,
+    reason: *const c_char,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        let reason = str_arg(reason, "reason")?;
+        pending(core)?;
+        Ok(core.device.ignore_update(reason)?)
+    })
+}
+
+fn pending(core: &DeviceCore) -> FfiResult {
+    match core.device.pending_update() {
+        Some(_) => Ok(()),
+        None => Err(Failure::InvalidState(
+            "no update is waiting for a decision".into(),
+        )),
+    }
+}
+
+/// Postpones the update waiting for a decision; the server is told
+/// `rescheduled` with `delay_for` = `delay_ms` in minutes (rounded, at
+/// least 5, as nerves_hub_link sends it) and `reason` (NULL: none).
+///
+/// Errors: as `nhc_device_ignore_update`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `reason` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_reschedule_update(
+    dev: *mut nhc_device,
+    delay_ms: u64,
+    reason: *const c_char,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        let reason = opt_str_arg(reason, "reason")?;
+        pending(core)?;
+        Ok(core
+            .device
+            .reschedule_update(Duration::from_millis(delay_ms), reason)?)
+    })
+}
+
+/// Stops the update being applied: the sink is aborted, the server is told
+/// `failed` ("Update cancelled"), and UPDATE_FINISHED (ok false) follows.
+///
+/// Errors: `NHC_ERR_INVALID_STATE` (no update is being applied, or it is
+/// still starting), `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_CLOSED`,
+/// `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_result {
+    boundary(|| {
+        if device_ref(dev)?.device.cancel_update() {
+            Ok(())
+        } else {
+            Err(Failure::InvalidState("no update is being applied".into()))
+        }
+    })
+}
+
+/// Tells the server the running firmware is validated (`firmware_validated
+/// {}`), and says so at later joins.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL), `NHC_ERR_BUFFER_FULL`,
+/// `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`. A report that
+/// cannot reach the server in time arrives as REPORT_FAILED.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_firmware_validated(dev: *mut nhc_device) -> nhc_result {
+    boundary(|| Ok(device_ref(dev)?.device.firmware_validated()?))
+}
+
+/// Answers a SCRIPT_RUN event: `script_ref` from the event, `result`
+/// "completed" or "error", the script's `output` and its return value as
+/// text (`returned`). All NUL-terminated UTF-8, copied.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, another
+/// `result`), `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`,
+/// `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_script_result(
+    dev: *mut nhc_device,
+    script_ref: *const c_char,
+    result: *const c_char,
+    output: *const c_char,
+    returned: *const c_char,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        let script_ref = str_arg(script_ref, "script_ref")?;
+        let result = str_arg(result, "result")?;
+        let output = str_arg(output, "output")?;
+        let returned = str_arg(returned, "returned")?;
+        Ok(core
+            .device
+            .script_result(script_ref, result, output, returned)?)
+    })
+}
+
+/// Tells the server which network interface the device uses (`name`, for
+/// example "eth0"; non-empty NUL-terminated UTF-8).
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, empty, invalid UTF-8),
+/// `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_report_network_interface(
+    dev: *mut nhc_device,
+    name: *const c_char,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        let name = str_arg(name, "name")?;
+        Ok(core.device.report_network_interface(name)?)
+    })
+}
+
+/// Sends terminal output to the remote console (`up`): `len` bytes of UTF-8
+/// at `data` (not NUL-terminated; copied).
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev`, NULL `data` with `len` >
+/// 0, invalid UTF-8), `NHC_ERR_INVALID_STATE` (created without
+/// `console_enabled`), `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`,
+/// `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `data` is NULL or `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_console_output(
+    dev: *mut nhc_device,
+    data: *const c_char,
+    len: usize,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        let bytes = bytes_arg(data.cast(), len, "data")?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| invalid(format!("data is not valid UTF-8 ({e})")))?;
+        let console = core
+            .device
+            .console()
+            .ok_or_else(|| no_component("nhc_device_console_output", "console_enabled"))?;
+        Ok(console.send_output(text)?)
+    })
+}
+
+/// Sends one log line through the `logging` extension, at `level` (an
+/// `nhc_log_level` value). Lines beyond 5 per second (burst 10) are
+/// summarised, and lines logged while the server has not attached the
+/// extension are dropped; both still return `NHC_OK`.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unknown
+/// level), `NHC_ERR_INVALID_STATE` (created without `logging_enabled`),
+/// `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `message` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_log(
+    dev: *mut nhc_device,
+    level: c_int,
+    message: *const c_char,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        let level = match level {
+            0 => LogLevel::Error,
+            1 => LogLevel::Warning,
+            2 => LogLevel::Info,
+            3 => LogLevel::Debug,
+            other => return Err(invalid(format!("level {other} is not an nhc_log_level"))),
+        };
+        let message = str_arg(message, "message")?;
+        let ext = core
+            .device
+            .extensions()
+            .ok_or_else(|| no_component("nhc_device_log", "logging_enabled"))?;
+        Ok(ext.log(level, message, &[])?)
+    })
+}
+
+/// Sets a metric (`name`, finite `value`) sent with every later health
+/// report, replacing an earlier value of that name.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, empty name, invalid UTF-8, a
+/// NaN or infinite value), `NHC_ERR_INVALID_STATE` (created without
+/// `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_report_metric(
+    dev: *mut nhc_device,
+    name: *const c_char,
+    value: f64,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        let name = str_arg(name, "name")?;
+        if name.is_empty() {
+            return Err(invalid("name is empty"));
+        }
+        if !value.is_finite() {
+            return Err(invalid(format!("metric {name:?}: {value} is not finite")));
+        }
+        let ext = core
+            .device
+            .extensions()
+            .filter(|e| e.offered().contains(&HEALTH))
+            .ok_or_else(|| no_component("nhc_device_report_metric", "health_enabled"))?;
+        ext.report_metric(name, value);
+        Ok(())
+    })
+}
+
+/// Replaces the firmware metadata sent at the next (re)join with `len`
+/// key/value pairs (for example after writing new firmware).
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev`, NULL `metadata` with
+/// `len` > 0, a NULL or non-UTF-8 key or value), `NHC_ERR_CLOSED`,
+/// `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `metadata` is NULL or `len` valid pairs.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_set_metadata(
+    dev: *mut nhc_device,
+    metadata: *const nhc_key_value,
+    len: usize,
+) -> nhc_result {
+    boundary(|| {
+        let core = device_ref(dev)?;
+        let pairs = crate::options::pairs(metadata, len, "metadata")?;
+        core.device
+            .set_metadata(FirmwareMetadata::from_pairs(pairs));
+        Ok(())
+    })
+}
