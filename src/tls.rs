@@ -238,6 +238,13 @@ impl TlsClient {
                 | AlertDescription::NoCertificate
         );
         match (about_client_cert, self.has_client_cert) {
+            // Expired and untrusted certificates need different fixes, so say which.
+            (true, true) if alert == AlertDescription::CertificateExpired => format!(
+                "the server rejected our client certificate (alert: {name}); renew the device certificate (it has expired or is not valid yet by the server's clock)"
+            ),
+            (true, true) if alert == AlertDescription::UnknownCA => format!(
+                "the server rejected our client certificate (alert: {name}); the server does not trust its issuer: register the device's CA on the server or use a certificate it issued"
+            ),
             (true, true) => format!(
                 "the server rejected our client certificate (alert: {name}); check that the device or its CA is registered on the server"
             ),

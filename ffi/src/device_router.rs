@@ -28,6 +28,8 @@ type Shared = Arc<Owned<nhc_device_event_closure>>;
 struct Inner {
     closed: bool,
     in_call: Option<ThreadId>,
+    /// Threads waiting for the callback to end (see router.rs).
+    idle_waiters: usize,
     closure: Option<Shared>,
 }
 
@@ -44,6 +46,7 @@ impl DeviceRouter {
             inner: Mutex::new(Inner {
                 closed: false,
                 in_call: None,
+                idle_waiters: 0,
                 closure: Some(Arc::new(closure)),
             }),
             idle: Condvar::new(),
@@ -71,7 +74,9 @@ impl DeviceRouter {
         g.closed = true;
         let me = std::thread::current().id();
         while g.in_call.is_some_and(|t| t != me) {
+            g.idle_waiters += 1;
             g = self.idle.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.idle_waiters -= 1;
         }
         g.closure.take()
     }
@@ -104,8 +109,13 @@ struct IdleOnDrop<'a>(&'a DeviceRouter);
 
 impl Drop for IdleOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.lock().in_call = None;
-        self.0.idle.notify_all();
+        let mut g = self.0.lock();
+        g.in_call = None;
+        let waiters = g.idle_waiters > 0;
+        drop(g);
+        if waiters {
+            self.0.idle.notify_all();
+        }
     }
 }
 

@@ -45,6 +45,9 @@ struct Inner {
     closed: bool,
     /// The thread running a callback of this socket.
     in_call: Option<ThreadId>,
+    /// Threads in `wait_idle`: a condvar notify is a system call even with
+    /// no waiter, and a callback ends per event.
+    idle_waiters: usize,
     state: Option<Shared<nhc_state_closure>>,
     channels: HashMap<ChannelId, ChannelRoutes>,
     replies: HashMap<PushId, PendingReply>,
@@ -97,7 +100,9 @@ impl Router {
     fn wait_idle<'a>(&'a self, mut g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
         let me = std::thread::current().id();
         while g.in_call.is_some_and(|t| t != me) {
+            g.idle_waiters += 1;
             g = self.idle.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.idle_waiters -= 1;
         }
         g
     }
@@ -584,7 +589,10 @@ impl Drop for IdleOnDrop<'_> {
     fn drop(&mut self) {
         let mut g = self.0.lock();
         g.in_call = None;
+        let waiters = g.idle_waiters > 0;
         drop(g);
-        self.0.idle.notify_all();
+        if waiters {
+            self.0.idle.notify_all();
+        }
     }
 }

@@ -772,3 +772,31 @@ async fn invalid_url_host_is_an_invalid_argument() {
         other => panic!("expected InvalidArgument, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn client_certificate_alerts_say_what_to_fix() {
+    let ca = Ca::new("ca");
+    let device = ca.leaf(&["device"], "device");
+    let client = client(&ca, Some(&device), None);
+    let expired = client.describe_alert(AlertDescription::CertificateExpired);
+    let untrusted = client.describe_alert(AlertDescription::UnknownCA);
+    let other = client.describe_alert(AlertDescription::BadCertificate);
+    assert!(
+        expired.contains("renew the device certificate"),
+        "{expired}"
+    );
+    assert!(
+        untrusted.contains("does not trust its issuer"),
+        "{untrusted}"
+    );
+    assert!(
+        other.contains("check that the device or its CA is registered"),
+        "{other}"
+    );
+    for message in [&expired, &untrusted, &other] {
+        assert!(
+            message.starts_with("the server rejected our client certificate (alert: "),
+            "{message}"
+        );
+    }
+}
