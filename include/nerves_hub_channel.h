@@ -1882,6 +1882,30 @@ enum nhc_result nhc_device_apply_update(struct nhc_device *dev,
                                         const struct nhc_update_options *opts);
 
 /**
+ * Downloads the archive of the last ARCHIVE event into the sink of `opts`
+ * (see `nhc_update_options`; copied, its `sink` moved in, also on failure)
+ * and returns when it is complete, failed, or `timeout_ms` passed (0: the
+ * options' overall `max_total`). Same redirect, resume and retry rules as
+ * firmware; nothing is reported to the server. The archive carries no
+ * checksum: verify it in the sink (e.g. `fwup --verify` with the archive
+ * public keys). It blocks: do not call it from a callback of a threaded
+ * device (its events would wait until it returns).
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, bad options as for
+ * `nhc_device_apply_update`), `NHC_ERR_INVALID_STATE` (no archive was
+ * offered), `NHC_ERR_CONNECT` (the download failed: HTTP status, too many
+ * interruptions), `NHC_ERR_PROTOCOL` (size mismatch or the sink refused
+ * it), `NHC_ERR_TIMEOUT` (cancelled after `timeout_ms`), `NHC_ERR_CLOSED`,
+ * `NHC_ERR_FORKED`, `NHC_ERR_PANIC`; `nhc_last_error_message` has the reason.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `opts` is NULL or initialised with valid pointers.
+ */
+enum nhc_result nhc_device_download_archive(struct nhc_device *dev,
+                                            const struct nhc_update_options *opts,
+                                            uint32_t timeout_ms);
+
+/**
  * Declines the update waiting for a decision; the server is told
  * `ignored` with `reason` (NUL-terminated UTF-8, copied).
  *

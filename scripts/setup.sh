@@ -25,6 +25,16 @@ if ! cbindgen --version 2>/dev/null | grep -q " $cbindgen_version\$"; then
   cargo install cbindgen --locked --version "$cbindgen_version"
 fi
 
+# Fuzzing (scripts/fuzz.sh) and the supply-chain check (deny.toml).
+cargo_fuzz_version=0.13.1
+if ! cargo fuzz --version 2>/dev/null | grep -q " $cargo_fuzz_version\$"; then
+  cargo install cargo-fuzz --locked --version "$cargo_fuzz_version"
+fi
+cargo_deny_version=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -q " $cargo_deny_version\$"; then
+  cargo install cargo-deny --locked --version "$cargo_deny_version"
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -17,6 +17,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Rust tests"
 cargo test --release --locked --workspace --exclude nerves_hub_channel_py
 
+step "Fuzz smoke: every cargo-fuzz target for a few seconds"
+bash scripts/fuzz.sh smoke
+
+step "Supply chain: cargo deny (licenses, bans, sources; offline)"
+cargo deny --offline check licenses bans sources
+
 step "C: header drift, ctest, valgrind, install, consumers"
 bash scripts/c-tests.sh
 

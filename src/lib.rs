@@ -15,6 +15,7 @@ pub mod config;
 mod dispatcher;
 pub mod error;
 pub mod event;
+pub mod log_policy;
 pub mod message;
 pub mod nerves_hub;
 mod queue;

@@ -732,3 +732,69 @@ fn a_non_device_url_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_offered_archive_downloads_into_a_file() {
+    let server = server().await;
+    let device = connected(config(&server)).await;
+    let bytes = random_image(1_500_000, 9);
+    let offer = server
+        .firmware()
+        .add("archive-1.bin", bytes.clone())
+        .expect("stored");
+    push(
+        &server,
+        "archive",
+        j!({"uuid": "arch-2", "url": offer["url"], "size": bytes.len(), "version": "2.0.0"}),
+    )
+    .await;
+    let DeviceEvent::Archive(archive) =
+        wait(&device, "Archive", |e| matches!(e, DeviceEvent::Archive(_))).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        device.pending_archive().map(|a| a.uuid),
+        Some("arch-2".to_owned())
+    );
+    // Interrupted twice: resumed with Range like firmware.
+    let faults = nhc_devserver::FirmwareFaults {
+        cut_after_bytes: Some(400_000),
+        cuts: Some(2),
+        ..Default::default()
+    };
+    server
+        .firmware()
+        .set_faults("archive-1.bin", faults)
+        .expect("faults");
+    let dir = std::env::temp_dir().join(format!("nhc-archive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("archive.bin");
+    let mut options = UpdateOptions::new(SinkSpec::File(path.clone()));
+    options.download.retry_delay = Duration::from_millis(10);
+    let handle = device.download_archive(&archive, options).expect("started");
+    let outcome = tokio::time::timeout(WAIT, handle.outcome())
+        .await
+        .expect("in time");
+    assert_eq!(outcome, Ok(()));
+    assert!(
+        std::fs::read(&path).expect("archive") == bytes,
+        "archive differs"
+    );
+    let requests = server
+        .firmware()
+        .requests("archive-1.bin")
+        .expect("requests");
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert!(requests[1].range.is_some(), "{requests:?}");
+    // Archives are not firmware: no status_update was sent for it.
+    let statuses: Vec<_> = server
+        .control()
+        .received()
+        .await
+        .into_iter()
+        .filter(|r| r.message.event == "status_update")
+        .collect();
+    assert!(statuses.is_empty(), "{statuses:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -375,6 +375,60 @@ pub unsafe extern "C" fn nhc_device_apply_update(
     })
 }
 
+/// Downloads the archive of the last ARCHIVE event into the sink of `opts`
+/// (see `nhc_update_options`; copied, its `sink` moved in, also on failure)
+/// and returns when it is complete, failed, or `timeout_ms` passed (0: the
+/// options' overall `max_total`). Same redirect, resume and retry rules as
+/// firmware; nothing is reported to the server. The archive carries no
+/// checksum: verify it in the sink (e.g. `fwup --verify` with the archive
+/// public keys). It blocks: do not call it from a callback of a threaded
+/// device (its events would wait until it returns).
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, bad options as for
+/// `nhc_device_apply_update`), `NHC_ERR_INVALID_STATE` (no archive was
+/// offered), `NHC_ERR_CONNECT` (the download failed: HTTP status, too many
+/// interruptions), `NHC_ERR_PROTOCOL` (size mismatch or the sink refused
+/// it), `NHC_ERR_TIMEOUT` (cancelled after `timeout_ms`), `NHC_ERR_CLOSED`,
+/// `NHC_ERR_FORKED`, `NHC_ERR_PANIC`; `nhc_last_error_message` has the reason.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `opts` is NULL or initialised with valid pointers.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_download_archive(
+    dev: *mut nhc_device,
+    opts: *const nhc_update_options,
+    timeout_ms: u32,
+) -> nhc_result {
+    boundary(|| {
+        let options = update_options::take(opts);
+        let core = device_ref(dev)?;
+        let options = options?;
+        let archive = core
+            .device
+            .pending_archive()
+            .ok_or_else(|| Failure::InvalidState("no archive was offered".into()))?;
+        let limit = match timeout_ms {
+            0 => options.download.max_total,
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let handle = core.device.download_archive(&archive, options)?;
+        match handle.wait(limit) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(reason)) if reason.starts_with("Download failed") => {
+                Err(Error::Connect(reason).into())
+            }
+            Some(Err(reason)) => Err(Error::Protocol(reason).into()),
+            None => {
+                handle.cancel();
+                Err(
+                    Error::Timeout(format!("the archive download took longer than {limit:?}"))
+                        .into(),
+                )
+            }
+        }
+    })
+}
+
 /// Declines the update waiting for a decision; the server is told
 /// `ignored` with `reason` (NUL-terminated UTF-8, copied).
 ///

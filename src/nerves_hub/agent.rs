@@ -143,7 +143,10 @@ fn device_message(core: &Arc<Core>, topic: String, event: String, payload: Paylo
         }
         "identify" => core.emit(DeviceEvent::Identify),
         "archive" => match ArchiveInfo::parse(&value) {
-            Ok(info) => core.emit(DeviceEvent::Archive(info)),
+            Ok(info) => {
+                *core.archive.lock().unwrap_or_else(|p| p.into_inner()) = Some(info.clone());
+                core.emit(DeviceEvent::Archive(info))
+            }
             Err(e) => invalid(core, event, e, payload),
         },
         "fwup_public_keys" => match parse_keys(&value) {

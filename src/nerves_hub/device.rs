@@ -11,11 +11,11 @@ use tokio::sync::Notify;
 use super::agent;
 use super::console::Console;
 use super::device_config::{DeviceConfig, FirmwareValidatedFn, UpdatePolicy};
-use super::device_events::DeviceEvent;
+use super::device_events::{ArchiveInfo, DeviceEvent};
 use super::extensions::Extensions;
 use super::join::JoinState;
 use super::metadata::FirmwareMetadata;
-use super::update::{UpdateOptions, UpdateStatus};
+use super::update::{UpdateHandle, UpdateOptions, UpdateStatus};
 use super::update_flow::{self, UpdatePhase};
 use super::update_info::UpdateInfo;
 use crate::channel::Channel;
@@ -38,6 +38,8 @@ pub(crate) struct Core {
     pub queue: Arc<EventQueue<DeviceEvent>>,
     pub join: Arc<JoinState>,
     pub update: Mutex<UpdatePhase>,
+    /// The last archive the server offered.
+    pub archive: Mutex<Option<ArchiveInfo>>,
     pub policy: UpdatePolicy,
     pub scripts: bool,
     pub report_timeout: Duration,
@@ -134,6 +136,7 @@ impl Device {
             queue: EventQueue::new(capacity),
             join,
             update: Mutex::new(UpdatePhase::Idle),
+            archive: Mutex::new(None),
             policy: config.update_policy,
             scripts: config.scripts,
             report_timeout: config.report_timeout,
@@ -241,6 +244,25 @@ impl Device {
             UpdatePhase::Pending(info) => Some(info.clone()),
             _ => None,
         }
+    }
+
+    /// The last archive the server offered (`DeviceEvent::Archive`), if any.
+    pub fn pending_archive(&self) -> Option<ArchiveInfo> {
+        self.core()
+            .archive
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Downloads `archive` into the options' sink (same resume and retry
+    /// rules as firmware). Wait for the end with the returned handle.
+    pub fn download_archive(
+        &self,
+        archive: &ArchiveInfo,
+        options: UpdateOptions,
+    ) -> Result<UpdateHandle> {
+        super::archive::start_archive_download(archive, options)
     }
 
     /// True while an update is being downloaded or applied.

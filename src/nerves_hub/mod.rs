@@ -12,6 +12,7 @@
 //! authentication (nh1), console and extensions.
 
 mod agent;
+pub mod archive;
 pub mod console;
 pub mod device;
 pub mod device_config;

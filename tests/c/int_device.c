@@ -659,6 +659,54 @@ static void extensions_scripts_archive(void) {
     tl_rec_destroy(&grec);
 }
 
+static void archive_download(void) {
+    reset_server();
+    dev_ctx c;
+    ctx_init(&c);
+    nhc_socket_options s;
+    mtls_socket(&s);
+    nhc_device_options o;
+    CHECK_OK(nhc_device_options_default(&o));
+    o.socket = &s;
+    nhc_device *dev = start(&c, &o);
+    CHECK(tl_rec_wait(&c.rec, "dev JOINED topic=device", 1, 10000));
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/nhc-int-archive-%d.bin", (int)getpid());
+    unlink(path);
+    nhc_update_options u;
+    update_options(&u, path);
+    /* Nothing offered yet. */
+    CHECK_RC(nhc_device_download_archive(dev, &u, 0), NHC_ERR_INVALID_STATE);
+
+    size_t len = 700 * 1024 + 3;
+    unsigned char *image = make_image(len, 4);
+    char answer[16384], url[512], offer[1024];
+    store_firmware("c-archive", image, len, answer, sizeof answer);
+    CHECK(tl_json_string(answer, "url", url, sizeof url));
+    /* Cut twice: resumed with Range, as firmware is. */
+    tl_ctl_post(&srv, "/firmware_faults", "{\"name\":\"c-archive\",\"cut_after_bytes\":200000,\"cuts\":2}");
+    snprintf(offer, sizeof offer, "{\"uuid\":\"a-9\",\"url\":\"%s\",\"size\":%zu,\"version\":\"3\"}",
+             url, len);
+    CHECK(tl_ctl_push(&srv, "device", "archive", offer) == 1);
+    CHECK(tl_rec_wait(&c.rec, "dev ARCHIVE", 1, 10000));
+    update_options(&u, path);
+    CHECK_OK(nhc_device_download_archive(dev, &u, (uint32_t)tl_ms(30000)));
+    file_matches(path, image, len);
+    unlink(path);
+
+    /* A missing archive is a download error with the reason. */
+    CHECK(tl_ctl_push(&srv, "device", "archive",
+                      "{\"uuid\":\"a-10\",\"url\":\"http://127.0.0.1:1/none\",\"size\":5}") == 1);
+    CHECK(tl_rec_wait(&c.rec, "dev ARCHIVE", 2, 10000));
+    update_options(&u, path);
+    u.max_disconnects = 0;
+    CHECK_RC(nhc_device_download_archive(dev, &u, (uint32_t)tl_ms(30000)), NHC_ERR_CONNECT);
+    CHECK(strstr(nhc_last_error_message(), "Download failed") != NULL);
+    CHECK(access(path, F_OK) != 0);
+    free(image);
+    finish(&c, dev);
+}
+
 static void nh1_shared_secret(void) {
     reset_server();
     tl_ctl_post(&srv, "/shared_secret",
@@ -729,6 +777,7 @@ int main(void) {
     reboot_identify_decisions();
     console_round_trip();
     extensions_scripts_archive();
+    archive_download();
     nh1_shared_secret();
     polled_free_in_callback();
     nhc_shutdown();

@@ -449,3 +449,25 @@ def test_geo_location_comes_from_the_python_provider(server: DevServer, make_dev
     assert update["payload"] == {"latitude": 48.85, "longitude": 2.35, "source": "gps", "accuracy": 12}
     assert calls and calls[0] != threading.main_thread().name
     assert device.attached_extensions == ["geo"]
+
+
+def test_an_offered_archive_downloads_into_a_file(
+    server: DevServer, make_device: DeviceFactory, tmp_path: Path
+) -> None:
+    device = make_device()
+    archives = events(device, "archive")
+    connected(device)
+    with pytest.raises(nhc.InvalidArgument, match="no archive was offered"):
+        device.download_archive(path=tmp_path / "none.bin")
+    fw = firmware(server.control, "py-archive", 900_000, seed=3)
+    server.control.call("/firmware_faults", {"name": "py-archive", "cut_after_bytes": 300_000, "cuts": 1})
+    server.control.push("device", "archive", {"uuid": "a-7", "url": fw["url"], "size": fw["size"]})
+    get(archives)
+    device.download_archive(path=tmp_path / "a.bin", retry_delay=0.01, timeout=WAIT * 3)
+    assert (tmp_path / "a.bin").read_bytes() == firmware_bytes(server.control, "py-archive")
+
+    server.control.push("device", "archive", {"uuid": "a-8", "url": fw["url"] + "-missing", "size": 5})
+    get(archives)
+    with pytest.raises(nhc.UpdateError, match="Download failed"):
+        device.download_archive(path=tmp_path / "b.bin", timeout=WAIT * 3)
+    assert not (tmp_path / "b.bin").exists()

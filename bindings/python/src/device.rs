@@ -548,6 +548,66 @@ impl Device {
         }
     }
 
+    /// Downloads the last archive the server offered (the ``archive`` event)
+    /// into ``path``, a ``sink`` object or a ``fwup`` command, with the same
+    /// resume and retry rules as firmware, and returns when it is complete.
+    /// Nothing is reported to the server, and the archive carries no
+    /// checksum: verify it in the sink. The GIL is released while waiting.
+    /// Raises :class:`InvalidArgument` if no archive was offered,
+    /// :class:`UpdateError` if the download failed, and ``TimeoutError``
+    /// (after cancelling it) when ``timeout`` seconds pass.
+    #[pyo3(signature = (
+        *, path=None, sink=None, fwup=None, idle_timeout=60.0, max_disconnects=10,
+        retry_delay=15.0, max_total=86400.0, ca=None, headers=None, timeout=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn download_archive(
+        &self,
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        sink: Option<Bound<'_, PyAny>>,
+        fwup: Option<Vec<String>>,
+        idle_timeout: f64,
+        max_disconnects: u32,
+        retry_delay: f64,
+        max_total: f64,
+        ca: Option<Bound<'_, PyAny>>,
+        headers: Option<BTreeMap<String, String>>,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let options = UpdateArgs {
+            path,
+            sink,
+            fwup,
+            idle_timeout,
+            max_disconnects,
+            retry_delay,
+            max_total,
+            ca,
+            headers,
+        }
+        .into_options()?;
+        let deadline = deadline(timeout)?;
+        let archive = self
+            .core
+            .pending_archive()
+            .ok_or_else(|| invalid("no archive was offered"))?;
+        let handle = self
+            .core
+            .download_archive(&archive, options)
+            .map_err(py_err)?;
+        match wait::future(py, Box::pin(handle.outcome()), deadline)? {
+            Some(Ok(())) => Ok(()),
+            Some(Err(reason)) => Err(new_update_error(reason)),
+            None => {
+                handle.cancel();
+                Err(pyo3::exceptions::PyTimeoutError::new_err(
+                    "the archive download did not finish in time",
+                ))
+            }
+        }
+    }
+
     /// Declines the pending update; the server is told ``ignored``.
     fn ignore_update(&self, reason: &str) -> PyResult<()> {
         self.core.ignore_update(reason).map_err(py_err)

@@ -68,7 +68,10 @@ impl Log for Queued {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
+        // tungstenite traces the signed upgrade request and raw frames.
+        if !self.enabled(record.metadata())
+            || nerves_hub_channel::log_policy::may_leak_secrets(record.metadata())
+        {
             return;
         }
         let rec = Record {

@@ -428,6 +428,38 @@ class AsyncDevice:
         self._update_waiters.append(fut)
         await fut
 
+    async def download_archive(
+        self,
+        *,
+        path: Union[str, "os.PathLike[str]", None] = None,
+        sink: Any = None,
+        fwup: Optional[Sequence[str]] = None,
+        idle_timeout: float = 60.0,
+        max_disconnects: int = 10,
+        retry_delay: float = 15.0,
+        max_total: float = 86400.0,
+        ca: Optional[Pem] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Downloads the last offered archive (see
+        :meth:`nerves_hub_channel.Device.download_archive`) and returns once
+        it is complete; raises :class:`UpdateError` if it failed. The wait
+        runs on a worker thread (with the GIL released), not on the loop."""
+        await asyncio.to_thread(
+            self._native.download_archive,
+            path=path,
+            sink=sink,
+            fwup=fwup,
+            idle_timeout=idle_timeout,
+            max_disconnects=max_disconnects,
+            retry_delay=retry_delay,
+            max_total=max_total,
+            ca=ca,
+            headers=headers,
+            timeout=timeout,
+        )
+
     def ignore_update(self, reason: str) -> None:
         """Declines the pending update; the server is told ``ignored``."""
         self._native.ignore_update(reason)

@@ -267,6 +267,21 @@ class Device:
         """Starts downloading and applying ``update`` into a path, a sink or fwup."""
     def wait_update(self, timeout: Optional[float] = None) -> None:
         """Blocks until the update ends; raises ``UpdateError`` on failure."""
+    def download_archive(
+        self,
+        *,
+        path: Union[str, os.PathLike[str], None] = None,
+        sink: Any = None,
+        fwup: Optional[Sequence[str]] = None,
+        idle_timeout: float = 60.0,
+        max_disconnects: int = 10,
+        retry_delay: float = 15.0,
+        max_total: float = 86400.0,
+        ca: Optional[_Pem] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Downloads the last offered archive into a path, a sink or fwup; blocks until done."""
     def ignore_update(self, reason: str) -> None:
         """Declines the pending update."""
     def reschedule_update(self, delay: float, reason: Optional[str] = None) -> None:

@@ -1,0 +1,235 @@
+//! Secrets never reach the log: with every `log` record captured at Trace,
+//! NH1 authentication (a refused secret retried, then a good one), a
+//! download from a signed URL, a failed download and a TLS client-key load
+//! leave no shared secret, signature, signed-URL query or private key in
+//! any record. One test, because the logger is process-wide.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{fast_config, no_params, wait_for};
+use nerves_hub_channel::log_policy::may_leak_secrets;
+use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, SharedSecret};
+use nerves_hub_channel::nerves_hub::update::{
+    start_update, DownloadOptions, SinkSpec, Stage, UpdateInfo, UpdateOptions, UpdateReporter,
+    UpdateStatus,
+};
+use nerves_hub_channel::tls::TlsClient;
+use nerves_hub_channel::{Event, HeaderProvider, PemSource, Socket, TlsOptions};
+use nhc_devserver::{random_image, Config, DevServer, SharedSecretEntry};
+use rcgen::{CertificateParams, KeyPair};
+use serde_json::Value;
+
+const PRODUCT_KEY: &str = "nhp_logcheck";
+const PRODUCT_SECRET: &str = "LOGCHECKSECRETdoNotLogMe0123456789";
+const WRONG_SECRET: &str = "WRONGSECRETdoNotLogMeEither987654";
+const URL_SIGNATURE: &str = "SECRETSIGabcdef0123456789";
+
+/// Every record at every level, formatted with its target, except what
+/// `log_policy::may_leak_secrets` tells loggers to drop (tungstenite's
+/// Trace records, which hold the raw upgrade request and frames); those are
+/// counted, to prove the policy is what stops them.
+struct Capture {
+    records: Mutex<Vec<String>>,
+    dropped: Mutex<Vec<String>>,
+}
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        let list = if may_leak_secrets(record.metadata()) {
+            &self.dropped
+        } else {
+            &self.records
+        };
+        list.lock().expect("log lock").push(line);
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture {
+    records: Mutex::new(Vec::new()),
+    dropped: Mutex::new(Vec::new()),
+};
+
+/// Keeps every header set it handed out, to look for the signatures in the log.
+struct Recording {
+    inner: Nh1Auth,
+    sent: Mutex<Vec<(String, String)>>,
+}
+
+impl HeaderProvider for Recording {
+    fn headers(&self, server_date: Option<&str>) -> Vec<(String, String)> {
+        let headers = self.inner.headers(server_date);
+        self.sent.lock().expect("lock").extend(headers.clone());
+        headers
+    }
+}
+
+struct Ignore;
+
+impl UpdateReporter for Ignore {
+    fn status(&self, _: UpdateStatus) {}
+    fn progress(&self, _: Stage, _: u8) {}
+}
+
+async fn nh1_connect(server: &DevServer, secret: &str, refused: bool) -> Arc<Recording> {
+    let recording = Arc::new(Recording {
+        inner: Nh1Auth::new(SharedSecret::new(PRODUCT_KEY, secret, "serial-logs")).expect("valid"),
+        sent: Mutex::new(Vec::new()),
+    });
+    let url = server
+        .ws_url()
+        .replace("/socket/websocket", "/device-socket/websocket");
+    let mut config = fast_config(&url);
+    config.header_provider = Some(recording.clone());
+    let sock = Socket::new(config).expect("config");
+    let chan = sock.channel("device", no_params()).expect("channel");
+    sock.connect().expect("connect");
+    if refused {
+        // Two refusals: the first attempt and one retry, each signed afresh.
+        for _ in 0..2 {
+            wait_for(&sock, "a 401", |e| matches!(e, Event::AuthError { .. })).await;
+        }
+    } else {
+        chan.join()
+            .expect("join sent")
+            .await
+            .expect("socket alive")
+            .expect("join ok");
+    }
+    sock.disconnect().expect("disconnect");
+    recording
+}
+
+async fn download(update: &Value) -> Result<(), String> {
+    let info = UpdateInfo::parse(update).expect("a valid update payload");
+    let dir = std::env::temp_dir().join(format!("nhc-nosecrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let options = UpdateOptions {
+        sink: SinkSpec::File(dir.join("image.fw")),
+        download: DownloadOptions {
+            retry_delay: Duration::from_millis(5),
+            ..DownloadOptions::default()
+        },
+    };
+    let handle = start_update(info, options, Arc::new(Ignore)).expect("update starts");
+    let result = tokio::time::timeout(Duration::from_secs(60), handle.outcome())
+        .await
+        .expect("the update ends in time");
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// A client certificate and key in files, plus a garbage key file.
+fn load_client_keys() -> String {
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["device".into()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let dir = std::env::temp_dir().join(format!("nhc-nosecrets-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let key_pem = key.serialize_pem();
+    std::fs::write(dir.join("key.pem"), &key_pem).expect("write key");
+    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write cert");
+    let mut options = TlsOptions {
+        ca: Some(PemSource::Memory(cert.pem().into_bytes())),
+        client_cert: Some(PemSource::File(dir.join("cert.pem"))),
+        client_key: Some(PemSource::File(dir.join("key.pem"))),
+        server_name: None,
+    };
+    TlsClient::new(&options).expect("a matching key loads");
+    // A key that is not PEM: its bytes must not be echoed in the error.
+    let garbage =
+        format!("-----BEGIN PRIVATE KEY-----\n{PRODUCT_SECRET}\n-----END PRIVATE KEY-----\n");
+    options.client_key = Some(PemSource::Memory(garbage.into_bytes()));
+    let Err(err) = TlsClient::new(&options) else {
+        panic!("a garbage key must be refused");
+    };
+    log::error!("TLS error as an application would log it: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    key_pem
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_key_signature_or_signed_query_is_ever_logged() {
+    log::set_logger(&CAPTURE).expect("the only logger of this binary");
+    log::set_max_level(log::LevelFilter::Trace);
+
+    let server = DevServer::start(Config {
+        shared_secrets: vec![SharedSecretEntry::new(PRODUCT_KEY, PRODUCT_SECRET, None)],
+        ..Config::default()
+    })
+    .await
+    .expect("dev server starts");
+
+    let refused = nh1_connect(&server, WRONG_SECRET, true).await;
+    let accepted = nh1_connect(&server, PRODUCT_SECRET, false).await;
+
+    let answer = server
+        .firmware()
+        .add("logs", random_image(300_000, 3))
+        .expect("firmware added");
+    let mut update = answer["update"].clone();
+    let url = update["firmware_url"].as_str().expect("url").to_owned();
+    update["firmware_url"] = Value::String(format!("{url}?X-Amz-Signature={URL_SIGNATURE}"));
+    download(&update)
+        .await
+        .expect("the signed download succeeds");
+    update["firmware_url"] = Value::String(format!(
+        "{}/firmware/missing?X-Amz-Signature={URL_SIGNATURE}",
+        server.control_url()
+    ));
+    let failure = download(&update).await.expect_err("a missing image fails");
+    log::error!("update failed: {failure}");
+
+    let key_pem = load_client_keys();
+
+    let records = CAPTURE.records.lock().expect("log lock").clone();
+    assert!(
+        !records.is_empty(),
+        "nothing was logged: is the capture installed?"
+    );
+    let mut secrets: Vec<String> = vec![
+        PRODUCT_SECRET.into(),
+        WRONG_SECRET.into(),
+        URL_SIGNATURE.into(),
+        "X-Amz-Signature".into(),
+    ];
+    for recording in [&refused, &accepted] {
+        for (name, value) in recording.sent.lock().expect("lock").iter() {
+            if name == "x-nh-signature" {
+                secrets.push(value.clone());
+            }
+        }
+    }
+    // Every base64 line of the private key.
+    secrets.extend(
+        key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 16)
+            .map(str::to_owned),
+    );
+    assert!(secrets.len() > 6, "signatures and key lines were collected");
+    // The hazard the policy exists for is real: tungstenite traced the
+    // signed upgrade request.
+    let dropped = CAPTURE.dropped.lock().expect("log lock").clone();
+    assert!(
+        dropped.iter().any(|r| r.contains("x-nh-signature")),
+        "tungstenite no longer traces the upgrade request? {dropped:#?}"
+    );
+    for record in &records {
+        for secret in &secrets {
+            assert!(
+                !record.contains(secret.as_str()),
+                "a log record leaks {secret:?}: {record}"
+            );
+        }
+    }
+}
