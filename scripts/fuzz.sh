@@ -6,8 +6,8 @@
 #   scripts/fuzz.sh run TARGET SECS  one target
 #
 # Needs cargo-fuzz (scripts/setup.sh installs the pinned version). libFuzzer
-# and -Zsanitizer need nightly: the nightly toolchain is used if installed,
-# otherwise stable with RUSTC_BOOTSTRAP=1 (which unlocks the same flags).
+# and -Zsanitizer are unstable flags: the default (stable) toolchain is used
+# with RUSTC_BOOTSTRAP=1, which unlocks them, so CI needs no nightly install.
 # New corpus entries go to fuzz/target/corpus/<target> (not committed); the
 # committed seeds in fuzz/corpus/<target> are only read. A crash leaves its
 # input in fuzz/artifacts/<target>/ and fails the script; reproduce it with
@@ -17,12 +17,8 @@ cd "$(dirname "$0")/../fuzz"
 
 targets=(codec_server codec_client update_info nh1_sign socket_config ffi_entry)
 
-if rustup run nightly rustc --version >/dev/null 2>&1; then
-  fuzz=(cargo +nightly fuzz)
-else
-  export RUSTC_BOOTSTRAP=1
-  fuzz=(cargo fuzz)
-fi
+export RUSTC_BOOTSTRAP=1
+fuzz=(cargo fuzz)
 
 build() { "${fuzz[@]}" build -O; }
 
