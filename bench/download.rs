@@ -1,7 +1,8 @@
 //! Firmware download with verification against `curl` on the same file, for
 //! bench/run.sh: the dev server (already running) serves a generated image
 //! (`POST /firmware`); the device layer's update pipeline downloads it into
-//! a file sink, checking the partial and whole-image SHA-256 checksums, and
+//! a file sink, checking the partial SHA-256 checksums (which make the
+//! whole-image one redundant), with `fsync` before the final rename, and
 //! `curl` downloads the same URL into a file. Best of three runs each; one
 //! JSON object on stdout.
 //!

@@ -279,8 +279,10 @@ def download(data: Dict[str, Result]) -> List[str]:
         f"A {fmt(get(data, 'download', 'size_mib'))} MiB image served by the dev server over http on loopback,",
         "into a file, best of "
         f"{d.get('runs', 'n/a')} runs each. Ours is the device layer's update pipeline (`start_update` with a file",
-        "sink): it checks the SHA-256 of every 1 MiB part as it arrives and of the whole image, and renames the",
-        f"file only once verified; {' '.join((d.get('curl_version') or 'curl n/a').split()[:2])} only downloads.",
+        "sink): it checks the SHA-256 of every 1 MiB part as it arrives (the parts cover the whole image, so,",
+        "like nerves_hub_link, it hashes the whole image only when the server sends no part checksums), checks",
+        "the size, and renames the file only once verified;",
+        f"{' '.join((d.get('curl_version') or 'curl n/a').split()[:2])} only downloads.",
         "",
     ] + table(["client", "MiB/s"], rows)
 

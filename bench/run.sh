@@ -54,7 +54,10 @@ cargo bench --locked --bench download --no-run
 # The cargo artifact carries the SONAME it is installed under.
 cp "$root/target/release/libnerves_hub_channel_ffi.so" "$work/lib/libnerves_hub_channel.so.0"
 ln -sf libnerves_hub_channel.so.0 "$work/lib/libnerves_hub_channel.so"
-cp "$work/lib/libnerves_hub_channel.so.0" "$work/lib/stripped.so"
+# The size is that of the library as shipped: the dist profile (CMake's
+# MinSizeRel), not the release build the clients above use.
+cargo build --profile dist --locked -p nerves_hub_channel_ffi
+cp "$root/target/dist/libnerves_hub_channel_ffi.so" "$work/lib/stripped.so"
 strip "$work/lib/stripped.so"
 so_bytes=$(stat -c %s "$work/lib/stripped.so")
 

@@ -331,8 +331,10 @@ typedef enum nhc_device_event_kind {
      */
     NHC_DEVICE_EVENT_UPDATE_AVAILABLE = 6,
     /**
-     * With `auto_update`: the offer was ignored (`ignored` already
-     * reported): `uuid`, `reason`.
+     * The device skipped an offer by itself: `uuid`, `reason`. With
+     * `auto_update`, that firmware already runs (`ignored` was reported);
+     * with `require_fwup_public_keys`, no signing key is known (`failed`
+     * was reported, and no UPDATE_AVAILABLE comes).
      */
     NHC_DEVICE_EVENT_UPDATE_IGNORED = 7,
     /**
@@ -1013,6 +1015,35 @@ typedef struct nhc_update_options {
      * Number of `headers`.
      */
     size_t headers_len;
+    /**
+     * PEM client certificate chain for a firmware server that requires
+     * mutual TLS (a file; or `cert_pem`, not both). Needs a key.
+     */
+    const char *cert_file;
+    /**
+     * The same in memory.
+     */
+    const uint8_t *cert_pem;
+    /**
+     * Length of `cert_pem`.
+     */
+    size_t cert_pem_len;
+    /**
+     * The client certificate's private key (a file; or `key_pem`).
+     */
+    const char *key_file;
+    /**
+     * The same in memory (never logged).
+     */
+    const uint8_t *key_pem;
+    /**
+     * Length of `key_pem`.
+     */
+    size_t key_pem_len;
+    /**
+     * TLS server name to send and verify instead of the URL's host (NULL: the host).
+     */
+    const char *server_name;
 } nhc_update_options;
 
 /**
@@ -1345,6 +1376,105 @@ typedef struct nhc_device_options {
      * Optional: with a `call`, the `geo` extension is offered and answered by it.
      */
     struct nhc_geo_closure geo;
+    /**
+     * With `console_shell`: the program and its arguments, e.g.
+     * {"/bin/bash", "--login"}; NUL-terminated UTF-8 strings, the first one
+     * non-empty. NULL with `console_shell_command_len` 0 (the default):
+     * {"/bin/sh", "-l"}.
+     */
+    const char *const *console_shell_command;
+    /**
+     * Number of `console_shell_command` strings.
+     */
+    size_t console_shell_command_len;
+    /**
+     * With `console_shell`: no input for this long ends the shell session
+     * (a notice is printed; the next keystroke starts a new one). Default
+     * 300000 (nerves_hub_link's `remote_iex_timeout`); > 0.
+     */
+    uint32_t console_shell_timeout_ms;
+    /**
+     * With `console_shell`: the variables added to the shell's
+     * environment. NULL with `console_shell_env_len` 0 (the default):
+     * TERM=xterm-256color; when set, these replace that default.
+     */
+    const struct nhc_key_value *console_shell_env;
+    /**
+     * Number of `console_shell_env` entries.
+     */
+    size_t console_shell_env_len;
+    /**
+     * With `console_enabled`: a browser file upload prints a notice on the
+     * terminal and nothing is stored (default true). false: the uploads
+     * reach you as CONSOLE_FILE events only.
+     */
+    bool console_decline_file_uploads;
+    /**
+     * Firmware signing keys known before the server sends any: fwup public
+     * keys (base64 of 32 bytes, the content of `fwup-key.pub`), each
+     * checked. An FWUP_PUBLIC_KEYS event with at least one key replaces
+     * them. They are passed to a `fwup_command` sink as `--public-key K`
+     * unless its `fwup_args` already name a key.
+     */
+    const char *const *fwup_public_keys;
+    /**
+     * Number of `fwup_public_keys`.
+     */
+    size_t fwup_public_keys_len;
+    /**
+     * Refuse every update while no fwup public key is known: the server
+     * is told `failed` "Refusing unverified firmware : no public keys
+     * available" and you get UPDATE_IGNORED with that reason (as
+     * nerves_hub_link does). Default false. With it set and no
+     * `fwup_public_keys`, the keys are requested at every join.
+     */
+    bool require_fwup_public_keys;
+    /**
+     * A binary U-Boot environment image (the file or partition
+     * `fw_printenv` reads) to take the metadata from, like
+     * `fwup_env_path`; its CRC is checked. Needs `uboot_env_size`. Set at
+     * most one of `fwup_env_path` and `uboot_env_path`.
+     */
+    const char *uboot_env_path;
+    /**
+     * The environment size in bytes (CONFIG_ENV_SIZE, the third column of
+     * fw_env.config), per copy.
+     */
+    size_t uboot_env_size;
+    /**
+     * The environment is redundant (CONFIG_ENV_REDUNDANT: a flag byte
+     * after the CRC); the image may then hold both copies back to back
+     * and the newer valid one is used.
+     */
+    bool uboot_env_redundant;
+    /**
+     * With `health_enabled`: report the Linux system metrics (CPU, load,
+     * memory, disk, temperature, network); default true. false: only your
+     * `nhc_device_report_metric` values.
+     */
+    bool health_system_metrics;
+    /**
+     * With `health_enabled`: the file system whose usage is reported
+     * (NULL: "/").
+     */
+    const char *health_disk_path;
+    /**
+     * With `health_enabled`: where procfs is mounted (NULL: "/proc").
+     */
+    const char *health_proc_dir;
+    /**
+     * With `health_enabled`: a file holding the CPU temperature in
+     * millidegrees Celsius (NULL: /sys/class/thermal/thermal_zone0/temp).
+     */
+    const char *health_cpu_temp_path;
+    /**
+     * With `health_enabled`: sent as every report's `metadata`.
+     */
+    const struct nhc_key_value *health_metadata;
+    /**
+     * Number of `health_metadata` entries.
+     */
+    size_t health_metadata_len;
 } nhc_device_options;
 
 #ifdef __cplusplus
@@ -2018,19 +2148,6 @@ enum nhc_result nhc_device_console_output(struct nhc_device *dev, const char *da
 enum nhc_result nhc_device_log(struct nhc_device *dev, int level, const char *message);
 
 /**
- * Sets a metric (`name`, finite `value`) sent with every later health
- * report, replacing an earlier value of that name.
- *
- * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, empty name, invalid UTF-8, a
- * NaN or infinite value), `NHC_ERR_INVALID_STATE` (created without
- * `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
- *
- * # Safety
- * `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
- */
-enum nhc_result nhc_device_report_metric(struct nhc_device *dev, const char *name, double value);
-
-/**
  * Replaces the firmware metadata sent at the next (re)join with `len`
  * key/value pairs (for example after writing new firmware).
  *
@@ -2044,6 +2161,76 @@ enum nhc_result nhc_device_report_metric(struct nhc_device *dev, const char *nam
 enum nhc_result nhc_device_set_metadata(struct nhc_device *dev,
                                         const struct nhc_key_value *metadata,
                                         size_t len);
+
+/**
+ * Sets a metric (`name`, finite `value`) sent with every later health
+ * report, replacing an earlier value of that name.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, empty name, invalid UTF-8, a
+ * NaN or infinite value), `NHC_ERR_INVALID_STATE` (created without
+ * `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_report_metric(struct nhc_device *dev, const char *name, double value);
+
+/**
+ * Raises alarm `name` (e.g. "BatteryLow") with `description` (NULL: "")
+ * in every later health report, replacing an earlier description, until
+ * `nhc_device_clear_alarm`. NervesHub shows a device's alarms on its page.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev` or `name`, empty name,
+ * invalid UTF-8), `NHC_ERR_INVALID_STATE` (created without
+ * `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `name` and `description` are NULL or
+ * NUL-terminated.
+ */
+enum nhc_result nhc_device_set_alarm(struct nhc_device *dev,
+                                     const char *name,
+                                     const char *description);
+
+/**
+ * Clears an alarm raised with `nhc_device_set_alarm`. Clearing an alarm
+ * that is not raised is not an error.
+ *
+ * Errors: as `nhc_device_set_alarm`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_clear_alarm(struct nhc_device *dev, const char *name);
+
+/**
+ * Sets health check `name` to `pass` with `note` (NULL: "") in every
+ * later health report (`checks: {name: {pass, note}}`), replacing an
+ * earlier result, until `nhc_device_clear_check`.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev` or `name`, empty name,
+ * invalid UTF-8), `NHC_ERR_INVALID_STATE` (created without
+ * `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `name` and `note` are NULL or
+ * NUL-terminated.
+ */
+enum nhc_result nhc_device_set_check(struct nhc_device *dev,
+                                     const char *name,
+                                     bool pass,
+                                     const char *note);
+
+/**
+ * Removes a check set with `nhc_device_set_check`. Removing a check that
+ * is not set is not an error.
+ *
+ * Errors: as `nhc_device_set_check`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
+ */
+enum nhc_result nhc_device_clear_check(struct nhc_device *dev, const char *name);
 
 /**
  * Makes a copy of `event` (as received by an `nhc_device_event_closure`)

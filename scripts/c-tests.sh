@@ -4,10 +4,13 @@
 #   2. configure + build (Release; cargo builds the library and nhc-devserver once)
 #   3. ctest: header as C99/C++, API errors, integration tests against nhc-devserver
 #   4. the same test programs under valgrind (definite leaks and memory errors fail)
-#   5. install into a fresh prefix; build and run tests/consumer with
+#   5. the same test programs built with clang and run under ASan + LSan + UBSan,
+#      against the same release library (a second build directory, $build-asan)
+#   6. install into a fresh prefix; build and run tests/consumer with
 #      find_package (shared and static) and with pkg-config; check the SONAME
 #      and the exported symbols; print the stripped library size
-# Environment: NHC_BUILD_DIR (default build), NHC_SKIP_VALGRIND=1 to skip step 4.
+# Environment: NHC_BUILD_DIR (default build), NHC_SKIP_VALGRIND=1 to skip step 4,
+# NHC_SKIP_ASAN=1 to skip step 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -33,6 +36,17 @@ ctest --test-dir "$build" -LE valgrind --output-on-failure
 if [ "${NHC_SKIP_VALGRIND:-0}" != 1 ]; then
   step "ctest under valgrind"
   ctest --test-dir "$build" -L valgrind --output-on-failure
+fi
+
+if [ "${NHC_SKIP_ASAN:-0}" != 1 ]; then
+  step "ctest under ASan + LSan + UBSan (clang)"
+  command -v clang >/dev/null || { echo "clang is missing: run scripts/setup.sh" >&2; exit 1; }
+  # Compilers as cache variables, not CC/CXX: cargo (run by the build) must
+  # not see them, or ring's C code would be rebuilt with clang.
+  cmake -S . -B "$build-asan" -DCMAKE_BUILD_TYPE=Release -DNHC_BUILD_TESTS=ON -DNHC_BUILD_EXAMPLES=ON \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DNHC_SANITIZE=ON -DNHC_VALGRIND_TESTS=OFF >/dev/null
+  cmake --build "$build-asan" -j "$jobs"
+  ctest --test-dir "$build-asan" --output-on-failure
 fi
 
 step "install into a fresh prefix"

@@ -6,9 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++; do
+for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ clang:clang; do
   command -v "${tool%%:*}" >/dev/null || need_apt+=("${tool#*:}")
 done
+# clang's sanitizer runtimes (ASan/LSan/UBSan, scripts/c-tests.sh) are a
+# package of their own: check that a sanitized program links.
+if ! echo 'int main(void) { return 0; }' |
+  clang -fsanitize=address,undefined -x c - -o /dev/null 2>/dev/null; then
+  need_apt+=(libclang-rt-dev)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

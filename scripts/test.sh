@@ -21,6 +21,8 @@ step "Fuzz smoke: every cargo-fuzz target for a few seconds"
 bash scripts/fuzz.sh smoke
 
 step "Supply chain: cargo deny (licenses, bans, sources; offline)"
+# cargo deny reads the metadata of every platform's dependencies offline.
+cargo fetch --locked
 cargo deny --offline check licenses bans sources
 
 step "C: header drift, ctest, valgrind, install, consumers"

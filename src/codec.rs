@@ -10,7 +10,9 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::message::{events, Inbound, Message, Payload, Reply};
+use crate::message::{events, Inbound, JsonText, Message, Payload, Reply};
+
+mod scan;
 
 const KIND_PUSH: u8 = 0;
 const KIND_REPLY: u8 = 1;
@@ -216,7 +218,7 @@ fn none_if_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-fn encode_json(msg: &Message, payload: &RawValue) -> String {
+fn encode_json(msg: &Message, payload: &JsonText) -> String {
     let payload = payload.get();
     let mut out = String::with_capacity(payload.len() + msg.topic.len() + msg.event.len() + 32);
     out.push('[');
@@ -262,6 +264,22 @@ struct WireMessage<'a>(
 );
 
 fn decode_json(text: &str) -> Result<Message, CodecError> {
+    match scan::envelope(text) {
+        Some(m) => Ok(Message {
+            join_ref: m.join_ref.map(str::to_owned),
+            msg_ref: m.msg_ref.map(str::to_owned),
+            topic: m.topic.to_owned(),
+            event: m.event.to_owned(),
+            payload: Payload::Json(JsonText::validated(m.payload)),
+        }),
+        None => decode_json_serde(text),
+    }
+}
+
+/// The general decoder: frames the scanner does not take (escaped strings,
+/// deep nesting) and every error message.
+#[doc(hidden)]
+pub fn decode_json_serde(text: &str) -> Result<Message, CodecError> {
     let WireMessage(join_ref, msg_ref, topic, event, payload) = serde_json::from_str(text)
         .map_err(|e| {
             CodecError(format!(
@@ -273,7 +291,7 @@ fn decode_json(text: &str) -> Result<Message, CodecError> {
         msg_ref,
         topic,
         event,
-        payload: Payload::Json(payload.to_owned()),
+        payload: Payload::Json(JsonText::validated(payload.get())),
     })
 }
 
@@ -284,8 +302,23 @@ struct ReplyBody<'a> {
     response: Option<&'a RawValue>,
 }
 
-fn decode_reply_body(raw: &RawValue) -> Result<Reply, CodecError> {
-    let body: ReplyBody = serde_json::from_str(raw.get()).map_err(|e| {
+fn decode_reply_body(raw: &JsonText) -> Result<Reply, CodecError> {
+    if let Some((status, response)) = scan::reply_body(raw.get()) {
+        return Ok(Reply {
+            status: status.to_owned(),
+            // serde reads `"response": null` as an absent response.
+            response: match response {
+                Some(text) if text != "null" => Payload::Json(JsonText::validated(text)),
+                _ => Payload::empty(),
+            },
+        });
+    }
+    decode_reply_body_serde(raw.get())
+}
+
+#[doc(hidden)]
+pub fn decode_reply_body_serde(text: &str) -> Result<Reply, CodecError> {
+    let body: ReplyBody = serde_json::from_str(text).map_err(|e| {
         CodecError(format!(
             "phx_reply payload is not {{status, response}}: {e}"
         ))
@@ -293,7 +326,7 @@ fn decode_reply_body(raw: &RawValue) -> Result<Reply, CodecError> {
     Ok(Reply {
         status: body.status,
         response: match body.response {
-            Some(raw) => Payload::Json(raw.to_owned()),
+            Some(raw) => Payload::Json(JsonText::validated(raw.get())),
             None => Payload::empty(),
         },
     })

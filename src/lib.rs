@@ -32,7 +32,7 @@ pub use config::{HeaderProvider, SocketConfig};
 pub use dispatcher::on_dispatcher_thread;
 pub use error::{Error, Result};
 pub use event::{ChannelId, Event, JoinFailure, PushId, PushOutcome};
-pub use message::{Inbound, Message, Payload, Reply};
+pub use message::{Inbound, JsonText, Message, Payload, Reply};
 pub use queue::Handler;
 pub use socket::Socket;
 pub use tls::{PemSource, TlsOptions};

@@ -1,12 +1,13 @@
 //! Which `log` records may carry secrets this crate cannot redact.
 //!
 //! This crate never logs keys, shared secrets, NH1 signatures, header values
-//! or signed-URL queries (tests/no_secrets_in_logs.rs). Its websocket
-//! library, tungstenite, does at Trace level: the whole upgrade request
-//! (NH1 `x-nh-signature` included) and every frame (an `update` push
-//! carries the signed `firmware_url`). A logger that forwards Trace must
-//! drop those records; the Python bridge does, and Rust applications should
-//! (e.g. `RUST_LOG=trace,tungstenite=debug,tokio_tungstenite=debug`).
+//! or signed-URL queries (tests/no_secrets_in_logs.rs). It sends the
+//! websocket upgrade request itself (transport/upgrade.rs) so that the NH1
+//! headers never pass through its websocket library, but tungstenite still
+//! traces every frame at Trace level, and an `update` push carries the
+//! signed `firmware_url`. A logger that forwards Trace must drop those
+//! records; the Python bridge does, and Rust applications should (e.g.
+//! `RUST_LOG=trace,tungstenite=debug,tokio_tungstenite=debug`).
 
 /// True for records that may hold secrets and must not be emitted: Trace
 /// records of tungstenite and tokio-tungstenite.

@@ -3,12 +3,44 @@
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-/// A message payload. JSON payloads are kept as validated JSON text so that
-/// handing them to C or Python costs no re-serialisation.
+/// JSON text that was validated once and is kept as text, so that handing it
+/// to C or Python costs no re-serialisation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JsonText(Box<str>);
+
+impl JsonText {
+    /// Validates `text` as one JSON value.
+    pub fn parse(text: &str) -> Result<JsonText, serde_json::Error> {
+        RawValue::from_string(text.to_owned()).map(JsonText::from)
+    }
+
+    /// Text the codec's scanner has validated.
+    pub(crate) fn validated(text: &str) -> JsonText {
+        JsonText(text.into())
+    }
+
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Box<RawValue>> for JsonText {
+    fn from(raw: Box<RawValue>) -> JsonText {
+        JsonText(raw.into())
+    }
+}
+
+impl std::fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A message payload.
 #[derive(Debug, Clone)]
 pub enum Payload {
     /// JSON text, already validated.
-    Json(Box<RawValue>),
+    Json(JsonText),
     /// Raw bytes, carried in a binary websocket frame.
     Binary(Vec<u8>),
 }
@@ -26,7 +58,7 @@ impl Payload {
 
     /// Validates `text` as JSON and keeps it as is.
     pub fn from_json_text(text: &str) -> Result<Payload, serde_json::Error> {
-        RawValue::from_string(text.to_owned()).map(Payload::Json)
+        JsonText::parse(text).map(Payload::Json)
     }
 
     /// The JSON text, or `None` for a binary payload.
@@ -76,10 +108,9 @@ impl PartialEq for Payload {
     }
 }
 
-fn raw_json(text: &str) -> Box<RawValue> {
+fn raw_json(text: &str) -> JsonText {
     // Only called with text produced by serde_json or a literal, so it is valid JSON.
-    RawValue::from_string(text.to_owned())
-        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is valid JSON"))
+    JsonText::parse(text).unwrap_or_else(|_| JsonText::validated("null"))
 }
 
 /// One channel message: `[join_ref, ref, topic, event, payload]`.

@@ -42,6 +42,9 @@ struct State<E> {
     /// Threads blocked in `pop_timeout`: a condvar notify is a system call
     /// even with nobody waiting, and pushes are per message.
     blocked: usize,
+    /// The producer is pushing a burst (see `hold`): consumers are woken once
+    /// at its end instead of once per event.
+    held: bool,
 }
 
 /// Generic over the event type so that a socket (`Event`) and a NervesHub
@@ -52,6 +55,12 @@ pub(crate) struct EventQueue<E: Send + 'static = Event> {
     async_readable: Notify,
     space: Notify,
     capacity: usize,
+}
+
+/// Who must be woken after events were queued.
+struct Wake {
+    schedule: bool,
+    blocked: bool,
 }
 
 /// Events handed to a handler per turn, so one busy socket cannot starve the others.
@@ -67,6 +76,7 @@ impl<E: Send + 'static> EventQueue<E> {
                 handler: HandlerSlot::None,
                 scheduled: false,
                 blocked: 0,
+                held: false,
             }),
             readable: Condvar::new(),
             async_readable: Notify::new(),
@@ -81,7 +91,7 @@ impl<E: Send + 'static> EventQueue<E> {
     }
 
     pub fn push(self: &Arc<Self>, event: E) {
-        let (schedule, wake_blocked) = {
+        let wake = {
             let mut st = self.lock();
             if st.closed {
                 return;
@@ -92,18 +102,54 @@ impl<E: Send + 'static> EventQueue<E> {
                     fd.set();
                 }
             }
-            let has_handler = !matches!(st.handler, HandlerSlot::None);
-            let schedule = has_handler && !st.scheduled;
-            if schedule {
-                st.scheduled = true;
+            if st.held {
+                return;
             }
-            (schedule, st.blocked > 0)
+            Self::wake_actions(&mut st)
         };
-        if wake_blocked {
+        self.wake(wake);
+    }
+
+    /// Defers consumer wake-ups until `release`. The connection task holds the
+    /// queue while it drains the frames already read from the socket: waking
+    /// the dispatcher thread per event costs a futex call and a context switch
+    /// each, more than handling the event itself.
+    pub fn hold(&self) {
+        self.lock().held = true;
+    }
+
+    /// Ends a `hold` and wakes the consumers once if events are pending.
+    pub fn release(self: &Arc<Self>) {
+        let wake = {
+            let mut st = self.lock();
+            st.held = false;
+            if st.events.is_empty() {
+                return;
+            }
+            Self::wake_actions(&mut st)
+        };
+        self.wake(wake);
+    }
+
+    /// Decides, under the lock, whom to wake for pending events.
+    fn wake_actions(st: &mut State<E>) -> Wake {
+        let has_handler = !matches!(st.handler, HandlerSlot::None);
+        let schedule = has_handler && !st.scheduled;
+        if schedule {
+            st.scheduled = true;
+        }
+        Wake {
+            schedule,
+            blocked: st.blocked > 0,
+        }
+    }
+
+    fn wake(self: &Arc<Self>, wake: Wake) {
+        if wake.blocked {
             self.readable.notify_one();
         }
         self.async_readable.notify_one();
-        if schedule {
+        if wake.schedule {
             dispatcher::schedule(self.clone() as Arc<dyn Dispatch>);
         }
     }

@@ -1,15 +1,14 @@
 //! Opening one websocket connection: TCP, optional TLS, HTTP upgrade.
 
+mod upgrade;
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use url::{Host, Url};
 
@@ -82,65 +81,47 @@ async fn open_inner(
         .map_err(|e| Error::Connect(format!("cannot reach {host}:{port}: {e}")))?;
     // Small control messages must not wait for Nagle.
     let _ = tcp.set_nodelay(true);
-    let stream = if url.scheme() == "wss" {
+    let mut stream = if url.scheme() == "wss" {
         let tls = tls.ok_or_else(|| Error::Tls("wss URL but no TLS configuration".into()))?;
         MaybeTls::Tls(Box::new(tls.connect(&host, tcp).await?))
     } else {
         MaybeTls::Plain(tcp)
     };
 
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| Error::InvalidArgument(format!("cannot build the upgrade request: {e}")))?;
-    for (name, value) in config.headers.iter().cloned().chain(headers) {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
-        request.headers_mut().append(name, value);
-    }
+    let headers: Vec<(String, String)> = config.headers.iter().cloned().chain(headers).collect();
+    let tail = match upgrade::handshake(&mut stream, url, &headers).await {
+        Ok(tail) => tail,
+        Err(e) => return Err(upgrade_failure(e, tls)),
+    };
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(config.max_message_size.saturating_mul(2).max(64 * 1024))
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
-    match tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config)).await {
-        Ok((ws, _response)) => Ok(ws),
-        Err(e) => Err(upgrade_failure(e, tls)),
-    }
+    Ok(WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(ws_config)).await)
 }
 
-fn upgrade_failure(e: WsError, tls: Option<&TlsClient>) -> ConnectFailure {
-    match e {
-        WsError::Http(response) => {
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let status = response.status().as_u16();
-            let reason = header("nh-connection-error-reason");
-            let error = if status == 401 {
+fn upgrade_failure(failure: upgrade::Failure, tls: Option<&TlsClient>) -> ConnectFailure {
+    match failure {
+        upgrade::Failure::Refused {
+            status,
+            reason,
+            date,
+        } => ConnectFailure {
+            error: if status == 401 {
                 Error::Auth { status, reason }
             } else {
                 Error::Http { status, reason }
-            };
-            ConnectFailure {
-                error,
-                server_date: header("date"),
-            }
-        }
+            },
+            server_date: date,
+        },
         // TLS 1.3: a refused client certificate surfaces as an alert here.
-        WsError::Io(e) => match tls.and_then(|t| t.stream_error(&e)) {
+        upgrade::Failure::Io(e) => match tls.and_then(|t| t.stream_error(&e)) {
             Some(tls_error) => tls_error.into(),
             None => Error::Connect(format!("connection lost during the upgrade: {e}")).into(),
         },
-        WsError::Tls(e) => Error::Tls(format!("{e}")).into(),
-        other => Error::Protocol(format!("websocket upgrade failed: {other}")).into(),
+        upgrade::Failure::Other(error) => error.into(),
     }
 }
 

@@ -16,7 +16,7 @@ use nerves_hub_channel::nerves_hub::device_events::DeviceEvent;
 use nerves_hub_channel::nerves_hub::extensions::{ExtensionEvent, ExtensionsOptions};
 use nerves_hub_channel::nerves_hub::metadata::FirmwareMetadata;
 use nerves_hub_channel::nerves_hub::update::{SinkSpec, UpdateOptions};
-use nerves_hub_channel::nerves_hub::UpdatePolicy;
+use nerves_hub_channel::nerves_hub::{UbootEnvLayout, UpdatePolicy};
 use nerves_hub_channel::{Event, Payload};
 use nhc_devserver::{random_image, DevServer, DUMMY_PUBLIC_KEY};
 use serde_json::{json as j, Value};
@@ -797,4 +797,174 @@ async fn an_offered_archive_downloads_into_a_file() {
         .collect();
     assert!(statuses.is_empty(), "{statuses:?}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn updates_are_refused_without_fwup_keys_when_keys_are_required() {
+    let server = server().await;
+    server.control().set_public_keys(Some(vec![]), None).await;
+    let mut config = config(&server);
+    config.require_fwup_public_keys = true;
+    let device = connected(config).await;
+    let join = &received(&server, "phx_join", 1).await[0];
+    assert_eq!(join["fwup_public_keys"], "on_connect", "keys are requested");
+    let event = wait(&device, "FwupPublicKeys", |e| {
+        matches!(e, DeviceEvent::FwupPublicKeys(_))
+    })
+    .await;
+    assert!(matches!(event, DeviceEvent::FwupPublicKeys(k) if k.is_empty()));
+    assert!(device.fwup_public_keys().is_empty());
+
+    push(
+        &server,
+        "update",
+        update_payload("22222222-2222-2222-2222-222222222222"),
+    )
+    .await;
+    let event = wait(&device, "UpdateIgnored", |e| {
+        matches!(
+            e,
+            DeviceEvent::UpdateIgnored { .. } | DeviceEvent::UpdateAvailable(_)
+        )
+    })
+    .await;
+    let DeviceEvent::UpdateIgnored { reason, .. } = event else {
+        panic!("the update must be refused, got {event:?}");
+    };
+    assert_eq!(
+        reason,
+        "Refusing unverified firmware : no public keys available"
+    );
+    let status = &received(&server, "status_update", 1).await[0];
+    assert_eq!(
+        *status,
+        j!({"status": "failed", "reason": "Refusing unverified firmware : no public keys available"})
+    );
+    assert!(device.pending_update().is_none());
+
+    // Keys sent later (e.g. after an org key was added) lift the refusal.
+    push(
+        &server,
+        "fwup_public_keys",
+        j!({"keys": [DUMMY_PUBLIC_KEY]}),
+    )
+    .await;
+    wait(&device, "FwupPublicKeys", |e| {
+        matches!(e, DeviceEvent::FwupPublicKeys(_))
+    })
+    .await;
+    assert_eq!(device.fwup_public_keys(), vec![DUMMY_PUBLIC_KEY]);
+    push(
+        &server,
+        "update",
+        update_payload("22222222-2222-2222-2222-222222222222"),
+    )
+    .await;
+    wait(&device, "UpdateAvailable", |e| {
+        matches!(e, DeviceEvent::UpdateAvailable(_))
+    })
+    .await;
+    wait_status(&server, "received").await;
+}
+
+#[tokio::test]
+async fn configured_fwup_keys_reach_the_fwup_command() {
+    let server = server().await;
+    let image = random_image(5_000, 3);
+    let added = server
+        .firmware()
+        .add("keys", image.clone())
+        .expect("image added");
+    let dir = temp_path("keys");
+    let dir = dir.parent().expect("dir").to_owned();
+    let (out, args) = (dir.join("image"), dir.join("args"));
+    let script = format!(
+        "cat > '{}'; echo \"$@\" > '{}'",
+        out.display(),
+        args.display()
+    );
+    let mut config = config(&server);
+    config.require_fwup_public_keys = true;
+    config.fwup_public_keys = vec![DUMMY_PUBLIC_KEY.into()];
+    config.update_policy = UpdatePolicy::Auto(UpdateOptions::new(SinkSpec::Fwup {
+        command: "sh".into(),
+        args: vec!["-c".into(), script, "sh".into()],
+    }));
+    let device = connected(config).await;
+    let join = &received(&server, "phx_join", 1).await[0];
+    assert!(
+        join.get("fwup_public_keys").is_none(),
+        "configured keys suffice"
+    );
+    push(&server, "update", added["update"].clone()).await;
+    let finished = wait(&device, "UpdateFinished", |e| {
+        matches!(e, DeviceEvent::UpdateFinished { .. })
+    })
+    .await;
+    assert!(
+        matches!(finished, DeviceEvent::UpdateFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    assert_eq!(std::fs::read(&out).expect("image"), image);
+    assert_eq!(
+        std::fs::read_to_string(&args).expect("args").trim(),
+        format!("--public-key {DUMMY_PUBLIC_KEY}")
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn malformed_configured_fwup_keys_are_refused() {
+    let mut config = DeviceConfig::new(fast_config("ws://127.0.0.1:1/socket/websocket"));
+    config.fwup_public_keys = vec!["not a key".into()];
+    let err = Device::new(config).err().expect("refused");
+    assert!(err.to_string().contains("fwup public key"), "{err}");
+}
+
+#[tokio::test]
+async fn metadata_comes_from_a_binary_uboot_environment_image() {
+    let server = server().await;
+    let mut data = Vec::new();
+    for entry in [
+        "a.nerves_fw_uuid=aaaa",
+        "b.nerves_fw_uuid=33333333-3333-3333-3333-333333333333",
+        "b.nerves_fw_product=from-image",
+        "nerves_fw_active=b",
+    ] {
+        data.extend_from_slice(entry.as_bytes());
+        data.push(0);
+    }
+    data.push(0);
+    data.resize(8192 - 4, 0);
+    let mut image = crc32(&data).to_le_bytes().to_vec();
+    image.extend(&data);
+    let path = temp_path("uboot.env");
+    std::fs::write(&path, &image).expect("write image");
+    let mut config = config(&server);
+    config.metadata = FirmwareMetadata::from_uboot_env_image(&path, 8192, UbootEnvLayout::Single)
+        .expect("valid image");
+    let _device = connected(config).await;
+    let join = &received(&server, "phx_join", 1).await[0];
+    assert_eq!(
+        join["nerves_fw_uuid"],
+        "33333333-3333-3333-3333-333333333333"
+    );
+    assert_eq!(join["nerves_fw_product"], "from-image");
+    std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+}
+
+/// CRC-32 (IEEE), written out here so the test does not trust the code under test.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in bytes {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use nerves_hub_channel::message::Reply;
 use nerves_hub_channel::nerves_hub::extensions::{
-    ExtensionEvent, Extensions, ExtensionsOptions, GeoProvider, HealthOptions, Location, LogLevel,
+    Check, ExtensionEvent, Extensions, ExtensionsOptions, GeoProvider, HealthOptions, Location,
+    LogLevel,
 };
 use nerves_hub_channel::{Event, Socket};
 use nhc_devserver::{Control, DevServer, Received};
@@ -166,6 +167,25 @@ async fn negotiation_attaches_what_we_implement_and_refuses_the_rest() {
 async fn health_check_sends_a_report_with_system_and_user_metrics() {
     let mut s = negotiated(all_options(), json!(["health"])).await;
     s.ext.report_metric("queue_depth", 4.0);
+    s.ext.set_alarm("BatteryLow", "below 90 %");
+    s.ext.set_alarm("Gone", "cleared before the report");
+    assert!(s.ext.clear_alarm("Gone"));
+    assert!(!s.ext.clear_alarm("Gone"), "already cleared");
+    s.ext.set_check(
+        "modem",
+        Check {
+            pass: false,
+            note: "no SIM".into(),
+        },
+    );
+    s.ext.set_check(
+        "gone",
+        Check {
+            pass: true,
+            note: String::new(),
+        },
+    );
+    assert!(s.ext.clear_check("gone"));
     s.control
         .push("extensions", "health:check", json(json!({})))
         .await;
@@ -187,6 +207,11 @@ async fn health_check_sends_a_report_with_system_and_user_metrics() {
     }
     let ts = value["timestamp"].as_str().unwrap_or("");
     assert!(ts.ends_with('Z') && ts.len() == 27, "ISO-8601 UTC: {ts}");
+    assert_eq!(value["alarms"], json!({"BatteryLow": "below 90 %"}));
+    assert_eq!(
+        value["checks"],
+        json!({"modem": {"pass": false, "note": "no SIM"}})
+    );
     let metrics = &value["metrics"];
     assert_eq!(metrics["queue_depth"], 4.0);
     if cfg!(target_os = "linux") {

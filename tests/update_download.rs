@@ -306,6 +306,34 @@ async fn a_corrupt_byte_is_refetched_and_never_reaches_the_sink() {
 }
 
 #[tokio::test]
+async fn a_corrupt_part_before_an_interruption_is_refetched_from_its_start() {
+    // Parts are checked while later ones arrive: the mismatch of part 1 may
+    // be noticed before or after the cut at 2.5 MiB and the reconnection.
+    let s = setup("corrupt-cut", 4 * MIB, 8).await;
+    faults(
+        &s.server,
+        "corrupt-cut",
+        FirmwareFaults {
+            corrupt_at: Some((MIB + MIB / 2) as u64),
+            cut_after_bytes: Some((2 * MIB + MIB / 2) as u64),
+            ..Default::default()
+        },
+    );
+    let sink = Arc::new(MemorySink::default());
+    let (result, _rec) = run(&s.update, SinkSpec::Custom(sink.clone()), fast()).await;
+    assert_eq!(result, Ok(()));
+    assert!(
+        *sink.bytes.lock().unwrap() == s.image,
+        "each good byte once, no bad one"
+    );
+    assert_eq!(*sink.calls.lock().unwrap(), vec!["begin", "finish"]);
+    let seen = requests(&s.server, "corrupt-cut");
+    assert!(seen[0].corrupted && seen[0].cut, "{seen:?}");
+    let refetch = Some(format!("bytes={MIB}-"));
+    assert!(seen.iter().any(|r| r.range == refetch), "{seen:?}");
+}
+
+#[tokio::test]
 async fn a_part_that_never_verifies_fails_after_three_attempts() {
     let mut s = setup("badpart", 2 * MIB + 10, 5).await;
     s.update["partials_checksums"][1] = Value::String("00".repeat(32));

@@ -56,7 +56,7 @@ fn payload(json: Option<Box<RawValue>>, binary: Option<String>) -> Result<Payloa
             400,
             "give either payload or binary_base64, not both",
         )),
-        (Some(raw), None) => Ok(Payload::Json(raw)),
+        (Some(raw), None) => Ok(Payload::Json(raw.into())),
         (None, Some(b)) => b64()
             .decode(b.as_bytes())
             .map(Payload::Binary)
@@ -187,7 +187,7 @@ struct ReceivedJson<'a> {
     topic: &'a str,
     event: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<&'a RawValue>,
+    payload: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     binary_base64: Option<String>,
 }
@@ -197,7 +197,8 @@ fn received_json(list: &[Received]) -> Response {
         .iter()
         .map(|r| {
             let (payload, binary_base64) = match &r.message.payload {
-                Payload::Json(raw) => (Some(&**raw), None),
+                // Valid JSON already: the parse cannot fail.
+                Payload::Json(text) => (RawValue::from_string(text.get().to_owned()).ok(), None),
                 Payload::Binary(bytes) => (None, Some(b64().encode(bytes))),
             };
             ReceivedJson {
@@ -367,7 +368,10 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
                 (true, _) => return Err(Response::error(400, "reset takes no status or response")),
                 (false, Some(status)) => Some(Reply {
                     status,
-                    response: b.response.map(Payload::Json).unwrap_or_else(Payload::empty),
+                    response: b
+                        .response
+                        .map(|raw| Payload::Json(raw.into()))
+                        .unwrap_or_else(Payload::empty),
                 }),
                 (false, None) => return Err(Response::error(400, "give a status, or reset: true")),
             };

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use nerves_hub_channel::nerves_hub::extensions::{LogLevel, HEALTH};
+use nerves_hub_channel::nerves_hub::extensions::LogLevel;
 use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata};
 use nerves_hub_channel::{ConnectionState, Error};
 
@@ -30,8 +30,8 @@ pub struct nhc_device {
     core: Arc<DeviceCore>,
 }
 
-struct DeviceCore {
-    device: Device,
+pub(crate) struct DeviceCore {
+    pub(crate) device: Device,
     router: Arc<DeviceRouter>,
     polled: bool,
     dispatching: AtomicBool,
@@ -64,7 +64,7 @@ pub(crate) fn close_all(limit: Duration) {
 /// cbindgen:ignore
 const DISPATCH_BATCH: usize = 64;
 
-unsafe fn device_ref<'a>(dev: *const nhc_device) -> FfiResult<&'a DeviceCore> {
+pub(crate) unsafe fn device_ref<'a>(dev: *const nhc_device) -> FfiResult<&'a DeviceCore> {
     let core = dev
         .as_ref()
         .map(|d| &*d.core)
@@ -75,7 +75,7 @@ unsafe fn device_ref<'a>(dev: *const nhc_device) -> FfiResult<&'a DeviceCore> {
     Ok(core)
 }
 
-fn no_component(what: &str, option: &str) -> Failure {
+pub(crate) fn no_component(what: &str, option: &str) -> Failure {
     Failure::InvalidState(format!(
         "{what} needs a device created with {option} = true"
     ))
@@ -629,40 +629,6 @@ pub unsafe extern "C" fn nhc_device_log(
             .extensions()
             .ok_or_else(|| no_component("nhc_device_log", "logging_enabled"))?;
         Ok(ext.log(level, message, &[])?)
-    })
-}
-
-/// Sets a metric (`name`, finite `value`) sent with every later health
-/// report, replacing an earlier value of that name.
-///
-/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, empty name, invalid UTF-8, a
-/// NaN or infinite value), `NHC_ERR_INVALID_STATE` (created without
-/// `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
-///
-/// # Safety
-/// `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
-#[no_mangle]
-pub unsafe extern "C" fn nhc_device_report_metric(
-    dev: *mut nhc_device,
-    name: *const c_char,
-    value: f64,
-) -> nhc_result {
-    boundary(|| {
-        let core = device_ref(dev)?;
-        let name = str_arg(name, "name")?;
-        if name.is_empty() {
-            return Err(invalid("name is empty"));
-        }
-        if !value.is_finite() {
-            return Err(invalid(format!("metric {name:?}: {value} is not finite")));
-        }
-        let ext = core
-            .device
-            .extensions()
-            .filter(|e| e.offered().contains(&HEALTH))
-            .ok_or_else(|| no_component("nhc_device_report_metric", "health_enabled"))?;
-        ext.report_metric(name, value);
-        Ok(())
     })
 }
 

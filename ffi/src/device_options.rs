@@ -2,13 +2,16 @@
 //! its size like `nhc_socket_options`.
 
 use std::ffi::c_char;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nerves_hub_channel::nerves_hub::console::{ConsoleOptions, ShellOptions};
 use nerves_hub_channel::nerves_hub::extensions::{ExtensionsOptions, HealthOptions};
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, Nh1Digest, SharedSecret};
-use nerves_hub_channel::nerves_hub::{DeviceConfig, FirmwareMetadata, UpdatePolicy};
+use nerves_hub_channel::nerves_hub::{
+    DeviceConfig, FirmwareMetadata, UbootEnvLayout, UpdatePolicy,
+};
 
 use crate::args::{opt_str_arg, str_arg};
 use crate::boundary::boundary_pure;
@@ -17,7 +20,7 @@ use crate::device_closure::{nhc_device_event_closure, nhc_geo_closure, nhc_valid
 use crate::error::{invalid, FfiResult};
 use crate::nhc_result;
 use crate::options::{self, nhc_delivery, nhc_key_value, nhc_socket_options};
-use crate::update_options::{self, nhc_update_options};
+use crate::update_options::{self, nhc_update_options, strings};
 use crate::versioned;
 
 /// Everything `nhc_device_new` needs. Fill it with
@@ -103,11 +106,75 @@ pub struct nhc_device_options {
     pub report_timeout_ms: u32,
     /// Optional: with a `call`, the `geo` extension is offered and answered by it.
     pub geo: nhc_geo_closure,
+    // ---- Version 2: appended fields (a V1 program gets their defaults). ----
+    /// With `console_shell`: the program and its arguments, e.g.
+    /// {"/bin/bash", "--login"}; NUL-terminated UTF-8 strings, the first one
+    /// non-empty. NULL with `console_shell_command_len` 0 (the default):
+    /// {"/bin/sh", "-l"}.
+    pub console_shell_command: *const *const c_char,
+    /// Number of `console_shell_command` strings.
+    pub console_shell_command_len: usize,
+    /// With `console_shell`: no input for this long ends the shell session
+    /// (a notice is printed; the next keystroke starts a new one). Default
+    /// 300000 (nerves_hub_link's `remote_iex_timeout`); > 0.
+    pub console_shell_timeout_ms: u32,
+    /// With `console_shell`: the variables added to the shell's
+    /// environment. NULL with `console_shell_env_len` 0 (the default):
+    /// TERM=xterm-256color; when set, these replace that default.
+    pub console_shell_env: *const nhc_key_value,
+    /// Number of `console_shell_env` entries.
+    pub console_shell_env_len: usize,
+    /// With `console_enabled`: a browser file upload prints a notice on the
+    /// terminal and nothing is stored (default true). false: the uploads
+    /// reach you as CONSOLE_FILE events only.
+    pub console_decline_file_uploads: bool,
+    /// Firmware signing keys known before the server sends any: fwup public
+    /// keys (base64 of 32 bytes, the content of `fwup-key.pub`), each
+    /// checked. An FWUP_PUBLIC_KEYS event with at least one key replaces
+    /// them. They are passed to a `fwup_command` sink as `--public-key K`
+    /// unless its `fwup_args` already name a key.
+    pub fwup_public_keys: *const *const c_char,
+    /// Number of `fwup_public_keys`.
+    pub fwup_public_keys_len: usize,
+    /// Refuse every update while no fwup public key is known: the server
+    /// is told `failed` "Refusing unverified firmware : no public keys
+    /// available" and you get UPDATE_IGNORED with that reason (as
+    /// nerves_hub_link does). Default false. With it set and no
+    /// `fwup_public_keys`, the keys are requested at every join.
+    pub require_fwup_public_keys: bool,
+    /// A binary U-Boot environment image (the file or partition
+    /// `fw_printenv` reads) to take the metadata from, like
+    /// `fwup_env_path`; its CRC is checked. Needs `uboot_env_size`. Set at
+    /// most one of `fwup_env_path` and `uboot_env_path`.
+    pub uboot_env_path: *const c_char,
+    /// The environment size in bytes (CONFIG_ENV_SIZE, the third column of
+    /// fw_env.config), per copy.
+    pub uboot_env_size: usize,
+    /// The environment is redundant (CONFIG_ENV_REDUNDANT: a flag byte
+    /// after the CRC); the image may then hold both copies back to back
+    /// and the newer valid one is used.
+    pub uboot_env_redundant: bool,
+    /// With `health_enabled`: report the Linux system metrics (CPU, load,
+    /// memory, disk, temperature, network); default true. false: only your
+    /// `nhc_device_report_metric` values.
+    pub health_system_metrics: bool,
+    /// With `health_enabled`: the file system whose usage is reported
+    /// (NULL: "/").
+    pub health_disk_path: *const c_char,
+    /// With `health_enabled`: where procfs is mounted (NULL: "/proc").
+    pub health_proc_dir: *const c_char,
+    /// With `health_enabled`: a file holding the CPU temperature in
+    /// millidegrees Celsius (NULL: /sys/class/thermal/thermal_zone0/temp).
+    pub health_cpu_temp_path: *const c_char,
+    /// With `health_enabled`: sent as every report's `metadata`.
+    pub health_metadata: *const nhc_key_value,
+    /// Number of `health_metadata` entries.
+    pub health_metadata_len: usize,
 }
 
-/// The size of the first published version of the struct.
+/// The size of the first published version of the struct (up to `geo`).
 /// cbindgen:ignore
-const V1_SIZE: usize = std::mem::size_of::<nhc_device_options>();
+const V1_SIZE: usize = std::mem::offset_of!(nhc_device_options, console_shell_command);
 
 fn defaults() -> nhc_device_options {
     nhc_device_options {
@@ -138,7 +205,29 @@ fn defaults() -> nhc_device_options {
         logging_enabled: false,
         report_timeout_ms: 60_000,
         geo: nhc_geo_closure::none(),
+        console_shell_command: std::ptr::null(),
+        console_shell_command_len: 0,
+        console_shell_timeout_ms: ms(ShellOptions::default().inactivity_timeout),
+        console_shell_env: std::ptr::null(),
+        console_shell_env_len: 0,
+        console_decline_file_uploads: true,
+        fwup_public_keys: std::ptr::null(),
+        fwup_public_keys_len: 0,
+        require_fwup_public_keys: false,
+        uboot_env_path: std::ptr::null(),
+        uboot_env_size: 0,
+        uboot_env_redundant: false,
+        health_system_metrics: true,
+        health_disk_path: std::ptr::null(),
+        health_proc_dir: std::ptr::null(),
+        health_cpu_temp_path: std::ptr::null(),
+        health_metadata: std::ptr::null(),
+        health_metadata_len: 0,
     }
+}
+
+fn ms(v: Duration) -> u32 {
+    u32::try_from(v.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// Fills `*opts` (of `struct_size` bytes) with the defaults. Programs call
@@ -204,10 +293,7 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
     if let Some(v) = opt_str_arg(o.device_api_version, "device_api_version")? {
         c.device_api_version = v.to_owned();
     }
-    c.metadata = match opt_str_arg(o.fwup_env_path, "fwup_env_path")? {
-        Some(path) => FirmwareMetadata::from_env_file(path)?,
-        None => FirmwareMetadata::new(),
-    };
+    c.metadata = metadata_source(&o)?;
     for (k, v) in options::pairs(o.metadata, o.metadata_len, "metadata")? {
         c.metadata.set(k, v);
     }
@@ -216,6 +302,12 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
         c.update_tool = tool.to_owned();
     }
     c.request_fwup_public_keys = o.request_fwup_public_keys;
+    c.fwup_public_keys = strings(
+        o.fwup_public_keys,
+        o.fwup_public_keys_len,
+        "fwup_public_keys",
+    )?;
+    c.require_fwup_public_keys = o.require_fwup_public_keys;
     c.request_archive_public_keys = o.request_archive_public_keys;
     if validated.raw().call.is_some() {
         let v = Arc::new(validated);
@@ -232,16 +324,7 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
         c.update_policy = UpdatePolicy::Auto(update);
     }
     c.scripts = o.scripts_enabled;
-    if o.console_shell && !o.console_enabled {
-        return Err(invalid("console_shell needs console_enabled"));
-    }
-    if o.console_enabled {
-        let mut console = ConsoleOptions::default();
-        if o.console_shell {
-            console.shell = Some(ShellOptions::default());
-        }
-        c.console = Some(console);
-    }
+    c.console = console(&o)?;
     let geo = geo.raw().call.is_some().then(|| Arc::new(geo));
     if o.health_enabled || o.logging_enabled || geo.is_some() {
         let mut ext = ExtensionsOptions::default();
@@ -249,7 +332,7 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
             ext.geo = Some(Arc::new(move || geo.call()));
         }
         if o.health_enabled {
-            ext.health = Some(HealthOptions::default());
+            ext.health = Some(health(&o)?);
         }
         ext.logging = o.logging_enabled;
         c.extensions = Some(ext);
@@ -259,6 +342,109 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
         delivery,
         on_event,
     })
+}
+
+/// The metadata file, if any: a `fw_printenv` text dump or a binary image.
+unsafe fn metadata_source(o: &nhc_device_options) -> FfiResult<FirmwareMetadata> {
+    let text = opt_str_arg(o.fwup_env_path, "fwup_env_path")?;
+    let image = opt_str_arg(o.uboot_env_path, "uboot_env_path")?;
+    match (text, image) {
+        (Some(_), Some(_)) => Err(invalid(
+            "set fwup_env_path (fw_printenv text) or uboot_env_path (binary image), not both",
+        )),
+        (Some(path), None) => Ok(FirmwareMetadata::from_env_file(path)?),
+        (None, Some(path)) => {
+            if o.uboot_env_size == 0 {
+                return Err(invalid(
+                    "uboot_env_path needs uboot_env_size (CONFIG_ENV_SIZE, the third column of fw_env.config)",
+                ));
+            }
+            let layout = if o.uboot_env_redundant {
+                UbootEnvLayout::Redundant
+            } else {
+                UbootEnvLayout::Single
+            };
+            Ok(FirmwareMetadata::from_uboot_env_image(
+                path,
+                o.uboot_env_size,
+                layout,
+            )?)
+        }
+        (None, None) => Ok(FirmwareMetadata::new()),
+    }
+}
+
+/// The console and its shell. Shell settings given without the shell (or
+/// the shell without the console) are a mistake worth reporting.
+unsafe fn console(o: &nhc_device_options) -> FfiResult<Option<ConsoleOptions>> {
+    let shell_set = o.console_shell_command_len > 0
+        || !o.console_shell_command.is_null()
+        || o.console_shell_env_len > 0
+        || !o.console_shell_env.is_null();
+    if shell_set && !o.console_shell {
+        return Err(invalid(
+            "console_shell_command and console_shell_env need console_shell",
+        ));
+    }
+    if o.console_shell && !o.console_enabled {
+        return Err(invalid("console_shell needs console_enabled"));
+    }
+    if !o.console_enabled {
+        return Ok(None);
+    }
+    let mut console = ConsoleOptions {
+        decline_file_uploads: o.console_decline_file_uploads,
+        ..ConsoleOptions::default()
+    };
+    if o.console_shell {
+        let mut shell = ShellOptions::default();
+        if !o.console_shell_command.is_null() || o.console_shell_command_len > 0 {
+            let command = strings(
+                o.console_shell_command,
+                o.console_shell_command_len,
+                "console_shell_command",
+            )?;
+            if command.first().is_none_or(|p| p.is_empty()) {
+                return Err(invalid(
+                    "console_shell_command must start with a program, e.g. {\"/bin/sh\", \"-l\"}",
+                ));
+            }
+            shell.command = command;
+        }
+        if o.console_shell_timeout_ms == 0 {
+            return Err(invalid("console_shell_timeout_ms must be greater than 0"));
+        }
+        shell.inactivity_timeout = millis(o.console_shell_timeout_ms);
+        if !o.console_shell_env.is_null() || o.console_shell_env_len > 0 {
+            shell.env = options::pairs(
+                o.console_shell_env,
+                o.console_shell_env_len,
+                "console_shell_env",
+            )?;
+        }
+        console.shell = Some(shell);
+    }
+    Ok(Some(console))
+}
+
+// Field by field so that options the core may add keep their defaults.
+#[allow(clippy::field_reassign_with_default)]
+unsafe fn health(o: &nhc_device_options) -> FfiResult<HealthOptions> {
+    let mut health = HealthOptions::default();
+    health.system_metrics = o.health_system_metrics;
+    if let Some(p) = opt_str_arg(o.health_disk_path, "health_disk_path")? {
+        health.disk_path = PathBuf::from(p);
+    }
+    if let Some(p) = opt_str_arg(o.health_proc_dir, "health_proc_dir")? {
+        health.proc_dir = PathBuf::from(p);
+    }
+    if let Some(p) = opt_str_arg(o.health_cpu_temp_path, "health_cpu_temp_path")? {
+        health.cpu_temp_path = PathBuf::from(p);
+    }
+    health.metadata = options::pairs(o.health_metadata, o.health_metadata_len, "health_metadata")?
+        .into_iter()
+        .collect();
+    Ok(health)
 }
 
 fn millis(v: u32) -> Duration {
@@ -287,4 +473,93 @@ unsafe fn nh1(o: &nhc_device_options) -> FfiResult<Auth> {
     shared.iterations = o.nh1_iterations;
     shared.key_length = o.nh1_key_length;
     Ok(Some(Arc::new(Nh1Auth::new(shared)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message<T>(r: FfiResult<T>) -> String {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.message(),
+        }
+    }
+
+    #[test]
+    fn console_shell_settings_are_read_and_checked() {
+        let command = [c"/bin/bash".as_ptr(), c"--login".as_ptr()];
+        let env = [nhc_key_value {
+            key: c"LANG".as_ptr(),
+            value: c"C.UTF-8".as_ptr(),
+        }];
+        let mut o = defaults();
+        o.console_shell_command = command.as_ptr();
+        o.console_shell_command_len = 2;
+        // SAFETY: every pointer is NULL or points to live literals.
+        unsafe {
+            assert!(message(console(&o)).contains("need console_shell"));
+            o.console_shell = true;
+            assert!(message(console(&o)).contains("needs console_enabled"));
+            o.console_enabled = true;
+            o.console_shell_timeout_ms = 1500;
+            o.console_shell_env = env.as_ptr();
+            o.console_shell_env_len = 1;
+            o.console_decline_file_uploads = false;
+            let c = console(&o).expect("valid").expect("enabled");
+            let shell = c.shell.expect("shell");
+            assert_eq!(shell.command, ["/bin/bash", "--login"]);
+            assert_eq!(shell.inactivity_timeout, Duration::from_millis(1500));
+            assert_eq!(shell.env, [("LANG".to_owned(), "C.UTF-8".to_owned())]);
+            assert!(!c.decline_file_uploads);
+
+            o.console_shell_timeout_ms = 0;
+            assert!(message(console(&o)).contains("console_shell_timeout_ms"));
+            o.console_shell_timeout_ms = 1;
+            let empty = [c"".as_ptr()];
+            o.console_shell_command = empty.as_ptr();
+            o.console_shell_command_len = 1;
+            assert!(message(console(&o)).contains("must start with a program"));
+            o.console_shell_command = std::ptr::null();
+            assert!(message(console(&o)).contains("is NULL but"));
+        }
+    }
+
+    #[test]
+    fn defaults_keep_the_shell_defaults() {
+        let mut o = defaults();
+        o.console_enabled = true;
+        o.console_shell = true;
+        // SAFETY: all pointers are NULL.
+        let c = unsafe { console(&o) }.expect("valid").expect("enabled");
+        assert_eq!(c.shell, Some(ShellOptions::default()));
+        assert!(c.decline_file_uploads);
+    }
+
+    #[test]
+    fn metadata_sources_are_exclusive_and_an_image_needs_its_size() {
+        let mut o = defaults();
+        o.fwup_env_path = c"/tmp/a".as_ptr();
+        o.uboot_env_path = c"/tmp/b".as_ptr();
+        // SAFETY: live literals.
+        unsafe {
+            assert!(message(metadata_source(&o)).contains("not both"));
+            o.fwup_env_path = std::ptr::null();
+            assert!(message(metadata_source(&o)).contains("uboot_env_size"));
+            o.uboot_env_size = 8192;
+            assert!(message(metadata_source(&o)).contains("/tmp/b"));
+        }
+    }
+
+    #[test]
+    fn a_v1_struct_gets_the_defaults_of_later_fields() {
+        let mut o = defaults();
+        o.struct_size = V1_SIZE;
+        o.console_shell_timeout_ms = 7;
+        o.health_system_metrics = false;
+        // SAFETY: `o` is a live struct; only V1_SIZE bytes are read from it.
+        let read = unsafe { versioned::read(&o, V1_SIZE, defaults(), "t") }.expect("v1 read");
+        assert_eq!(read.console_shell_timeout_ms, 300_000);
+        assert!(read.health_system_metrics && read.console_decline_file_uploads);
+    }
 }

@@ -40,8 +40,10 @@ pub enum nhc_device_event_kind {
     /// query), `uuid`, `version`, `size` (-1 if unknown), `checksum`
     /// (uppercase SHA-256 hex or ""), `payload` (the whole `update` JSON).
     NHC_DEVICE_EVENT_UPDATE_AVAILABLE = 6,
-    /// With `auto_update`: the offer was ignored (`ignored` already
-    /// reported): `uuid`, `reason`.
+    /// The device skipped an offer by itself: `uuid`, `reason`. With
+    /// `auto_update`, that firmware already runs (`ignored` was reported);
+    /// with `require_fwup_public_keys`, no signing key is known (`failed`
+    /// was reported, and no UPDATE_AVAILABLE comes).
     NHC_DEVICE_EVENT_UPDATE_IGNORED = 7,
     /// Progress of the update being applied: `stage`, `percent` (0-100).
     NHC_DEVICE_EVENT_UPDATE_PROGRESS = 8,

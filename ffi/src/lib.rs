@@ -33,11 +33,14 @@ mod device_options;
 
 mod device;
 
+mod device_health;
+
 mod device_keep;
 
 // Internal helpers.
 mod args;
 mod boundary;
+mod ctext;
 mod device_router;
 mod params;
 mod router;

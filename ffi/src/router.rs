@@ -8,7 +8,7 @@
 //! what lets `_free` promise that no callback runs once it has returned.
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
@@ -19,14 +19,21 @@ use crate::args::to_cstring;
 use crate::closure::{
     nhc_event_closure, nhc_join_closure, nhc_reply_closure, nhc_state_closure, Owned,
 };
+use crate::ctext::CText;
 use crate::error::{code_of, Failure, FfiResult};
 use crate::nhc_result::{self, NHC_OK};
 use crate::types::*;
 
 type Shared<C> = Arc<Owned<C>>;
 
+/// Event names shorter than this reach callbacks from the stack.
+const EVENT_NAME_INLINE: usize = 128;
+
+/// Topics are shared, not copied, with each event: one per message adds up.
+type Topic = Arc<CStr>;
+
 struct ChannelRoutes {
-    topic: CString,
+    topic: Topic,
     join: Option<Shared<nhc_join_closure>>,
     event: Option<Shared<nhc_event_closure>>,
     /// A join was asked for and the channel has not closed since.
@@ -35,7 +42,7 @@ struct ChannelRoutes {
 }
 
 struct PendingReply {
-    topic: CString,
+    topic: Topic,
     closure: Owned<nhc_reply_closure>,
 }
 
@@ -140,7 +147,7 @@ impl Router {
         g.channels.insert(
             id,
             ChannelRoutes {
-                topic: to_cstring(topic),
+                topic: Topic::from(to_cstring(topic)),
                 join: None,
                 event: None,
                 wanted: false,
@@ -220,7 +227,7 @@ impl Router {
                     .channels
                     .get(&id)
                     .map(|c| c.topic.clone())
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| Topic::from(c""));
                 g.replies.insert(push_id, PendingReply { topic, closure });
                 Ok(push_id)
             }
@@ -437,7 +444,7 @@ impl Router {
         closure.call(&event);
     }
 
-    fn event_closure(&self, id: ChannelId) -> Option<(Shared<nhc_event_closure>, CString)> {
+    fn event_closure(&self, id: ChannelId) -> Option<(Shared<nhc_event_closure>, Topic)> {
         self.resolve(|g| {
             let ch = g.channels.get(&id)?;
             Some((ch.event.clone()?, ch.topic.clone()))
@@ -448,15 +455,14 @@ impl Router {
         let Some((closure, topic)) = self.event_closure(id) else {
             return;
         };
-        let name = to_cstring(name);
-        let empty = CString::default();
+        let name = CText::<EVENT_NAME_INLINE>::new(name);
         let buf = PayloadBuf::new(Some(payload));
         let event = nhc_event {
             kind: nhc_event_kind::NHC_EVENT_MESSAGE,
             topic: topic.as_ptr(),
             event: name.as_ptr(),
             payload: buf.view(),
-            reason: empty.as_ptr(),
+            reason: c"".as_ptr(),
             error: NHC_OK,
             push_id: 0,
         };

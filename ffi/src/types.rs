@@ -1,11 +1,11 @@
 //! The plain structs handed to callbacks. Every pointer in them is borrowed
 //! for the duration of the call and never NULL: absent text is "".
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
 use nerves_hub_channel::Payload;
 
-use crate::args::to_cstring;
+use crate::ctext::CText;
 use crate::nhc_result;
 
 /// A channel's state, as `nhc_channel_state` reports it.
@@ -195,23 +195,26 @@ pub struct nhc_reply {
 
 /// Owns the C form of a payload while a callback borrows it.
 pub(crate) struct PayloadBuf<'a> {
-    json: CString,
+    json: CText<PAYLOAD_INLINE>,
     binary: Option<&'a [u8]>,
 }
+
+/// JSON payloads shorter than this are handed to callbacks from the stack.
+const PAYLOAD_INLINE: usize = 1024;
 
 impl<'a> PayloadBuf<'a> {
     pub fn new(payload: Option<&'a Payload>) -> PayloadBuf<'a> {
         match payload {
             Some(Payload::Binary(bytes)) => PayloadBuf {
-                json: CString::default(),
+                json: CText::new(""),
                 binary: Some(bytes),
             },
             Some(p) => PayloadBuf {
-                json: to_cstring(p.json_text().unwrap_or("")),
+                json: CText::json(p.json_text().unwrap_or("")),
                 binary: None,
             },
             None => PayloadBuf {
-                json: CString::default(),
+                json: CText::new(""),
                 binary: None,
             },
         }
@@ -223,7 +226,7 @@ impl<'a> PayloadBuf<'a> {
         nhc_payload {
             is_binary: self.binary.is_some(),
             json: self.json.as_ptr(),
-            json_len: self.json.as_bytes().len(),
+            json_len: self.json.len(),
             binary: if bytes.is_empty() {
                 empty.as_ptr()
             } else {

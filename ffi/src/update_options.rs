@@ -63,11 +63,27 @@ pub struct nhc_update_options {
     pub headers: *const nhc_key_value,
     /// Number of `headers`.
     pub headers_len: usize,
+    // ---- Version 2: appended fields (a V1 program gets their defaults). ----
+    /// PEM client certificate chain for a firmware server that requires
+    /// mutual TLS (a file; or `cert_pem`, not both). Needs a key.
+    pub cert_file: *const c_char,
+    /// The same in memory.
+    pub cert_pem: *const u8,
+    /// Length of `cert_pem`.
+    pub cert_pem_len: usize,
+    /// The client certificate's private key (a file; or `key_pem`).
+    pub key_file: *const c_char,
+    /// The same in memory (never logged).
+    pub key_pem: *const u8,
+    /// Length of `key_pem`.
+    pub key_pem_len: usize,
+    /// TLS server name to send and verify instead of the URL's host (NULL: the host).
+    pub server_name: *const c_char,
 }
 
-/// The size of the first published version of the struct.
+/// The size of the first published version of the struct (up to `headers_len`).
 /// cbindgen:ignore
-const V1_SIZE: usize = std::mem::size_of::<nhc_update_options>();
+const V1_SIZE: usize = std::mem::offset_of!(nhc_update_options, cert_file);
 
 fn defaults() -> nhc_update_options {
     let d = DownloadOptions::default();
@@ -88,6 +104,13 @@ fn defaults() -> nhc_update_options {
         ca_pem_len: 0,
         headers: std::ptr::null(),
         headers_len: 0,
+        cert_file: std::ptr::null(),
+        cert_pem: std::ptr::null(),
+        cert_pem_len: 0,
+        key_file: std::ptr::null(),
+        key_pem: std::ptr::null(),
+        key_pem_len: 0,
+        server_name: std::ptr::null(),
     }
 }
 
@@ -172,6 +195,14 @@ unsafe fn convert(
     download.max_total = millis(o.max_total_ms);
     let mut tls = TlsOptions::default();
     tls.ca = crate::options::pem(o.ca_file, o.ca_pem, o.ca_pem_len, "ca")?;
+    tls.client_cert = crate::options::pem(o.cert_file, o.cert_pem, o.cert_pem_len, "cert")?;
+    tls.client_key = crate::options::pem(o.key_file, o.key_pem, o.key_pem_len, "key")?;
+    if tls.client_cert.is_some() != tls.client_key.is_some() {
+        return Err(invalid(
+            "a client certificate needs its key (cert_* and key_* go together)",
+        ));
+    }
+    tls.server_name = opt_str_arg(o.server_name, "server_name")?.map(str::to_owned);
     download.tls = tls;
     download.headers = crate::options::pairs(o.headers, o.headers_len, "headers")?;
     let mut options = UpdateOptions::new(spec);
@@ -183,7 +214,11 @@ fn millis(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
 
-unsafe fn strings(ptr: *const *const c_char, len: usize, name: &str) -> FfiResult<Vec<String>> {
+pub(crate) unsafe fn strings(
+    ptr: *const *const c_char,
+    len: usize,
+    name: &str,
+) -> FfiResult<Vec<String>> {
     if len == 0 {
         return Ok(Vec::new());
     }
@@ -269,6 +304,27 @@ mod tests {
             assert!(convert(&o, None).is_ok());
             o.idle_timeout_ms = 0;
             assert!(convert(&o, None).is_err());
+            o.idle_timeout_ms = 1;
+            o.cert_file = c"/tmp/cert.pem".as_ptr();
+            let err = convert(&o, None).expect_err("a cert without a key");
+            assert!(err.message().contains("needs its key"), "{err:?}");
+            o.key_file = c"/tmp/key.pem".as_ptr();
+            o.server_name = c"fw.example".as_ptr();
+            let options = convert(&o, None).expect("cert, key and server name");
+            assert_eq!(
+                options.download.tls.server_name.as_deref(),
+                Some("fw.example")
+            );
         }
+    }
+
+    #[test]
+    fn a_v1_struct_gets_the_defaults_of_later_fields() {
+        let mut o = defaults();
+        o.struct_size = V1_SIZE;
+        o.cert_file = c"/never/read".as_ptr();
+        // SAFETY: `o` is a live struct; only V1_SIZE bytes are read from it.
+        let read = unsafe { versioned::read(&o, V1_SIZE, defaults(), "t") }.expect("v1 read");
+        assert!(read.cert_file.is_null());
     }
 }

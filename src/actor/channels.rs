@@ -410,6 +410,10 @@ impl Actor {
     }
 
     pub(super) async fn on_message(&mut self, msg: Message) {
+        if msg.event != events::ERROR && msg.event != events::CLOSE {
+            self.deliver(msg);
+            return;
+        }
         let members: Vec<ChannelId> = self
             .channels
             .iter()
@@ -469,16 +473,43 @@ impl Actor {
                     }
                 }
             }
-            _ => {
-                for id in members {
-                    self.emit(Event::Message {
-                        channel: id,
-                        topic: msg.topic.clone(),
-                        event: msg.event.clone(),
-                        payload: msg.payload.clone(),
-                    });
-                }
-            }
+            _ => {}
         }
+    }
+
+    /// Emits a server push or broadcast to every member channel (usually
+    /// one, which gets the message itself rather than a copy).
+    fn deliver(&self, msg: Message) {
+        let Message {
+            join_ref,
+            topic,
+            event,
+            payload,
+            ..
+        } = msg;
+        let mut members = self
+            .channels
+            .iter()
+            .filter(|(_, ch)| ch.topic == topic && ch.is_member(join_ref.as_deref()))
+            .map(|(id, _)| *id);
+        let Some(mut id) = members.next() else {
+            log::debug!("message {event} on {topic} for no current channel dropped");
+            return;
+        };
+        for next in members {
+            self.emit(Event::Message {
+                channel: id,
+                topic: topic.clone(),
+                event: event.clone(),
+                payload: payload.clone(),
+            });
+            id = next;
+        }
+        self.emit(Event::Message {
+            channel: id,
+            topic,
+            event,
+            payload,
+        });
     }
 }

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::codec;
@@ -141,6 +142,10 @@ pub(crate) struct Actor {
 /// Commands handled per wake-up before the socket is read again.
 const COMMAND_BATCH: usize = 256;
 
+/// Frames already buffered that are handled in one go before commands and
+/// timers get their turn; bounds the delay a burst adds to the first event.
+const FRAME_BATCH: usize = 128;
+
 impl Actor {
     pub fn new(
         config: SocketConfig,
@@ -203,7 +208,7 @@ impl Actor {
                     self.connecting = None;
                     self.on_connect_result(result).await;
                 }
-                frame = next_frame(&mut self.ws), if reading => self.on_frame(frame).await,
+                frame = next_frame(&mut self.ws), if reading => self.on_frames(frame).await,
                 _ = self.queue.space_available(), if self.ws.is_some() && !reading => {}
                 _ = sleep_until(wake) => self.on_timers().await,
             }
@@ -237,6 +242,26 @@ impl Actor {
             } => self.leave(channel, timeout, waiter).await,
             Command::Push(request) => self.push(request).await,
         }
+    }
+
+    /// Handles `first`, then the frames that are readable without waiting,
+    /// waking the event consumers once for all of them.
+    async fn on_frames(&mut self, first: Option<Result<WsMessage, WsError>>) {
+        self.queue.hold();
+        self.on_frame(first).await;
+        for _ in 1..FRAME_BATCH {
+            if self.queue.is_full() {
+                break;
+            }
+            let Some(ws) = self.ws.as_mut() else { break };
+            // Polling with a no-op waker is fine: `run` polls the stream again
+            // with its own waker before it sleeps.
+            match ws.next().now_or_never() {
+                Some(frame) => self.on_frame(frame).await,
+                None => break,
+            }
+        }
+        self.queue.release();
     }
 
     fn make_ref(&mut self) -> String {

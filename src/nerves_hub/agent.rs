@@ -9,6 +9,7 @@ use serde_json::json;
 use super::device::Core;
 use super::device_config::UpdatePolicy;
 use super::device_events::{parse_keys, parse_script, ArchiveInfo, DeviceEvent};
+use super::fwup_keys::REFUSED_NO_KEYS;
 use super::update::UpdateStatus;
 use super::update_flow::{self, UpdatePhase};
 use super::update_info::UpdateInfo;
@@ -150,7 +151,10 @@ fn device_message(core: &Arc<Core>, topic: String, event: String, payload: Paylo
             Err(e) => invalid(core, event, e, payload),
         },
         "fwup_public_keys" => match parse_keys(&value) {
-            Ok(keys) => core.emit(DeviceEvent::FwupPublicKeys(keys)),
+            Ok(keys) => {
+                core.fwup_keys.replace(&keys);
+                core.emit(DeviceEvent::FwupPublicKeys(keys))
+            }
             Err(e) => invalid(core, event, e, payload),
         },
         "archive_public_keys" => match parse_keys(&value) {
@@ -200,6 +204,18 @@ fn update(core: &Arc<Core>, info: UpdateInfo) {
         if matches!(*phase, UpdatePhase::Applying { .. }) {
             // As in nerves_hub_link: one update at a time; the server re-offers later.
             log::info!("update {uuid} offered while another is being applied; ignored");
+            return;
+        }
+        if update_flow::refused(core) {
+            // Before `received`, as link does: the offer is never considered.
+            *phase = UpdatePhase::Idle;
+            drop(phase);
+            let reason = REFUSED_NO_KEYS.to_owned();
+            log::warn!("update {uuid} refused: {reason}");
+            core.report(&UpdateStatus::Failed {
+                reason: reason.clone(),
+            });
+            core.emit(DeviceEvent::UpdateIgnored { uuid, reason });
             return;
         }
         *phase = match &core.policy {

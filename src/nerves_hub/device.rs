@@ -13,6 +13,7 @@ use super::console::Console;
 use super::device_config::{DeviceConfig, FirmwareValidatedFn, UpdatePolicy};
 use super::device_events::{ArchiveInfo, DeviceEvent};
 use super::extensions::Extensions;
+use super::fwup_keys::FwupKeys;
 use super::join::JoinState;
 use super::metadata::FirmwareMetadata;
 use super::update::{UpdateHandle, UpdateOptions, UpdateStatus};
@@ -41,6 +42,8 @@ pub(crate) struct Core {
     /// The last archive the server offered.
     pub archive: Mutex<Option<ArchiveInfo>>,
     pub policy: UpdatePolicy,
+    pub fwup_keys: FwupKeys,
+    pub require_fwup_keys: bool,
     pub scripts: bool,
     pub report_timeout: Duration,
     pub validated_fn: Option<FirmwareValidatedFn>,
@@ -138,6 +141,8 @@ impl Device {
             update: Mutex::new(UpdatePhase::Idle),
             archive: Mutex::new(None),
             policy: config.update_policy,
+            fwup_keys: FwupKeys::new(&config.fwup_public_keys),
+            require_fwup_keys: config.require_fwup_public_keys,
             scripts: config.scripts,
             report_timeout: config.report_timeout,
             validated_fn: config.firmware_validated,
@@ -263,6 +268,12 @@ impl Device {
         options: UpdateOptions,
     ) -> Result<UpdateHandle> {
         super::archive::start_archive_download(archive, options)
+    }
+
+    /// The firmware signing keys the device knows: the configured ones, or
+    /// the last non-empty list the server sent.
+    pub fn fwup_public_keys(&self) -> Vec<String> {
+        self.core().fwup_keys.get()
     }
 
     /// True while an update is being downloaded or applied.

@@ -59,6 +59,17 @@ pub struct DeviceConfig {
     pub update_tool: String,
     /// Ask the server for the organisation's firmware signing keys at every join.
     pub request_fwup_public_keys: bool,
+    /// Firmware signing keys known before the server sends any (fwup public
+    /// keys: base64 of 32 bytes, the content of `fwup-key.pub`). A
+    /// `fwup_public_keys` event with at least one key replaces them; they
+    /// are passed to `fwup` sinks as `--public-key` arguments.
+    pub fwup_public_keys: Vec<String>,
+    /// Refuse every update while no fwup public key is known (reported as
+    /// `failed` "Refusing unverified firmware : no public keys available",
+    /// like nerves_hub_link). Off by default: images written to files or
+    /// custom sinks are not signature-checked by fwup anyway. With it on
+    /// and no configured key, the keys are requested at every join.
+    pub require_fwup_public_keys: bool,
     /// Ask the server for the organisation's archive signing keys at every join.
     pub request_archive_public_keys: bool,
     /// Sent as `meta.firmware_validated`; while it says `Some(false)` it is
@@ -104,6 +115,8 @@ impl DeviceConfig {
             fwup_version: None,
             update_tool: "fwup".into(),
             request_fwup_public_keys: false,
+            fwup_public_keys: Vec::new(),
+            require_fwup_public_keys: false,
             request_archive_public_keys: false,
             firmware_validated: None,
             validation_poll_interval: Duration::from_secs(10),
@@ -133,6 +146,9 @@ impl DeviceConfig {
             return Err(Error::InvalidArgument(
                 "validation_poll_interval and report_timeout must be greater than zero".into(),
             ));
+        }
+        for key in &self.fwup_public_keys {
+            super::fwup_keys::validate_key(key)?;
         }
         let mut socket = self.socket.clone();
         if let Some(auth) = &self.auth {

@@ -26,7 +26,10 @@ pub enum DeviceEvent {
     /// `apply_update`, `ignore_update` or `reschedule_update`; with
     /// `UpdatePolicy::Auto` the device has already decided (informational).
     UpdateAvailable(UpdateInfo),
-    /// An update was applied or skipped automatically; `reason` says why.
+    /// An offer was skipped by the device itself; `reason` says why:
+    /// with `UpdatePolicy::Auto`, the firmware already runs (`ignored` was
+    /// reported); with `require_fwup_public_keys`, no signing key is known
+    /// (`failed` was reported, and no `UpdateAvailable` comes).
     UpdateIgnored { uuid: String, reason: String },
     /// Progress of the update being applied.
     UpdateProgress { stage: Stage, percent: u8 },

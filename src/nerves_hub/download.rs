@@ -8,8 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::http::{netif, GetRequest, HttpClient, HttpError, HttpResponse};
-use super::sink::SinkWorker;
-use super::verify::Verifier;
+use super::verify::{Part, Pipeline, Verdict, PART_SIZE};
 use crate::config::redact_query;
 use crate::tls::TlsOptions;
 
@@ -111,27 +110,77 @@ impl From<Failure> for Attempt {
 }
 
 pub(crate) struct Download<'a> {
-    pub client: &'a HttpClient,
-    pub url: &'a Url,
-    pub options: &'a DownloadOptions,
+    client: &'a HttpClient,
+    url: &'a Url,
+    options: &'a DownloadOptions,
     /// The size the update announced, if any.
-    pub size: Option<u64>,
-    pub verifier: &'a mut Verifier,
-    pub sink: &'a mut SinkWorker,
-    pub events: &'a mut (dyn FnMut(DownloadEvent) + Send),
+    size: Option<u64>,
+    pipeline: &'a mut Pipeline,
+    events: &'a mut (dyn FnMut(DownloadEvent) + Send),
+    /// The part being received; everything before it went to the pipeline.
+    part: Part,
 }
 
-impl Download<'_> {
-    /// Downloads until every byte was verified and handed to the sink; the
-    /// caller then checks the whole-file checksum.
+impl<'a> Download<'a> {
+    pub(crate) fn new(
+        client: &'a HttpClient,
+        url: &'a Url,
+        options: &'a DownloadOptions,
+        size: Option<u64>,
+        pipeline: &'a mut Pipeline,
+        events: &'a mut (dyn FnMut(DownloadEvent) + Send),
+    ) -> Download<'a> {
+        Download {
+            client,
+            url,
+            options,
+            size,
+            pipeline,
+            events,
+            part: Part::empty(0),
+        }
+    }
+
+    /// Where the download continues: every byte before was received.
+    fn offset(&self) -> u64 {
+        self.part.end()
+    }
+
+    /// What a verdict received while downloading means for this attempt.
+    async fn stopped_by(&mut self, verdict: Verdict) -> Attempt {
+        match verdict {
+            Verdict::Mismatch { index, message } => Attempt::BadPart { index, message },
+            Verdict::Synced => Failure::Download("internal: unexpected sync".into()).into(),
+            Verdict::Stopped => Failure::Sink(self.pipeline.sink_error().await).into(),
+        }
+    }
+
+    /// Hands the current part to the pipeline; the next one starts after it.
+    async fn ship(&mut self) -> Result<(), Attempt> {
+        let next = Part::empty(self.offset());
+        let part = std::mem::replace(&mut self.part, next);
+        if part.len == 0 {
+            return Ok(());
+        }
+        if self.pipeline.send(part).await.is_err() {
+            return Err(Failure::Sink(self.pipeline.sink_error().await).into());
+        }
+        Ok(())
+    }
+
+    /// Downloads until every byte was verified and handed to the sink's
+    /// stage; the caller then waits for the writes and the whole-file checksum.
     pub(crate) async fn run(&mut self) -> Result<(), Failure> {
         let mut total = self.size;
         let mut disconnects = 0u32;
         let mut retry_number = 0u32;
         let mut part_attempts: HashMap<usize, u32> = HashMap::new();
         loop {
-            // The connection may have broken right after the last byte.
-            let result = if total.is_some_and(|t| t > 0 && self.verifier.offset() >= t) {
+            let result = if let Some(verdict) = self.pipeline.try_verdict() {
+                // A part sent before an interruption failed its check.
+                Err(self.stopped_by(verdict).await)
+            } else if total.is_some_and(|t| t > 0 && self.offset() >= t) {
+                // The connection may have broken right after the last byte.
                 Ok(())
             } else {
                 retry_number += 1;
@@ -153,6 +202,11 @@ impl Download<'_> {
                         )));
                     }
                     log::warn!("firmware {message}; fetching it again");
+                    // Back to the bad part's start; the pipeline drops what
+                    // was read after it.
+                    let buf = std::mem::take(&mut self.part.buf);
+                    self.part = Part::empty(index as u64 * PART_SIZE as u64);
+                    self.part.buf = buf;
                 }
                 Err(Attempt::Interrupted(message)) => {
                     disconnects += 1;
@@ -164,7 +218,7 @@ impl Download<'_> {
                     }
                     log::warn!(
                         "firmware download interrupted at byte {} ({message}); retry {disconnects}/{} in {:?}",
-                        self.verifier.offset(),
+                        self.offset(),
                         self.options.max_disconnects,
                         self.options.retry_delay
                     );
@@ -174,23 +228,18 @@ impl Download<'_> {
         }
     }
 
-    /// The body ended: releases the last (short) part, which may still fail its check.
+    /// The body ended: hands on the last (short) part and waits until every
+    /// part was checked; a bad one is fetched again.
     async fn finish_parts(&mut self) -> Result<(), Attempt> {
-        match self.verifier.finish() {
-            Ok(last) => self
-                .sink
-                .write(last)
-                .await
-                .map_err(|e| Failure::Sink(e).into()),
-            Err(r) => Err(Attempt::BadPart {
-                index: r.index,
-                message: r.message,
-            }),
+        self.ship().await?;
+        match self.pipeline.sync(self.offset()).await {
+            Verdict::Synced => Ok(()),
+            other => Err(self.stopped_by(other).await),
         }
     }
 
     async fn attempt(&mut self, retry_number: u32, total: &mut Option<u64>) -> Result<(), Attempt> {
-        let start = self.verifier.offset();
+        let start = self.offset();
         let request = GetRequest {
             range_start: (start > 0).then_some(start),
             retry_number,
@@ -276,48 +325,50 @@ impl Download<'_> {
     ) -> Result<(), Attempt> {
         let idle = self.options.idle_timeout;
         loop {
-            let piece = match tokio::time::timeout(idle, response.chunk()).await {
+            if self.part.len == PART_SIZE {
+                self.ship().await?;
+            }
+            if self.part.buf.is_empty() {
+                self.part.buf = self.pipeline.buffer();
+            }
+            let filled = self.part.len;
+            let room = &mut self.part.buf[filled..];
+            let read = tokio::select! {
+                biased;
+                verdict = self.pipeline.verdict() => return Err(self.stopped_by(verdict).await),
+                read = tokio::time::timeout(idle, response.read_into(room)) => read,
+            };
+            let mut n = match read {
                 Err(_) => return Err(Attempt::Interrupted(format!("no data for {idle:?}"))),
                 Ok(Err(e)) => return Err(Attempt::Interrupted(format!("connection broke: {e}"))),
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(piece))) => piece,
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => n,
             };
-            let mut piece = &piece[..];
             if skip > 0 {
-                let n = skip.min(piece.len() as u64) as usize;
-                skip -= n as u64;
-                piece = &piece[n..];
+                let k = skip.min(n as u64) as usize;
+                skip -= k as u64;
+                self.part.buf.copy_within(filled + k..filled + n, filled);
+                n -= k;
             }
-            if piece.is_empty() {
+            if n == 0 {
                 continue;
             }
             if let Some(t) = total {
-                if self.verifier.offset() + piece.len() as u64 > t {
+                if self.offset() + n as u64 > t {
                     return Err(Failure::Download(format!(
                         "the server sent more than the {t} bytes announced"
                     ))
                     .into());
                 }
             }
-            let (ready, rejected) = match self.verifier.push(piece) {
-                Ok(ready) => (ready, None),
-                Err(r) => (r.ready, Some((r.index, r.message))),
-            };
-            for part in ready {
-                self.sink.write(part).await.map_err(Failure::Sink)?;
-            }
-            if let Some((index, message)) = rejected {
-                return Err(Attempt::BadPart { index, message });
-            }
-            (self.events)(DownloadEvent::Received {
-                done: self.verifier.offset(),
-                total,
-            });
+            self.part.len += n;
+            let done = self.offset();
+            (self.events)(DownloadEvent::Received { done, total });
         }
         match total {
-            Some(t) if self.verifier.offset() < t => Err(Attempt::Interrupted(format!(
+            Some(t) if self.offset() < t => Err(Attempt::Interrupted(format!(
                 "the body ended at byte {} of {t}",
-                self.verifier.offset()
+                self.offset()
             ))),
             _ => Ok(()),
         }

@@ -37,7 +37,9 @@ impl JoinState {
             device_api_version: config.device_api_version.clone(),
             fwup_version: config.fwup_version.clone(),
             update_tool: config.update_tool.clone(),
-            request_fwup_keys: config.request_fwup_public_keys,
+            // As link: ask when told to, or when keys are needed and none are configured.
+            request_fwup_keys: config.request_fwup_public_keys
+                || (config.require_fwup_public_keys && config.fwup_public_keys.is_empty()),
             request_archive_keys: config.request_archive_public_keys,
             extra: Mutex::new(Map::new()),
             metadata: Mutex::new(config.metadata.clone()),
@@ -139,6 +141,18 @@ mod tests {
         );
         assert_eq!(p["fwup_public_keys"], "on_connect");
         assert!(p.get("archive_public_keys").is_none());
+
+        let mut needs = DeviceConfig::new(SocketConfig::new("ws://h/socket/websocket"));
+        needs.require_fwup_public_keys = true;
+        assert_eq!(
+            JoinState::new(&needs, None).payload()["fwup_public_keys"],
+            "on_connect"
+        );
+        needs.fwup_public_keys = vec!["k".into()];
+        assert!(JoinState::new(&needs, None)
+            .payload()
+            .get("fwup_public_keys")
+            .is_none());
 
         state.set_validated(None);
         state.set_downloading(Some("u2".into()));

@@ -1,10 +1,12 @@
 //! Firmware metadata sent in the `device` join: the running firmware's
-//! `nerves_fw_*` keys, given by the user or read from a fwup/U-Boot
-//! environment dump (`fw_printenv` output).
+//! `nerves_fw_*` keys, given by the user, read from a fwup/U-Boot
+//! environment dump (`fw_printenv` output), or decoded from a binary U-Boot
+//! environment image (see [`super::uboot_env`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::uboot_env::{self, UbootEnvLayout};
 use crate::error::{Error, Result};
 
 /// The key NervesHub identifies the running firmware by.
@@ -88,8 +90,40 @@ impl FirmwareMetadata {
                 all.insert(key.trim().to_owned(), value.to_owned());
             }
         }
+        FirmwareMetadata::from_env_entries(&all)
+    }
+
+    /// Reads a binary U-Boot environment image (what `fw_printenv` reads
+    /// from the environment partition) of `env_size` bytes per copy; the
+    /// CRC is checked, and the keys are selected as by [`FirmwareMetadata::parse_env`].
+    pub fn from_uboot_env_image(
+        path: impl AsRef<Path>,
+        env_size: usize,
+        layout: UbootEnvLayout,
+    ) -> Result<FirmwareMetadata> {
+        let path = path.as_ref();
+        let all = uboot_env::read(path, env_size, layout)?;
+        FirmwareMetadata::from_env_entries(&all).map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Decodes an in-memory binary U-Boot environment image (see
+    /// [`FirmwareMetadata::from_uboot_env_image`]).
+    pub fn parse_uboot_env_image(
+        image: &[u8],
+        env_size: usize,
+        layout: UbootEnvLayout,
+    ) -> Result<FirmwareMetadata> {
+        FirmwareMetadata::from_env_entries(&uboot_env::parse(image, env_size, layout)?)
+    }
+
+    /// The metadata in a whole environment's `key -> value` entries: the
+    /// active slot's keys, prefix stripped, and the unprefixed `nerves_*` keys.
+    pub fn from_env_entries(all: &BTreeMap<String, String>) -> Result<FirmwareMetadata> {
         let mut metadata = FirmwareMetadata::new();
-        for (key, value) in &all {
+        for (key, value) in all {
             if key.starts_with("nerves_") {
                 metadata.set(key.clone(), value.clone());
             }
@@ -99,7 +133,7 @@ impl FirmwareMetadata {
         };
         let prefix = format!("{active}.");
         let mut found = false;
-        for (key, value) in &all {
+        for (key, value) in all {
             if let Some(stripped) = key.strip_prefix(&prefix) {
                 metadata.set(stripped, value.clone());
                 found = true;
@@ -116,7 +150,7 @@ impl FirmwareMetadata {
             _ => None,
         };
         if let Some(other) = other {
-            metadata.auto_revert_detected = revert_detected(&all, other);
+            metadata.auto_revert_detected = revert_detected(all, other);
         }
         Ok(metadata)
     }
@@ -184,6 +218,29 @@ bootcmd=run x=y
     fn an_active_slot_without_keys_is_an_error() {
         let err = FirmwareMetadata::parse_env("nerves_fw_active=c\n").unwrap_err();
         assert!(err.to_string().contains("\"c.\""), "{err}");
+    }
+
+    #[test]
+    fn a_binary_uboot_image_gives_the_same_metadata_as_its_text_form() {
+        let pairs: Vec<(&str, &str)> = ENV.lines().filter_map(|l| l.split_once('=')).collect();
+        let image = crate::nerves_hub::uboot_env::tests::image(&pairs, 4096, Some(1));
+        let from_image =
+            FirmwareMetadata::parse_uboot_env_image(&image, 4096, UbootEnvLayout::Redundant)
+                .unwrap();
+        assert_eq!(from_image, FirmwareMetadata::parse_env(ENV).unwrap());
+
+        let path = std::env::temp_dir().join(format!("nhc-uboot-{}.img", std::process::id()));
+        std::fs::write(&path, &image).unwrap();
+        let from_file =
+            FirmwareMetadata::from_uboot_env_image(&path, 4096, UbootEnvLayout::Redundant);
+        let wrong = FirmwareMetadata::from_uboot_env_image(&path, 4096, UbootEnvLayout::Single);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(from_file.unwrap().uuid(), Some("bbbb-2"));
+        let err = wrong.unwrap_err().to_string();
+        assert!(
+            err.contains("CRC mismatch") && err.contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! reading the image on stdin), or the application's own [`ImageSink`].
 //!
 //! Sink methods block; the updater calls them on tokio's blocking pool,
-//! never on an I/O thread.
+//! never on an I/O thread (writes come from the verification pipeline's
+//! last stage, `verify::Pipeline`).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -82,7 +83,68 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct FileSink {
     path: PathBuf,
     partial: PathBuf,
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<OpenFile>>,
+}
+
+/// Written bytes are sent to the disk in steps of this many as the download
+/// goes, rather than all by the final `fsync`.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+#[derive(Debug)]
+struct OpenFile {
+    file: File,
+    written: u64,
+    /// Write-back was started for every byte before this...
+    started: u64,
+    /// ...and waited for before this.
+    waited: u64,
+}
+
+impl OpenFile {
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk)?;
+        self.written += chunk.len() as u64;
+        if self.written - self.started >= WRITEBACK_STEP {
+            self.write_back();
+        }
+        Ok(())
+    }
+
+    /// Starts writing the new bytes to disk and waits for the previous
+    /// step's: the final `fsync` then has little left to do, and a device
+    /// with little memory never holds the whole image in dirty pages.
+    #[cfg(target_os = "linux")]
+    fn write_back(&mut self) {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        let (from, to) = (self.started, self.written);
+        // SAFETY: plain syscalls on a descriptor we own; failures only mean
+        // the final fsync does all the work (as on other systems).
+        unsafe {
+            libc::sync_file_range(
+                fd,
+                from as libc::off64_t,
+                (to - from) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+            if from > self.waited {
+                libc::sync_file_range(
+                    fd,
+                    self.waited as libc::off64_t,
+                    (from - self.waited) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+            }
+        }
+        (self.waited, self.started) = (from, to);
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn write_back(&mut self) {
+        (self.waited, self.started) = (self.started, self.written);
+    }
 }
 
 impl FileSink {
@@ -106,7 +168,12 @@ impl ImageSink for FileSink {
     fn begin(&self, _info: &UpdateInfo) -> Result<(), String> {
         let file = File::create(&self.partial)
             .map_err(|e| format!("cannot create {}: {e}", self.partial.display()))?;
-        *lock(&self.file) = Some(file);
+        *lock(&self.file) = Some(OpenFile {
+            file,
+            written: 0,
+            started: 0,
+            waited: 0,
+        });
         Ok(())
     }
 
@@ -115,14 +182,15 @@ impl ImageSink for FileSink {
         let file = guard
             .as_mut()
             .ok_or_else(|| format!("{} is not open (aborted?)", self.partial.display()))?;
-        file.write_all(chunk)
+        file.write(chunk)
             .map_err(|e| format!("cannot write {}: {e}", self.partial.display()))
     }
 
     fn finish(&self) -> Result<(), String> {
         let file = lock(&self.file)
             .take()
-            .ok_or_else(|| format!("{} is not open (aborted?)", self.partial.display()))?;
+            .ok_or_else(|| format!("{} is not open (aborted?)", self.partial.display()))?
+            .file;
         // The data must be on disk before the rename makes it look complete.
         file.sync_all()
             .map_err(|e| format!("cannot sync {}: {e}", self.partial.display()))?;
@@ -313,64 +381,6 @@ impl ImageSink for FwupSink {
 
     fn stage(&self) -> Stage {
         Stage::Updating
-    }
-}
-
-/// Feeds a sink on tokio's blocking pool, one part at a time, so the
-/// download overlaps with a slow sink by at most two parts.
-pub(crate) struct SinkWorker {
-    tx: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
-}
-
-impl SinkWorker {
-    /// `on_written(total_bytes)` runs after each write, on the blocking thread.
-    pub(crate) fn start(
-        sink: Arc<dyn ImageSink>,
-        mut on_written: impl FnMut(u64) + Send + 'static,
-    ) -> SinkWorker {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
-        let task = tokio::task::spawn_blocking(move || {
-            let mut written = 0u64;
-            while let Some(part) = rx.blocking_recv() {
-                sink.write(&part)?;
-                written += part.len() as u64;
-                on_written(written);
-            }
-            Ok(())
-        });
-        SinkWorker {
-            tx: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    pub(crate) async fn write(&mut self, part: Vec<u8>) -> Result<(), String> {
-        if part.is_empty() {
-            return Ok(());
-        }
-        let sent = match &self.tx {
-            Some(tx) => tx.send(part).await.is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        // The worker stopped: its result says why.
-        Err(self
-            .close()
-            .await
-            .err()
-            .unwrap_or_else(|| "the sink stopped accepting data".into()))
-    }
-
-    /// Waits until every part was written.
-    pub(crate) async fn close(&mut self) -> Result<(), String> {
-        self.tx = None;
-        match self.task.take() {
-            Some(task) => task.await.map_err(|e| format!("the sink panicked: {e}"))?,
-            None => Ok(()),
-        }
     }
 }
 

@@ -18,8 +18,7 @@ use url::Url;
 use super::download::{Download, DownloadEvent, Failure};
 use super::http::HttpClient;
 use super::progress::{percent, Clock, SystemClock, Throttle};
-use super::sink::SinkWorker;
-use super::verify::Verifier;
+use super::verify::Pipeline;
 use crate::error::{Error, Result};
 
 pub use super::download::DownloadOptions;
@@ -362,15 +361,21 @@ impl Job {
             throttle: Mutex::new(Throttle::new()),
             clock: SystemClock,
         });
-        let mut worker = {
+        let on_written = {
             let (total, progress) = (total.clone(), progress.clone());
-            SinkWorker::start(self.sink.clone(), move |written| {
+            move |written| {
                 let t = total.load(Ordering::Relaxed);
                 if stage == Stage::Updating && t > 0 {
                     progress.offer(percent(written, t));
                 }
-            })
+            }
         };
+        let mut pipeline = Pipeline::start(
+            &self.info.partials_checksums,
+            self.info.checksum.as_deref(),
+            self.sink.clone(),
+            on_written,
+        );
         let mut events = {
             let reporter = self.reporter.clone();
             move |event: DownloadEvent| match event {
@@ -393,29 +398,25 @@ impl Job {
             download.headers.clone(),
             download.idle_timeout,
         );
-        let mut verifier =
-            Verifier::new(&self.info.partials_checksums, self.info.checksum.as_deref());
-        Download {
-            client: &client,
-            url: &self.url,
-            options: download,
-            size: self.info.size,
-            verifier: &mut verifier,
-            sink: &mut worker,
-            events: &mut events,
-        }
+        Download::new(
+            &client,
+            &self.url,
+            download,
+            self.info.size,
+            &mut pipeline,
+            &mut events,
+        )
         .run()
         .await?;
-        verifier.check_whole().map_err(Failure::Checksum)?;
+        // Waits for the last writes, then checks the whole-file checksum.
+        let released = pipeline.finish().await?;
         if let Some(size) = self.info.size {
-            if verifier.released() != size {
+            if released != size {
                 return Err(Failure::Download(format!(
-                    "size mismatch: received {} bytes, the update announced {size}",
-                    verifier.released()
+                    "size mismatch: received {released} bytes, the update announced {size}"
                 )));
             }
         }
-        worker.close().await.map_err(Failure::Sink)?;
         let sink = self.sink.clone();
         blocking(move || sink.finish())
             .await?

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::device::Core;
 use super::device_events::DeviceEvent;
+use super::fwup_keys::{with_keys, REFUSED_NO_KEYS};
 use super::update::{
     start_update, Stage, UpdateHandle, UpdateOptions, UpdateReporter, UpdateStatus, CANCELLED,
 };
@@ -27,10 +28,23 @@ pub(crate) enum UpdatePhase {
     },
 }
 
-/// Starts applying `info`. Fails if another update is being applied.
-pub(crate) fn apply(core: &Arc<Core>, info: UpdateInfo, options: UpdateOptions) -> Result<()> {
+/// Whether updates are refused for want of fwup public keys.
+pub(crate) fn refused(core: &Core) -> bool {
+    core.require_fwup_keys && !core.fwup_keys.available()
+}
+
+/// Starts applying `info`. Fails if another update is being applied, or
+/// if keys are required and none is known (nothing is reported then: the
+/// offer was already refused when it arrived).
+pub(crate) fn apply(core: &Arc<Core>, info: UpdateInfo, mut options: UpdateOptions) -> Result<()> {
     let uuid = info.firmware_meta.uuid.clone();
     let runtime = crate::runtime::handle()?;
+    if refused(core) {
+        return Err(Error::InvalidArgument(format!(
+            "{REFUSED_NO_KEYS}: configure fwup_public_keys or let the server send them"
+        )));
+    }
+    options.sink = with_keys(options.sink, &core.fwup_keys.get());
     {
         let mut phase = core.lock_update();
         if let UpdatePhase::Applying { uuid: current, .. } = &*phase {

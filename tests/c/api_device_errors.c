@@ -270,6 +270,10 @@ static void function_errors(void) {
     EXPECT_STATE(nhc_device_console_output(dev, "x", 1), "console_enabled");
     EXPECT_STATE(nhc_device_log(dev, NHC_LOG_INFO, "x"), "logging_enabled");
     EXPECT_STATE(nhc_device_report_metric(dev, "m", 1.0), "health_enabled");
+    EXPECT_STATE(nhc_device_set_alarm(dev, "a", "d"), "health_enabled");
+    EXPECT_STATE(nhc_device_clear_alarm(dev, "a"), "health_enabled");
+    EXPECT_STATE(nhc_device_set_check(dev, "c", true, "n"), "health_enabled");
+    EXPECT_STATE(nhc_device_clear_check(dev, "c"), "health_enabled");
 
     EXPECT_INVALID(nhc_device_set_metadata(NULL, NULL, 0), "dev is NULL");
     EXPECT_INVALID(nhc_device_set_metadata(dev, NULL, 1), "metadata is NULL");
@@ -296,6 +300,24 @@ static void function_errors(void) {
     EXPECT_INVALID(nhc_device_report_metric(dev, "m", NAN), "finite");
     EXPECT_INVALID(nhc_device_report_metric(dev, "m", INFINITY), "finite");
     CHECK_OK(nhc_device_report_metric(dev, "battery", 0.5));
+    EXPECT_INVALID(nhc_device_set_alarm(NULL, "a", "d"), "dev is NULL");
+    EXPECT_INVALID(nhc_device_set_alarm(dev, NULL, "d"), "name is NULL");
+    EXPECT_INVALID(nhc_device_set_alarm(dev, "", "d"), "empty");
+    EXPECT_INVALID(nhc_device_set_alarm(dev, "\xff", "d"), "UTF-8");
+    EXPECT_INVALID(nhc_device_set_alarm(dev, "a", "\xff"), "description");
+    CHECK_OK(nhc_device_set_alarm(dev, "a", NULL));
+    EXPECT_INVALID(nhc_device_clear_alarm(NULL, "a"), "dev is NULL");
+    EXPECT_INVALID(nhc_device_clear_alarm(dev, NULL), "name is NULL");
+    CHECK_OK(nhc_device_clear_alarm(dev, "a"));
+    CHECK_OK(nhc_device_clear_alarm(dev, "never raised"));
+    EXPECT_INVALID(nhc_device_set_check(NULL, "c", true, "n"), "dev is NULL");
+    EXPECT_INVALID(nhc_device_set_check(dev, NULL, true, "n"), "name is NULL");
+    EXPECT_INVALID(nhc_device_set_check(dev, "", true, "n"), "empty");
+    EXPECT_INVALID(nhc_device_set_check(dev, "c", true, "\xff"), "note");
+    CHECK_OK(nhc_device_set_check(dev, "c", false, NULL));
+    EXPECT_INVALID(nhc_device_clear_check(NULL, "c"), "dev is NULL");
+    EXPECT_INVALID(nhc_device_clear_check(dev, ""), "empty");
+    CHECK_OK(nhc_device_clear_check(dev, "c"));
     nhc_device_free(dev);
     CHECK(tl_rec_drops(&r) == 2);
     nhc_device_free(NULL);

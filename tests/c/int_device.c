@@ -628,9 +628,18 @@ static void extensions_scripts_archive(void) {
     CHECK(strstr(body, "disk almost full") != NULL);
     CHECK(strstr(body, "warning") != NULL);
     CHECK_OK(nhc_device_report_metric(dev, "battery_percent", 87.5));
+    CHECK_OK(nhc_device_set_alarm(dev, "BatteryLow", "below 90 %"));
+    CHECK_OK(nhc_device_set_alarm(dev, "Gone", "cleared before the report"));
+    CHECK_OK(nhc_device_clear_alarm(dev, "Gone"));
+    CHECK_OK(nhc_device_set_check(dev, "modem", false, "no SIM"));
     CHECK(tl_ctl_push(&srv, "extensions", "health:check", "{}") == 1);
     CHECK(tl_ctl_wait_body(&srv, "extensions", "health:report", 1, 10000, body, sizeof body));
     CHECK(strstr(body, "\"battery_percent\":87.5") != NULL);
+    CHECK(strstr(body, "\"alarms\":{\"BatteryLow\":\"below 90 %\"}") != NULL);
+    CHECK(strstr(body, "\"Gone\"") == NULL);
+    CHECK(strstr(body, "\"modem\":{") != NULL);
+    CHECK(strstr(body, "\"note\":\"no SIM\"") != NULL);
+    CHECK(strstr(body, "\"pass\":false") != NULL);
     CHECK(tl_ctl_push(&srv, "extensions", "geo:location:request", "{}") == 1);
     CHECK(tl_ctl_wait_body(&srv, "extensions", "geo:location:update", 1, 10000, body, sizeof body));
     CHECK(strstr(body, "\"latitude\":52.5") != NULL);

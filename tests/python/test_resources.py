@@ -54,3 +54,42 @@ def test_a_thousand_polled_sockets(server: DevServer) -> None:
         del sock
     gc.collect()
     assert open_fds() <= fds + SLACK
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+# Ten thousand sockets, each connected, joined and closed: after a warm-up
+# of a thousand (allocator arenas, interned strings, the runtime's threads),
+# descriptors stay equal and RSS within RSS_SLACK_KIB.
+SOCKETS = 10_000
+WARM_UP = 1_000
+RSS_SLACK_KIB = 4 * 1024
+
+
+def test_ten_thousand_joined_sockets_keep_rss_and_fds_flat(server: DevServer) -> None:
+    def cycle(count: int) -> None:
+        for _ in range(count):
+            sock = nhc.Socket(server.ws_url)
+            sock.connect()
+            sock.wait_connected(WAIT)
+            assert sock.channel("room:rss").join(WAIT) == {}
+            sock.close()
+            del sock
+
+    cycle(WARM_UP)
+    gc.collect()
+    fds, tasks, rss = open_fds(), threads(), rss_kib()
+    cycle(SOCKETS - WARM_UP)
+    gc.collect()
+    after = (open_fds(), threads(), rss_kib())
+    print(f"after {WARM_UP}: fds {fds}, threads {tasks}, RSS {rss} KiB; "
+          f"after {SOCKETS}: fds {after[0]}, threads {after[1]}, RSS {after[2]} KiB")
+    assert after[0] == fds, "descriptors leaked"
+    assert after[1] <= tasks, "threads leaked"
+    assert after[2] <= rss + RSS_SLACK_KIB, f"RSS grew by {after[2] - rss} KiB"

@@ -63,6 +63,12 @@ const KINDS: &[&str] = &[
 /// ``extensions={"health": True | metrics_fn, "geo": location_fn,
 /// "logging": True}`` offers extensions.
 ///
+/// ``uboot_env_path`` with ``uboot_env_size`` (and ``uboot_env_redundant``)
+/// reads a binary U-Boot environment image instead. ``auto_update={...}``
+/// (``apply_update``'s keyword arguments) applies every new firmware by
+/// itself. ``fwup_public_keys`` / ``require_fwup_public_keys`` refuse
+/// updates while no firmware signing key is known.
+///
 /// Server events reach the handlers registered with :meth:`on` (typed
 /// objects, see ``nerves_hub_channel.EVENT_KINDS``); connection changes
 /// reach ``on_state``. Delivery is as for :class:`Socket`: one library
@@ -100,7 +106,10 @@ impl Device {
         device_api_version="2.3.0", metadata=None, fwup_env_path=None, fwup_version=None,
         update_tool="fwup", request_fwup_public_keys=false, request_archive_public_keys=false,
         firmware_validated=None, validation_poll_interval=10.0, scripts=false, console=false,
-        console_shell=None, extensions=None, report_timeout=60.0, headers=None, params=None,
+        console_shell=None, console_shell_timeout=300.0, console_shell_env=None,
+        console_decline_file_uploads=true, extensions=None, report_timeout=60.0, auto_update=None,
+        fwup_public_keys=None, require_fwup_public_keys=false, uboot_env_path=None,
+        uboot_env_size=None, uboot_env_redundant=false, headers=None, params=None,
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
         backoff_jitter=0.5, event_capacity=1024, on_state=None, delivery="threaded"
@@ -125,8 +134,17 @@ impl Device {
         scripts: bool,
         console: bool,
         console_shell: Option<Vec<String>>,
+        console_shell_timeout: f64,
+        console_shell_env: Option<BTreeMap<String, String>>,
+        console_decline_file_uploads: bool,
         extensions: Option<Bound<'py, PyAny>>,
         report_timeout: f64,
+        auto_update: Option<Bound<'py, PyAny>>,
+        fwup_public_keys: Option<Vec<String>>,
+        require_fwup_public_keys: bool,
+        uboot_env_path: Option<PathBuf>,
+        uboot_env_size: Option<usize>,
+        uboot_env_redundant: bool,
         headers: Option<Bound<'py, PyAny>>,
         params: Option<Bound<'py, PyAny>>,
         connect_timeout: f64,
@@ -189,8 +207,17 @@ impl Device {
             scripts,
             console,
             console_shell,
+            console_shell_timeout,
+            console_shell_env,
+            console_decline_file_uploads,
             extensions,
             report_timeout,
+            auto_update,
+            fwup_public_keys,
+            require_fwup_public_keys,
+            uboot_env_path,
+            uboot_env_size,
+            uboot_env_redundant,
         }
         .into_config(socket)?;
         let core = CoreDevice::new(config).map_err(py_err)?;
@@ -694,6 +721,13 @@ impl Device {
         Ok(())
     }
 
+    /// The firmware signing keys the device knows: ``fwup_public_keys``, or
+    /// the last non-empty list the server sent.
+    #[getter]
+    fn fwup_public_keys(&self) -> Vec<String> {
+        self.core.fwup_public_keys()
+    }
+
     /// The extensions the server attached.
     #[getter]
     fn attached_extensions(&self) -> Vec<String> {
@@ -821,4 +855,25 @@ fn update_from_python(update: &Bound<'_, PyAny>) -> PyResult<UpdateInfo> {
         .to_value()
         .ok_or_else(|| invalid("the update payload must be a JSON object"))?;
     UpdateInfo::parse(&value).map_err(|e| invalid(format!("unusable update: {e}")))
+}
+
+/// Reads a binary U-Boot environment image (the file or partition
+/// ``fw_printenv`` reads) of ``env_size`` bytes per copy and returns all its
+/// ``key=value`` entries. ``redundant=True`` for ``CONFIG_ENV_REDUNDANT``
+/// (a flag byte after the CRC; the image may hold both copies, the newer
+/// valid one is used). Raises :class:`InvalidArgument` on a CRC mismatch,
+/// a size that does not fit, or an unreadable file.
+#[pyfunction]
+#[pyo3(signature = (path, env_size, *, redundant=false))]
+pub fn read_uboot_env(
+    path: PathBuf,
+    env_size: usize,
+    redundant: bool,
+) -> PyResult<BTreeMap<String, String>> {
+    nerves_hub_channel::nerves_hub::uboot_env::read(
+        path,
+        env_size,
+        crate::device_options::layout(redundant),
+    )
+    .map_err(py_err)
 }

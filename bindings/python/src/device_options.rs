@@ -12,12 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nerves_hub_channel::nerves_hub::console::{ConsoleOptions, ShellOptions};
+use nerves_hub_channel::nerves_hub::extensions::health::{AlarmsProvider, ChecksProvider};
 use nerves_hub_channel::nerves_hub::extensions::{
-    ExtensionsOptions, GeoProvider, HealthOptions, Location,
+    Check, ExtensionsOptions, GeoProvider, HealthOptions, Location,
 };
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, Nh1Digest, SharedSecret};
 use nerves_hub_channel::nerves_hub::update::{DownloadOptions, SinkSpec, UpdateOptions};
-use nerves_hub_channel::nerves_hub::{DeviceConfig, FirmwareMetadata, FirmwareValidatedFn};
+use nerves_hub_channel::nerves_hub::{
+    DeviceConfig, FirmwareMetadata, FirmwareValidatedFn, UbootEnvLayout, UpdatePolicy,
+};
 use nerves_hub_channel::{PemSource, TlsOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -42,8 +45,17 @@ pub struct DeviceOptions<'py> {
     pub scripts: bool,
     pub console: bool,
     pub console_shell: Option<Vec<String>>,
+    pub console_shell_timeout: f64,
+    pub console_shell_env: Option<BTreeMap<String, String>>,
+    pub console_decline_file_uploads: bool,
     pub extensions: Option<Bound<'py, PyAny>>,
     pub report_timeout: f64,
+    pub auto_update: Option<Bound<'py, PyAny>>,
+    pub fwup_public_keys: Option<Vec<String>>,
+    pub require_fwup_public_keys: bool,
+    pub uboot_env_path: Option<PathBuf>,
+    pub uboot_env_size: Option<usize>,
+    pub uboot_env_redundant: bool,
 }
 
 impl DeviceOptions<'_> {
@@ -54,10 +66,29 @@ impl DeviceOptions<'_> {
             c.auth = Some(Arc::new(auth));
         }
         c.device_api_version = self.device_api_version;
-        c.metadata = metadata(self.fwup_env_path, self.metadata.as_ref())?;
+        let source = match (self.fwup_env_path, self.uboot_env_path) {
+            (Some(_), Some(_)) => return Err(invalid(
+                "pass fwup_env_path (fw_printenv text) or uboot_env_path (binary image), not both",
+            )),
+            (Some(text), None) => Some(EnvSource::Text(text)),
+            (None, Some(image)) => {
+                let size = self.uboot_env_size.filter(|s| *s > 0).ok_or_else(|| {
+                    invalid("uboot_env_path needs uboot_env_size (CONFIG_ENV_SIZE, the third column of fw_env.config)")
+                })?;
+                Some(EnvSource::Image(
+                    image,
+                    size,
+                    layout(self.uboot_env_redundant),
+                ))
+            }
+            (None, None) => None,
+        };
+        c.metadata = metadata(source, self.metadata.as_ref())?;
         c.fwup_version = self.fwup_version;
         c.update_tool = self.update_tool;
         c.request_fwup_public_keys = self.request_fwup_public_keys;
+        c.fwup_public_keys = self.fwup_public_keys.unwrap_or_default();
+        c.require_fwup_public_keys = self.require_fwup_public_keys;
         c.request_archive_public_keys = self.request_archive_public_keys;
         c.firmware_validated = self
             .firmware_validated
@@ -67,13 +98,34 @@ impl DeviceOptions<'_> {
         c.validation_poll_interval =
             options::seconds(self.validation_poll_interval, "validation_poll_interval")?;
         c.scripts = self.scripts;
+        if self.console_shell.is_none() && self.console_shell_env.is_some() {
+            return Err(invalid(
+                "console_shell_env needs console_shell=[program, args...]",
+            ));
+        }
         if self.console || self.console_shell.is_some() {
-            let mut console = ConsoleOptions::default();
+            let mut console = ConsoleOptions {
+                decline_file_uploads: self.console_decline_file_uploads,
+                ..ConsoleOptions::default()
+            };
             if let Some(command) = self.console_shell {
-                console.shell = Some(ShellOptions {
+                if command.first().is_none_or(|p| p.is_empty()) {
+                    return Err(invalid(
+                        "console_shell must be a program and its arguments, e.g. [\"/bin/sh\", \"-l\"]",
+                    ));
+                }
+                let mut shell = ShellOptions {
                     command,
+                    inactivity_timeout: options::seconds(
+                        self.console_shell_timeout,
+                        "console_shell_timeout",
+                    )?,
                     ..ShellOptions::default()
-                });
+                };
+                if let Some(env) = self.console_shell_env {
+                    shell.env = env.into_iter().collect();
+                }
+                console.shell = Some(shell);
             }
             c.console = Some(console);
         }
@@ -83,6 +135,9 @@ impl DeviceOptions<'_> {
             .map(|e| extensions(&e))
             .transpose()?;
         c.report_timeout = options::seconds(self.report_timeout, "report_timeout")?;
+        if let Some(auto) = self.auto_update.filter(|a| !a.is_none()) {
+            c.update_policy = UpdatePolicy::Auto(auto_update(&auto)?);
+        }
         Ok(c)
     }
 }
@@ -119,10 +174,29 @@ fn shared_secret(value: &Bound<'_, PyAny>) -> PyResult<SharedSecret> {
     Ok(shared)
 }
 
+/// Where the running firmware's environment is read from.
+enum EnvSource {
+    /// `fw_printenv` output.
+    Text(PathBuf),
+    /// A binary U-Boot environment image.
+    Image(PathBuf, usize, UbootEnvLayout),
+}
+
+pub fn layout(redundant: bool) -> UbootEnvLayout {
+    if redundant {
+        UbootEnvLayout::Redundant
+    } else {
+        UbootEnvLayout::Single
+    }
+}
+
 /// The env file's keys, then the dict's (which win).
-fn metadata(env: Option<PathBuf>, dict: Option<&Bound<'_, PyAny>>) -> PyResult<FirmwareMetadata> {
+fn metadata(env: Option<EnvSource>, dict: Option<&Bound<'_, PyAny>>) -> PyResult<FirmwareMetadata> {
     let mut m = match env {
-        Some(path) => FirmwareMetadata::from_env_file(path).map_err(py_err)?,
+        Some(EnvSource::Text(path)) => FirmwareMetadata::from_env_file(path).map_err(py_err)?,
+        Some(EnvSource::Image(path, size, layout)) => {
+            FirmwareMetadata::from_uboot_env_image(path, size, layout).map_err(py_err)?
+        }
         None => FirmwareMetadata::new(),
     };
     if let Some(dict) = dict.filter(|d| !d.is_none()) {
@@ -167,7 +241,43 @@ fn validated_fn(f: Bound<'_, PyAny>) -> PyResult<FirmwareValidatedFn> {
     }))
 }
 
-/// `{"health": True | metrics callable, "geo": callable, "logging": True}`.
+/// `auto_update={...}`: the keyword arguments of `apply_update`.
+fn auto_update(value: &Bound<'_, PyAny>) -> PyResult<UpdateOptions> {
+    let usage = "auto_update must be a dict of apply_update's keyword arguments, e.g. {\"path\": \"/data/next.fw\"}";
+    let dict = value.cast::<PyDict>().map_err(|_| invalid(usage))?;
+    let mut args = UpdateArgs::defaults();
+    for (k, v) in dict.iter() {
+        let name: String = k.extract().map_err(|_| invalid(usage))?;
+        let none = v.is_none();
+        let wrong = |what: &str| invalid(format!("auto_update[{name:?}] must be {what}"));
+        match name.as_str() {
+            "path" if !none => args.path = Some(v.extract().map_err(|_| wrong("a path"))?),
+            "sink" if !none => args.sink = Some(v),
+            "fwup" if !none => {
+                args.fwup = Some(v.extract().map_err(|_| wrong("a list of str"))?)
+            }
+            "idle_timeout" => args.idle_timeout = v.extract().map_err(|_| wrong("seconds"))?,
+            "max_disconnects" => {
+                args.max_disconnects = v.extract().map_err(|_| wrong("an int >= 0"))?
+            }
+            "retry_delay" => args.retry_delay = v.extract().map_err(|_| wrong("seconds"))?,
+            "max_total" => args.max_total = v.extract().map_err(|_| wrong("seconds"))?,
+            "ca" if !none => args.ca = Some(v),
+            "headers" if !none => {
+                args.headers = Some(v.extract().map_err(|_| wrong("a dict of str to str"))?)
+            }
+            "path" | "sink" | "fwup" | "ca" | "headers" => {}
+            other => {
+                return Err(invalid(format!(
+                    "auto_update has no {other:?}: use path, sink, fwup, idle_timeout, max_disconnects, retry_delay, max_total, ca, headers"
+                )))
+            }
+        }
+    }
+    args.into_options()
+}
+
+/// `{"health": True | metrics callable | {...}, "geo": callable, "logging": True}`.
 fn extensions(value: &Bound<'_, PyAny>) -> PyResult<ExtensionsOptions> {
     let dict = value.cast::<PyDict>().map_err(|_| {
         invalid("extensions must be a dict with keys \"health\", \"geo\", \"logging\"")
@@ -182,6 +292,7 @@ fn extensions(value: &Bound<'_, PyAny>) -> PyResult<ExtensionsOptions> {
                     ..HealthOptions::default()
                 });
             }
+            "health" if v.is_instance_of::<PyDict>() => opts.health = Some(health(&v)?),
             "health" => {
                 if v.is_truthy()? {
                     opts.health = Some(HealthOptions::default());
@@ -199,6 +310,90 @@ fn extensions(value: &Bound<'_, PyAny>) -> PyResult<ExtensionsOptions> {
         }
     }
     Ok(opts)
+}
+
+/// `extensions={"health": {...}}`: every field of the core's `HealthOptions`.
+fn health(value: &Bound<'_, PyAny>) -> PyResult<HealthOptions> {
+    let dict = value.cast::<PyDict>()?;
+    let mut h = HealthOptions::default();
+    for (k, v) in dict.iter() {
+        let name: String = k.extract()?;
+        let wrong =
+            |what: &str| invalid(format!("extensions[\"health\"][{name:?}] must be {what}"));
+        let callable = |v: &Bound<'_, PyAny>| -> PyResult<Option<Py<PyAny>>> {
+            if v.is_none() {
+                Ok(None)
+            } else if v.is_callable() {
+                Ok(Some(v.clone().unbind()))
+            } else {
+                Err(wrong("a callable"))
+            }
+        };
+        match name.as_str() {
+            "system_metrics" => h.system_metrics = v.is_truthy()?,
+            "disk_path" => h.disk_path = v.extract().map_err(|_| wrong("a path"))?,
+            "proc_dir" => h.proc_dir = v.extract().map_err(|_| wrong("a path"))?,
+            "cpu_temp_path" => h.cpu_temp_path = v.extract().map_err(|_| wrong("a path"))?,
+            "metadata" => {
+                h.metadata = v.extract().map_err(|_| wrong("a dict of str to str"))?
+            }
+            "metrics" => h.metrics = callable(&v)?.map(metrics_fn),
+            "alarms" => h.alarms = callable(&v)?.map(alarms_fn),
+            "checks" => h.checks = callable(&v)?.map(checks_fn),
+            other => {
+                return Err(invalid(format!(
+                    "extensions[\"health\"] has no {other:?}: use system_metrics, disk_path, proc_dir, cpu_temp_path, metadata, metrics, alarms, checks"
+                )))
+            }
+        }
+    }
+    Ok(h)
+}
+
+/// `alarms() -> {name: description}`, read at every report.
+fn alarms_fn(f: Py<PyAny>) -> AlarmsProvider {
+    Arc::new(move || {
+        Python::attach(|py| {
+            let read = || -> PyResult<BTreeMap<String, String>> { f.bind(py).call0()?.extract() };
+            read().unwrap_or_else(|e| {
+                logging::exception(py, "the health alarms callable failed", &e);
+                BTreeMap::new()
+            })
+        })
+    })
+}
+
+/// `checks() -> {name: (passed, note)}` (or `{"pass": .., "note": ..}` dicts).
+fn checks_fn(f: Py<PyAny>) -> ChecksProvider {
+    Arc::new(move || {
+        Python::attach(|py| {
+            let read = || -> PyResult<BTreeMap<String, Check>> {
+                let out = f.bind(py).call0()?;
+                let dict = out.cast::<PyDict>()?;
+                dict.iter()
+                    .map(|(k, v)| {
+                        let (pass, note): (bool, String) = match v.cast::<PyDict>() {
+                            Ok(d) => (
+                                d.get_item("pass")?
+                                    .ok_or_else(|| invalid("a check needs \"pass\""))?
+                                    .extract()?,
+                                match d.get_item("note")? {
+                                    Some(n) if !n.is_none() => n.extract()?,
+                                    _ => String::new(),
+                                },
+                            ),
+                            Err(_) => v.extract()?,
+                        };
+                        Ok((k.extract()?, Check { pass, note }))
+                    })
+                    .collect()
+            };
+            read().unwrap_or_else(|e| {
+                logging::exception(py, "the health checks callable failed", &e);
+                BTreeMap::new()
+            })
+        })
+    })
 }
 
 type Metrics = Arc<dyn Fn() -> Vec<(String, f64)> + Send + Sync>;
@@ -267,6 +462,22 @@ pub struct UpdateArgs<'py> {
 }
 
 impl UpdateArgs<'_> {
+    /// `apply_update`'s defaults, with no sink yet.
+    pub fn defaults() -> Self {
+        let d = DownloadOptions::default();
+        UpdateArgs {
+            path: None,
+            sink: None,
+            fwup: None,
+            idle_timeout: d.idle_timeout.as_secs_f64(),
+            max_disconnects: d.max_disconnects,
+            retry_delay: d.retry_delay.as_secs_f64(),
+            max_total: d.max_total.as_secs_f64(),
+            ca: None,
+            headers: None,
+        }
+    }
+
     #[allow(clippy::field_reassign_with_default)]
     pub fn into_options(self) -> PyResult<UpdateOptions> {
         let sink = match (self.path, self.sink, self.fwup) {

@@ -32,6 +32,15 @@ pub struct Check {
     pub note: String,
 }
 
+/// Values the application set through `Extensions` (`report_metric`,
+/// `set_alarm`, `set_check`); they win over the providers' on a shared name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reported {
+    pub metrics: BTreeMap<String, f64>,
+    pub alarms: BTreeMap<String, String>,
+    pub checks: BTreeMap<String, Check>,
+}
+
 /// What the health report contains.
 #[derive(Clone)]
 pub struct HealthOptions {
@@ -307,9 +316,9 @@ impl HealthSampler {
         m
     }
 
-    /// The `health:report` payload. `reported` are metrics set with
-    /// `Extensions::report_metric`; user values win over system ones.
-    pub fn report(&mut self, reported: &BTreeMap<String, f64>, now: SystemTime) -> Value {
+    /// The `health:report` payload. `reported` holds what the application
+    /// set through `Extensions`; it wins over providers and system metrics.
+    pub fn report(&mut self, reported: &Reported, now: SystemTime) -> Value {
         let mut metrics = if self.opts.system_metrics {
             self.system_metrics()
         } else {
@@ -318,20 +327,18 @@ impl HealthSampler {
         if let Some(provider) = &self.opts.metrics {
             metrics.extend(provider());
         }
-        metrics.extend(reported.iter().map(|(k, v)| (k.clone(), *v)));
+        metrics.extend(reported.metrics.iter().map(|(k, v)| (k.clone(), *v)));
         // JSON has no NaN or infinity; such a value would become null.
         let metrics: Map<String, Value> = metrics
             .into_iter()
             .filter(|(_, v)| v.is_finite())
             .map(|(k, v)| (k, json!(v)))
             .collect();
-        let alarms = self.opts.alarms.as_ref().map(|f| f()).unwrap_or_default();
-        let checks: Map<String, Value> = self
-            .opts
-            .checks
-            .as_ref()
-            .map(|f| f())
-            .unwrap_or_default()
+        let mut alarms = self.opts.alarms.as_ref().map(|f| f()).unwrap_or_default();
+        alarms.extend(reported.alarms.clone());
+        let mut checks = self.opts.checks.as_ref().map(|f| f()).unwrap_or_default();
+        checks.extend(reported.checks.clone());
+        let checks: Map<String, Value> = checks
             .into_iter()
             .map(|(k, c)| (k, json!({"pass": c.pass, "note": c.note})))
             .collect();
@@ -459,25 +466,29 @@ mod tests {
             metadata: [("site".to_owned(), "lab".to_owned())].into(),
             metrics: Some(Arc::new(|| vec![("queue_depth".to_owned(), 3.0)])),
             checks: Some(Arc::new(|| {
-                [(
-                    "db".to_owned(),
-                    Check {
-                        pass: true,
-                        note: "ok".into(),
-                    },
-                )]
-                .into()
+                [("db", true, "ok"), ("disk", true, "")]
+                    .map(|(n, pass, note)| (n.to_owned(), check(pass, note)))
+                    .into()
             })),
+            alarms: Some(Arc::new(|| [("Boot".to_owned(), "slow".to_owned())].into())),
             ..HealthOptions::default()
         };
         let mut sampler = HealthSampler::new(opts);
-        let reported = [("custom".to_owned(), 1.5), ("bad".to_owned(), f64::NAN)].into();
+        let reported = Reported {
+            metrics: [("custom".to_owned(), 1.5), ("bad".to_owned(), f64::NAN)].into(),
+            alarms: [("Battery".to_owned(), "low".to_owned())].into(),
+            checks: [("db".to_owned(), check(false, "unreachable"))].into(),
+        };
         let r = sampler.report(&reported, std::time::UNIX_EPOCH);
         let v = &r["value"];
         assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000000Z");
         assert_eq!(v["metadata"], json!({"site": "lab"}));
-        assert_eq!(v["checks"], json!({"db": {"pass": true, "note": "ok"}}));
-        assert_eq!(v["alarms"], json!({}));
+        assert_eq!(
+            v["checks"],
+            json!({"db": {"pass": false, "note": "unreachable"}, "disk": {"pass": true, "note": ""}}),
+            "a check the application set wins over the provider's"
+        );
+        assert_eq!(v["alarms"], json!({"Boot": "slow", "Battery": "low"}));
         assert_eq!(v["connectivity"], json!({}));
         let m = &v["metrics"];
         assert_eq!(m["load_1min"], 1.0);
@@ -492,5 +503,12 @@ mod tests {
         );
         assert!(m.get("disk_total_kb").is_some(), "statvfs of / works");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn check(pass: bool, note: &str) -> Check {
+        Check {
+            pass,
+            note: note.into(),
+        }
     }
 }

@@ -23,7 +23,7 @@ pub mod health;
 pub mod logging;
 pub mod time;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -36,7 +36,7 @@ use crate::message::Payload;
 use crate::{Channel, JoinParams, Socket};
 
 pub use geo::{GeoProvider, Location};
-pub use health::{Check, HealthOptions};
+pub use health::{Check, HealthOptions, Reported};
 pub use logging::LogLevel;
 
 use health::HealthSampler;
@@ -121,7 +121,7 @@ struct Inner {
     logging_enabled: bool,
     state: Mutex<State>,
     logging: Mutex<Logging>,
-    metrics: Mutex<BTreeMap<String, f64>>,
+    reported: Mutex<Reported>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -169,7 +169,7 @@ impl Extensions {
                     limiter: LogLimiter::new(Instant::now()),
                     flush_scheduled: false,
                 }),
-                metrics: Mutex::new(BTreeMap::new()),
+                reported: Mutex::new(Reported::default()),
             }),
         })
     }
@@ -212,7 +212,39 @@ impl Extensions {
             log::warn!("health: metric {name:?} ignored: {value} is not a finite number");
             return;
         }
-        lock(&self.inner.metrics).insert(name.to_owned(), value);
+        lock(&self.inner.reported)
+            .metrics
+            .insert(name.to_owned(), value);
+    }
+
+    /// Raises alarm `name` with `description` in every later health report
+    /// (replacing an earlier description) until [`Extensions::clear_alarm`].
+    /// These come after `HealthOptions::alarms`, so they win on a shared name.
+    pub fn set_alarm(&self, name: &str, description: &str) {
+        lock(&self.inner.reported)
+            .alarms
+            .insert(name.to_owned(), description.to_owned());
+    }
+
+    /// Clears an alarm set with [`Extensions::set_alarm`]; `false` if it was
+    /// not set.
+    pub fn clear_alarm(&self, name: &str) -> bool {
+        lock(&self.inner.reported).alarms.remove(name).is_some()
+    }
+
+    /// Sets health check `name` in every later report (replacing an earlier
+    /// result) until [`Extensions::clear_check`]. Wins over
+    /// `HealthOptions::checks` on a shared name.
+    pub fn set_check(&self, name: &str, check: Check) {
+        lock(&self.inner.reported)
+            .checks
+            .insert(name.to_owned(), check);
+    }
+
+    /// Removes a check set with [`Extensions::set_check`]; `false` if it was
+    /// not set.
+    pub fn clear_check(&self, name: &str) -> bool {
+        lock(&self.inner.reported).checks.remove(name).is_some()
     }
 
     /// Sends one log line (`logging:send`) if the `logging` extension is
@@ -511,7 +543,7 @@ impl Extensions {
         let Some(sampler) = &self.inner.health else {
             return;
         };
-        let reported = lock(&self.inner.metrics).clone();
+        let reported = lock(&self.inner.reported).clone();
         let report = lock(sampler).report(&reported, SystemTime::now());
         if let Err(e) = self.cast("health:report", report) {
             log::warn!("health: cannot send the report: {e}");

@@ -7,6 +7,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The most a single `chunk()` returns.
 pub(crate) const READ_SIZE: usize = 64 << 10;
+/// How much one read for a chunk-size line asks for.
+const LINE_READ: usize = 8 << 10;
 /// Longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
 
@@ -62,14 +64,15 @@ impl<R: AsyncRead + Unpin> BodyReader<R> {
         }
     }
 
-    /// Reads more from the connection; `Ok(false)` at end of stream.
+    /// Reads more from the connection, for chunk-size lines; `Ok(false)`
+    /// at end of stream. Body bytes bypass this buffer when it is empty.
     async fn fill(&mut self) -> io::Result<bool> {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
         let start = self.buf.len();
-        self.buf.resize(start + READ_SIZE, 0);
+        self.buf.resize(start + LINE_READ, 0);
         let n = self.io.read(&mut self.buf[start..]).await;
         let n = match n {
             Ok(n) => n,
@@ -86,18 +89,26 @@ impl<R: AsyncRead + Unpin> BodyReader<R> {
         &self.buf[self.pos..]
     }
 
-    /// Takes up to `max` buffered bytes, reading once if none are buffered.
-    async fn take(&mut self, max: usize, what: &str) -> io::Result<Option<Vec<u8>>> {
-        if self.buffered().is_empty() && !self.fill().await? {
-            return match what {
-                "" => Ok(None),
-                _ => Err(eof(what)),
-            };
+    /// Reads up to `dst.len()` bytes into `dst`: buffered bytes first, else
+    /// straight from the connection. 0 only at the end of the stream, which
+    /// is an error unless `what` is empty.
+    async fn read_raw(&mut self, dst: &mut [u8], what: &str) -> io::Result<usize> {
+        let buffered = self.buffered();
+        if !buffered.is_empty() {
+            let n = buffered.len().min(dst.len());
+            dst[..n].copy_from_slice(&buffered[..n]);
+            self.pos += n;
+            if self.pos == self.buf.len() {
+                self.buf.clear();
+                self.pos = 0;
+            }
+            return Ok(n);
         }
-        let n = self.buffered().len().min(max);
-        let out = self.buffered()[..n].to_vec();
-        self.pos += n;
-        Ok(Some(out))
+        let n = self.io.read(dst).await?;
+        if n == 0 && !what.is_empty() {
+            return Err(eof(what));
+        }
+        Ok(n)
     }
 
     async fn line(&mut self) -> io::Result<String> {
@@ -116,32 +127,39 @@ impl<R: AsyncRead + Unpin> BodyReader<R> {
         }
     }
 
-    /// The next piece of the body, `None` at its end. An early end of the
-    /// connection is an `UnexpectedEof` error, so a cut download is noticed.
-    pub(crate) async fn chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+    /// Reads the next body bytes into `dst` (at most its length, at most
+    /// one read from the connection); 0 at the end of the body, and only
+    /// there: an early end of the connection is an `UnexpectedEof` error, so
+    /// a cut download is noticed.
+    pub(crate) async fn read_into(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        if dst.is_empty() {
+            return Ok(0);
+        }
         loop {
             match self.state {
-                State::Done => return Ok(None),
-                State::UntilClose => match self.take(READ_SIZE, "").await? {
-                    Some(bytes) => return Ok(Some(bytes)),
-                    None => {
+                State::Done => return Ok(0),
+                State::UntilClose => {
+                    let n = self.read_raw(dst, "").await?;
+                    if n == 0 {
                         self.state = State::Done;
-                        return Ok(None);
                     }
-                },
+                    return Ok(n);
+                }
                 State::Length(left) => {
-                    let max = left.min(READ_SIZE as u64) as usize;
-                    let bytes = self
-                        .take(max, "before the end of the body (Content-Length)")
-                        .await?
-                        .unwrap_or_default();
-                    let left = left - bytes.len() as u64;
+                    let max = left.min(dst.len() as u64) as usize;
+                    let n = self
+                        .read_raw(
+                            &mut dst[..max],
+                            "before the end of the body (Content-Length)",
+                        )
+                        .await?;
+                    let left = left - n as u64;
                     self.state = if left == 0 {
                         State::Done
                     } else {
                         State::Length(left)
                     };
-                    return Ok(Some(bytes));
+                    return Ok(n);
                 }
                 State::Chunk(None) => {
                     let line = self.line().await?;
@@ -163,16 +181,26 @@ impl<R: AsyncRead + Unpin> BodyReader<R> {
                     self.state = State::Chunk(None);
                 }
                 State::Chunk(Some(left)) => {
-                    let max = left.min(READ_SIZE as u64) as usize;
-                    let bytes = self
-                        .take(max, "inside a chunked body")
-                        .await?
-                        .unwrap_or_default();
-                    self.state = State::Chunk(Some(left - bytes.len() as u64));
-                    return Ok(Some(bytes));
+                    let max = left.min(dst.len() as u64) as usize;
+                    let n = self
+                        .read_raw(&mut dst[..max], "inside a chunked body")
+                        .await?;
+                    self.state = State::Chunk(Some(left - n as u64));
+                    return Ok(n);
                 }
             }
         }
+    }
+
+    /// The next piece of the body (at most [`READ_SIZE`] bytes), `None` at its end.
+    pub(crate) async fn chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let mut piece = vec![0u8; READ_SIZE];
+        let n = self.read_into(&mut piece).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        piece.truncate(n);
+        Ok(Some(piece))
     }
 }
 
@@ -228,6 +256,28 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(no_crlf.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn read_into_never_passes_the_body_or_the_destination() {
+        let wire = b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\nNEXT";
+        let mut reader = BodyReader::new(&wire[..], Vec::new(), Framing::Chunked);
+        let mut dst = [0u8; 2];
+        let mut out = Vec::new();
+        loop {
+            let n = reader.read_into(&mut dst).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&dst[..n]);
+        }
+        assert_eq!(out, b"abcdefg");
+        let mut reader = BodyReader::new(&b"defgh"[..], b"abc".to_vec(), Framing::Length(6));
+        let mut dst = [0u8; 16];
+        assert_eq!(reader.read_into(&mut dst).await.unwrap(), 3);
+        assert_eq!(reader.read_into(&mut dst).await.unwrap(), 3);
+        assert_eq!(&dst[..3], b"def");
+        assert_eq!(reader.read_into(&mut dst).await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -131,6 +131,13 @@ impl HttpResponse {
     pub async fn chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         self.body.chunk().await
     }
+
+    /// Reads the next body bytes straight into `dst` (at most one read from
+    /// the connection); 0 only at the end of the body. A body cut short is
+    /// an `UnexpectedEof` error.
+    pub async fn read_into(&mut self, dst: &mut [u8]) -> std::io::Result<usize> {
+        self.body.read_into(dst).await
+    }
 }
 
 fn shown(url: &Url) -> String {

@@ -60,7 +60,7 @@ from ._device import (
     UpdateInfo,
     UpdateProgress,
 )
-from ._native import Channel, Device, Socket, StateChange, configure, shutdown
+from ._native import Channel, Device, Socket, StateChange, configure, read_uboot_env, shutdown
 from .aio import AsyncChannel, AsyncDevice, AsyncSocket, Message
 
 __version__: str = _native.__version__
@@ -113,6 +113,7 @@ __all__ = [
     "TlsError",
     "__version__",
     "configure",
+    "read_uboot_env",
     "shutdown",
 ]
 

@@ -88,8 +88,17 @@ class AsyncDevice:
         scripts: bool = False,
         console: bool = False,
         console_shell: Optional[Sequence[str]] = None,
+        console_shell_timeout: float = 300.0,
+        console_shell_env: Optional[Mapping[str, str]] = None,
+        console_decline_file_uploads: bool = True,
         extensions: Optional[Mapping[str, Any]] = None,
         report_timeout: float = 60.0,
+        auto_update: Optional[Mapping[str, Any]] = None,
+        fwup_public_keys: Optional[Sequence[str]] = None,
+        require_fwup_public_keys: bool = False,
+        uboot_env_path: Union[str, "os.PathLike[str]", None] = None,
+        uboot_env_size: Optional[int] = None,
+        uboot_env_redundant: bool = False,
         headers: Optional[Pairs] = None,
         params: Optional[Pairs] = None,
         connect_timeout: float = 15.0,
@@ -126,8 +135,17 @@ class AsyncDevice:
             scripts=scripts,
             console=console,
             console_shell=console_shell,
+            console_shell_timeout=console_shell_timeout,
+            console_shell_env=console_shell_env,
+            console_decline_file_uploads=console_decline_file_uploads,
             extensions=dict(extensions) if extensions is not None else None,  # type: ignore[arg-type]
             report_timeout=report_timeout,
+            auto_update=dict(auto_update) if auto_update is not None else None,
+            fwup_public_keys=fwup_public_keys,
+            require_fwup_public_keys=require_fwup_public_keys,
+            uboot_env_path=uboot_env_path,
+            uboot_env_size=uboot_env_size,
+            uboot_env_redundant=uboot_env_redundant,
             headers=headers,
             params=params,
             connect_timeout=connect_timeout,
@@ -505,6 +523,11 @@ class AsyncDevice:
     def report_metric(self, name: str, value: float) -> None:
         """Sets a metric sent with every later health report."""
         self._native.report_metric(name, value)
+
+    @property
+    def fwup_public_keys(self) -> List[str]:
+        """The firmware signing keys the device knows (configured or sent by the server)."""
+        return self._native.fwup_public_keys
 
     @property
     def attached_extensions(self) -> List[str]:

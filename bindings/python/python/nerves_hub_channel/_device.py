@@ -142,8 +142,10 @@ class UpdateInfo(DeviceEvent):
 
 @dataclass(frozen=True)
 class UpdateIgnored(DeviceEvent):
-    """An offer was skipped automatically (``auto_update``: that firmware
-    is already running); ``ignored`` was already sent."""
+    """An offer was skipped by the device itself: with ``auto_update``
+    that firmware is already running (``ignored`` was sent); with
+    ``require_fwup_public_keys`` no signing key is known (``failed`` was
+    sent, and no ``update`` event comes)."""
 
     kind: ClassVar[str] = "update_ignored"
     uuid: str

@@ -37,6 +37,7 @@ __all__ = [
     "StateChange",
     "Device",
     "configure",
+    "read_uboot_env",
     "shutdown",
     "_defaults",
     "_atexit",
@@ -166,8 +167,18 @@ class Channel:
     ) -> int:
         """Pushes; ``callback(ok, value)`` gets the outcome. Returns the push id."""
 
+class _Health(TypedDict, total=False):
+    system_metrics: bool
+    disk_path: Union[str, os.PathLike[str]]
+    proc_dir: Union[str, os.PathLike[str]]
+    cpu_temp_path: Union[str, os.PathLike[str]]
+    metadata: Mapping[str, str]
+    metrics: Optional[Callable[[], Mapping[str, float]]]
+    alarms: Optional[Callable[[], Mapping[str, str]]]
+    checks: Optional[Callable[[], Mapping[str, Union[Tuple[bool, str], Mapping[str, Any]]]]]
+
 class _Extensions(TypedDict, total=False):
-    health: Union[bool, Callable[[], Mapping[str, float]]]
+    health: Union[bool, Callable[[], Mapping[str, float]], _Health]
     geo: Optional[Callable[[], Mapping[str, Any]]]
     logging: bool
 
@@ -196,8 +207,17 @@ class Device:
         scripts: bool = False,
         console: bool = False,
         console_shell: Optional[Sequence[str]] = None,
+        console_shell_timeout: float = 300.0,
+        console_shell_env: Optional[Mapping[str, str]] = None,
+        console_decline_file_uploads: bool = True,
         extensions: Optional[_Extensions] = None,
         report_timeout: float = 60.0,
+        auto_update: Optional[Mapping[str, Any]] = None,
+        fwup_public_keys: Optional[Sequence[str]] = None,
+        require_fwup_public_keys: bool = False,
+        uboot_env_path: Union[str, os.PathLike[str], None] = None,
+        uboot_env_size: Optional[int] = None,
+        uboot_env_redundant: bool = False,
         headers: Optional[_Pairs] = None,
         params: Optional[_Pairs] = None,
         connect_timeout: float = 15.0,
@@ -231,6 +251,9 @@ class Device:
     @property
     def update_in_progress(self) -> bool:
         """Whether an update is being applied."""
+    @property
+    def fwup_public_keys(self) -> List[str]:
+        """The firmware signing keys the device knows."""
     @property
     def attached_extensions(self) -> List[str]:
         """The extensions the server attached."""
@@ -313,6 +336,11 @@ class Device:
         exc: Optional[BaseException] = None,
         tb: Optional[TracebackType] = None,
     ) -> None: ...
+
+def read_uboot_env(
+    path: Union[str, os.PathLike[str]], env_size: int, *, redundant: bool = False
+) -> Dict[str, str]:
+    """Reads a binary U-Boot environment image; every ``key=value`` entry."""
 
 def configure(worker_threads: int) -> None:
     """Sets the number of I/O threads (before the first socket)."""
