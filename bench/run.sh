@@ -60,12 +60,20 @@ cargo build --profile dist --locked -p nerves_hub_channel_ffi
 cp "$root/target/dist/libnerves_hub_channel_ffi.so" "$work/lib/stripped.so"
 strip "$work/lib/stripped.so"
 so_bytes=$(stat -c %s "$work/lib/stripped.so")
+# The idle footprint is also measured with the shipped library: shared (the
+# dist .so, picked up through LD_LIBRARY_PATH) and static (linked with
+# --gc-sections, as NHC_USE_STATIC links it).
+mkdir -p "$work/dist"
+cp "$work/lib/stripped.so" "$work/dist/libnerves_hub_channel.so.0"
 
 step "build (C clients)"
 cflags=(-O2 -std=c11 -Wall -Wextra -Werror)
 cc "${cflags[@]}" -I"$root/include" -o "$work/bin/nhc_bench" bench/c/nhc_bench.c bench/c/benchlib.c \
   -L"$work/lib" -lnerves_hub_channel -Wl,-rpath,"$work/lib" -lpthread
 cc "${cflags[@]}" -o "$work/bin/raw_reader" bench/c/raw_reader.c bench/c/benchlib.c -lpthread
+cc "${cflags[@]}" -I"$root/include" -o "$work/bin/nhc_bench_static" bench/c/nhc_bench.c bench/c/benchlib.c \
+  "$root/target/dist/libnerves_hub_channel_ffi.a" -Wl,--gc-sections -lgcc_s -lutil -lrt -lpthread -lm -ldl
+strip "$work/bin/nhc_bench_static"
 
 step "Python environment ($work/venv)"
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
@@ -136,6 +144,8 @@ run_client c "$work/bin/nhc_bench" run "$info" "${counts[@]}"
 run_client c-polled "$work/bin/nhc_bench" run "$info" "${counts[@]}" delivery=polled
 run_client c-idle-threaded "$work/bin/nhc_bench" idle "$info" threaded "$settle"
 run_client c-idle-polled "$work/bin/nhc_bench" idle "$info" polled "$settle"
+run_client c-idle-dist env LD_LIBRARY_PATH="$work/dist" "$work/bin/nhc_bench" idle "$info" threaded "$settle"
+run_client c-idle-static "$work/bin/nhc_bench_static" idle "$info" threaded "$settle"
 run_client c-many-ws "$work/bin/nhc_bench" many "$info" "$connections" ws
 run_client c-many-wss "$work/bin/nhc_bench" many "$info" "$connections" wss
 run_client js node bench/js/bench.mjs run "$info" "${counts[@]}"

@@ -207,6 +207,19 @@ mod tests {
     }
 
     #[test]
+    fn host_names_are_ascii_only_and_punycode_works() {
+        let err = SocketConfig::new("wss://bücher.example/socket/websocket")
+            .endpoint_url()
+            .unwrap_err();
+        assert_eq!(err.kind(), "invalid_argument", "{err}");
+        assert!(err.to_string().contains("domain"), "{err}");
+        let url = SocketConfig::new("wss://xn--bcher-kva.example/socket/websocket")
+            .endpoint_url()
+            .expect("punycode host");
+        assert_eq!(url.host_str(), Some("xn--bcher-kva.example"));
+    }
+
+    #[test]
     fn header_injection_is_refused() {
         let mut c = SocketConfig::new("ws://h/socket/websocket");
         c.headers.push(("x-a".into(), "1\r\nx-b: 2".into()));
