@@ -249,13 +249,16 @@ async fn pty_shell_exit_is_reported_and_the_next_input_starts_a_new_one() {
 async fn an_empty_shell_command_is_refused() {
     let server = server().await;
     let sock = Socket::new(fast_config(&server.ws_url())).expect("config");
-    let opts = ConsoleOptions {
-        shell: Some(ShellOptions {
-            command: vec![],
-            ..ShellOptions::default()
-        }),
-        ..ConsoleOptions::default()
-    };
-    let err = Console::new(&sock, opts).expect_err("refused");
-    assert_eq!(err.kind(), "invalid_argument");
+    for command in [vec![], vec![String::new(), "-l".into()]] {
+        let opts = ConsoleOptions {
+            shell: Some(ShellOptions {
+                command: command.clone(),
+                ..ShellOptions::default()
+            }),
+            ..ConsoleOptions::default()
+        };
+        let err = Console::new(&sock, opts).expect_err("refused");
+        assert_eq!(err.kind(), "invalid_argument", "{command:?}");
+        assert!(err.to_string().contains("no program"), "{err}");
+    }
 }

@@ -171,9 +171,9 @@ mod linux {
 
     impl Shell {
         pub fn new(opts: ShellOptions, output: OutputSink) -> Result<Shell> {
-            if opts.command.is_empty() {
+            if opts.command.first().is_none_or(|p| p.is_empty()) {
                 return Err(Error::InvalidArgument(
-                    "ShellOptions::command is empty; give a program, e.g. [\"/bin/sh\", \"-l\"]"
+                    "ShellOptions::command has no program; give one, e.g. [\"/bin/sh\", \"-l\"]"
                         .into(),
                 ));
             }
