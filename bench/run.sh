@@ -62,7 +62,9 @@ strip "$work/lib/stripped.so"
 so_bytes=$(stat -c %s "$work/lib/stripped.so")
 # The idle footprint is also measured with the shipped library: shared (the
 # dist .so, picked up through LD_LIBRARY_PATH) and static (linked with
-# --gc-sections, as NHC_USE_STATIC links it).
+# --gc-sections, as NHC_USE_STATIC links it, and --as-needed, as Yocto's
+# default LDFLAGS do: the system libraries rustc lists for static linking
+# include libm, which the library no longer uses).
 mkdir -p "$work/dist"
 cp "$work/lib/stripped.so" "$work/dist/libnerves_hub_channel.so.0"
 
@@ -72,7 +74,7 @@ cc "${cflags[@]}" -I"$root/include" -o "$work/bin/nhc_bench" bench/c/nhc_bench.c
   -L"$work/lib" -lnerves_hub_channel -Wl,-rpath,"$work/lib" -lpthread
 cc "${cflags[@]}" -o "$work/bin/raw_reader" bench/c/raw_reader.c bench/c/benchlib.c -lpthread
 cc "${cflags[@]}" -I"$root/include" -o "$work/bin/nhc_bench_static" bench/c/nhc_bench.c bench/c/benchlib.c \
-  "$root/target/dist/libnerves_hub_channel_ffi.a" -Wl,--gc-sections -lgcc_s -lutil -lrt -lpthread -lm -ldl
+  "$root/target/dist/libnerves_hub_channel_ffi.a" -Wl,--gc-sections -Wl,--as-needed -lgcc_s -lutil -lrt -lpthread -lm -ldl
 strip "$work/bin/nhc_bench_static"
 
 step "Python environment ($work/venv)"

@@ -1,17 +1,25 @@
-//! The process-wide tokio runtime: started lazily, sized before first use,
+//! The process-wide I/O threads: started lazily, sized before first use,
 //! stopped explicitly by `shutdown` (nothing relies on atexit).
+//!
+//! Each I/O thread drives its own current-thread tokio runtime, and sockets
+//! are dealt to them in turn. A socket's tasks then never migrate between
+//! threads, and the library does without tokio's work-stealing scheduler,
+//! whose only use of libm (`pow`) would otherwise load libm into every
+//! device process (about 0.5 MiB of RSS).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
 struct Global {
-    runtime: Option<Runtime>,
+    runtime: Option<IoThreads>,
     pid: u32,
     /// Sockets to close on shutdown.
     sockets: Vec<Weak<dyn Closable>>,
@@ -20,6 +28,9 @@ struct Global {
 pub(crate) trait Closable: Send + Sync {
     fn close_now(&self);
 }
+
+/// How long stopping waits for blocking tasks (file writes, fwup) to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 static WORKERS: AtomicUsize = AtomicUsize::new(1);
 static GLOBAL: Lazy<Mutex<Global>> = Lazy::new(|| {
@@ -67,18 +78,96 @@ pub fn ensure_not_forked() -> Result<()> {
 pub(crate) fn handle() -> Result<Handle> {
     let mut g = global();
     check_fork(&g)?;
-    if let Some(rt) = &g.runtime {
-        return Ok(rt.handle().clone());
+    if g.runtime.is_none() {
+        g.runtime = Some(IoThreads::start(WORKERS.load(Ordering::SeqCst))?);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS.load(Ordering::SeqCst))
-        .thread_name("nhc-io")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Connect(format!("cannot start the I/O runtime: {e}")))?;
-    let handle = rt.handle().clone();
-    g.runtime = Some(rt);
-    Ok(handle)
+    match &mut g.runtime {
+        Some(threads) => Ok(threads.next()),
+        None => Err(Error::Connect("the I/O runtime is not running".into())),
+    }
+}
+
+/// One current-thread runtime per I/O thread.
+struct IoThreads {
+    handles: Vec<Handle>,
+    next: usize,
+    stops: Vec<oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    finished: mpsc::Receiver<()>,
+    finished_tx: mpsc::Sender<()>,
+}
+
+impl IoThreads {
+    fn start(count: usize) -> Result<IoThreads> {
+        let (finished_tx, finished) = mpsc::channel();
+        let mut threads = IoThreads {
+            handles: Vec::with_capacity(count),
+            next: 0,
+            stops: Vec::with_capacity(count),
+            threads: Vec::with_capacity(count),
+            finished,
+            finished_tx,
+        };
+        for _ in 0..count.max(1) {
+            // On failure, `threads` is dropped, which stops the ones started.
+            threads.spawn_one()?;
+        }
+        Ok(threads)
+    }
+
+    fn spawn_one(&mut self) -> Result<()> {
+        let failed =
+            |e: std::io::Error| Error::Connect(format!("cannot start the I/O runtime: {e}"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .thread_name("nhc-io-blocking")
+            .enable_all()
+            .build()
+            .map_err(failed)?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let finished = self.finished_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("nhc-io".into())
+            .spawn(move || {
+                // A dropped sender (the pool going away) stops the thread too.
+                let _ = rt.block_on(stopped);
+                rt.shutdown_timeout(SHUTDOWN_GRACE);
+                let _ = finished.send(());
+            })
+            .map_err(failed)?;
+        self.handles.push(handle);
+        self.stops.push(stop);
+        self.threads.push(thread);
+        Ok(())
+    }
+
+    fn next(&mut self) -> Handle {
+        let handle = self.handles[self.next % self.handles.len()].clone();
+        self.next = self.next.wrapping_add(1);
+        handle
+    }
+
+    /// Stops every thread and waits for them, within a bound: not at all
+    /// from one of the runtime's own threads, which cannot wait for itself,
+    /// and not forever for a thread stuck in a user's blocking call.
+    fn stop(mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        if Handle::try_current().is_ok() {
+            return;
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE + Duration::from_secs(1);
+        for _ in 0..self.threads.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.finished.recv_timeout(left).is_err() {
+                return;
+            }
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 pub(crate) fn register(socket: Weak<dyn Closable>) {
@@ -101,13 +190,8 @@ pub fn shutdown() {
         socket.close_now();
     }
     drop(sockets);
-    if let Some(rt) = runtime {
-        if Handle::try_current().is_ok() {
-            // Blocking here would panic inside a runtime thread.
-            rt.shutdown_background();
-        } else {
-            rt.shutdown_timeout(Duration::from_secs(2));
-        }
+    if let Some(threads) = runtime {
+        threads.stop();
     }
 }
 

@@ -16,9 +16,10 @@ pub extern "C" fn nhc_version() -> *const c_char {
     })
 }
 
-/// Sets the number of I/O threads of the process-wide runtime (default 1;
-/// a fleet simulator with thousands of sockets may want more). Only before
-/// the first `nhc_socket_new` (or after `nhc_shutdown`).
+/// Sets the number of I/O threads (default 1; a fleet simulator with
+/// thousands of sockets may want more). Sockets are dealt to the threads in
+/// turn, and a socket's work stays on its thread. Only before the first
+/// `nhc_socket_new` (or after `nhc_shutdown`).
 ///
 /// Errors: `NHC_ERR_INVALID_ARGUMENT` (0, more than 1024, or the runtime is
 /// already running), `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
