@@ -219,10 +219,12 @@ static void pipeline_send(pipeline *p) {
     if (res != NHC_OK) counter_add(&p->done, 0, 1);
 }
 
+/* Sends the next push before counting this reply: once the count reaches
+ * the total, the waiter returns and `p` (on its stack) is gone. */
 static void on_pipeline_reply(const nhc_reply *r, void *context) {
     pipeline *p = context;
-    counter_add(&p->done, r->status == NHC_REPLY_OK, r->status != NHC_REPLY_OK);
     pipeline_send(p);
+    counter_add(&p->done, r->status == NHC_REPLY_OK, r->status != NHC_REPLY_OK);
 }
 
 static void bench_pipelined(nhc_channel *ch, long total, long window) {
