@@ -174,7 +174,20 @@ def results_table(data: Dict[str, Result]) -> List[str]:
                 fmt(get(data, key, "flood", "cpu_s_per_10k"), 4),
             ]
         )
-    return table(header, rows)
+    return table(header, rows) + flood_runs(data)
+
+
+def flood_runs(data: Dict[str, Result]) -> List[str]:
+    """The flood CPU of each measured run, for the clients that report them."""
+    parts = []
+    for key, label in CLIENTS:
+        flood = data.get(key, {}).get("flood") or {}
+        runs = flood.get("cpu_runs")
+        if isinstance(runs, list) and len(runs) > 1:
+            parts.append(f"{label}: " + ", ".join(fmt(r, 4) for r in runs))
+    if not parts:
+        return []
+    return ["", "Flood CPU (s / 10k msgs) of each measured run, the median of which is above: " + "; ".join(parts) + "."]
 
 
 # (label, keys, higher is better)
@@ -210,7 +223,7 @@ def footprint(data: Dict[str, Result], meta: Result) -> List[str]:
         ("c-idle-threaded", "C, threaded delivery (default)"),
         ("c-idle-polled", "C, polled delivery"),
         ("c-idle-dist", "C, threaded, shipped shared library (dist profile)"),
-        ("c-idle-static", "C, threaded, shipped static library (dist profile, --gc-sections)"),
+        ("c-idle-static", "C, threaded, shipped static library (dist profile, --gc-sections, --as-needed)"),
         ("js-idle", "phoenix (npm) on Node"),
         ("python-idle", "Python blocking"),
     ]:
@@ -363,6 +376,11 @@ def targets(data: Dict[str, Result], meta: Result) -> List[str]:
     return table(["target (issue 7)", "measured", "verdict"], rows)
 
 
+def c_flood_runs(data: Dict[str, Result]) -> str:
+    flood = data.get("c", {}).get("flood") or {}
+    return str(flood.get("runs", "n/a"))
+
+
 def inbound_runs(data: Dict[str, Result]) -> str:
     flood = data.get("python-blocking", {}).get("flood") or {}
     return str(flood.get("runs", "n/a"))
@@ -411,7 +429,9 @@ def render(data: Dict[str, Result], meta: Result) -> str:
         f"{fmt(get(data, 'c', 'flood', 'size'))}-byte JSON payloads (`POST /flood`) as fast",
         "  as the client reads, as channel pushes carrying the join's `join_ref`; each is decoded and handed",
         "  to a callback (asyncio: `async for`) that reads the payload's index `i`, checks the order and counts.",
-        "  The Python clients' floods are `bench/python_inbound.py`'s: each client in a fresh process after",
+        f"  The C, JavaScript and raw clients flood their connection {c_flood_runs(data)} more time(s) after a",
+        "  warm-up flood, and the medians are given. The Python clients' floods are",
+        "  `bench/python_inbound.py`'s: each client in a fresh process after",
         f"  a warm-up flood, the median of {inbound_runs(data)} run(s).",
         "- The C API runs twice: with threaded delivery (the default: callbacks on the library's",
         "  dispatcher thread, the main thread waits on a condition variable) and with polled delivery",

@@ -42,13 +42,16 @@ else
 fi
 window=100 size=256
 push_counts=(latency=$latency seq=$seq pipe=$pipe window=$window)
-counts=("${push_counts[@]}" flood=$flood size=$size)
+counts=("${push_counts[@]}" flood=$flood size=$size flood_runs=$repeat)
 
 step() { printf '\n==== %s (%s)\n' "$*" "$(date -u +%T)" >&2; }
 
 # --- build -------------------------------------------------------------------
 step "build (cargo, release)"
-cargo build --release --locked -p nerves_hub_channel_ffi -p nhc-devserver
+# Separately: built together, the library would get the dev server's tokio
+# features (and with them libm), unlike the library CMake ships.
+cargo build --release --locked -p nerves_hub_channel_ffi
+cargo build --release --locked -p nhc-devserver
 # bench/download.rs (the device layer's firmware download against curl).
 cargo bench --locked --bench download --no-run
 # The cargo artifact carries the SONAME it is installed under.

@@ -67,13 +67,20 @@ function(nhc_rust_library)
   if(NHC_PREBUILT_DIR)
     add_custom_target(nhc_cargo_build)
   else()
-    set(packages -p nerves_hub_channel_ffi)
+    # The dev server gets its own cargo run: built together, cargo would
+    # give the library the server's tokio features (the multi-threaded
+    # scheduler, and with it libm), so the shipped library would differ
+    # with NHC_BUILD_TESTS.
+    set(devserver_build "")
     if(NHC_BUILD_TESTS)
-      list(APPEND packages -p nhc-devserver)
+      set(devserver_build
+        COMMAND ${CMAKE_COMMAND} -E env ${cross_env} CARGO_TARGET_DIR=${target_dir}
+                ${NHC_CARGO} build --locked ${profile_flag} ${target_flag} -p nhc-devserver ${NHC_CARGO_FLAGS})
     endif()
     add_custom_target(nhc_cargo_build
       COMMAND ${CMAKE_COMMAND} -E env ${cross_env} CARGO_TARGET_DIR=${target_dir}
-              ${NHC_CARGO} build --locked ${profile_flag} ${target_flag} ${packages} ${NHC_CARGO_FLAGS}
+              ${NHC_CARGO} build --locked ${profile_flag} ${target_flag} -p nerves_hub_channel_ffi ${NHC_CARGO_FLAGS}
+      ${devserver_build}
       BYPRODUCTS ${cargo_so} ${cargo_a} ${devserver}
       WORKING_DIRECTORY "${CMAKE_SOURCE_DIR}"
       COMMENT "cargo build (${profile_dir} ${NHC_RUST_TARGET})"

@@ -62,6 +62,12 @@ echo "SONAME: $soname"
 # Only the C API is exported (plus nothing Rust-internal).
 bad=$(nm -D --defined-only "$libdir/libnerves_hub_channel.so" | awk '$2 ~ /^[TD]$/ {print $3}' | grep -v '^nhc_' || true)
 [ -z "$bad" ] || { echo "unexpected exported symbols:" >&2; echo "$bad" >&2; exit 1; }
+# libm would cost every device about 0.5 MiB of RSS; nothing in the library needs it.
+if readelf -d "$libdir/libnerves_hub_channel.so" | grep -q 'libm\.so'; then
+  echo "libnerves_hub_channel.so depends on libm:" >&2
+  nm -D --undefined-only "$libdir/libnerves_hub_channel.so" | grep -w -e pow -e powf -e exp -e log >&2 || true
+  exit 1
+fi
 
 step "consumer: find_package, shared and static"
 for mode in shared static; do

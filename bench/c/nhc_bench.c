@@ -3,8 +3,8 @@
  * running nhc-devserver. Prints one JSON object on stdout.
  *
  *   nhc_bench run  SERVER_JSON [latency=20] [seq=5000] [pipe=50000] [window=100]
- *                              [flood=50000] [size=256] [delivery=threaded|polled]
- *                              [read_buffer=BYTES]
+ *                              [flood=50000] [size=256] [flood_runs=1]
+ *                              [delivery=threaded|polled] [read_buffer=BYTES]
  *   nhc_bench idle SERVER_JSON threaded|polled [SETTLE_SECONDS=15]
  *   nhc_bench many SERVER_JSON N ws|wss
  *
@@ -47,6 +47,15 @@ static void counter_init(counter *c) {
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->changed, NULL);
     c->want = LONG_MAX;
+}
+
+/* Between runs, when no callback of the counter can still be running. */
+static void counter_reset(counter *c) {
+    pthread_mutex_lock(&c->lock);
+    c->value = 0;
+    c->failures = 0;
+    c->want = LONG_MAX;
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void counter_add(counter *c, long ok, long failed) {
@@ -254,7 +263,8 @@ static void on_flood_event(const nhc_event *e, void *context) {
     counter_add(c, index == c->value, index != c->value);
 }
 
-static void bench_flood(const bl_server *s, nhc_socket *sock, long n, int size) {
+/* `runs` > 1: one warm-up flood, then the median of `runs` floods. */
+static void bench_flood(const bl_server *s, nhc_socket *sock, long n, int size, long runs) {
     counter joins, received;
     counter_init(&joins);
     counter_init(&received);
@@ -262,20 +272,33 @@ static void bench_flood(const bl_server *s, nhc_socket *sock, long n, int size) 
     nhc_event_closure ec = {&received, on_flood_event, NULL};
     check(nhc_channel_on_event(ch, ec), "nhc_channel_on_event");
     counter_wait(&joins, 1, 30, "flood join");
-    double cpu0 = bl_cpu_seconds(), t0 = bl_now();
-    bl_flood_async(s, "room:c-flood", "flood", n, size);
-    counter_wait(&received, n, 300, "flood");
-    double elapsed = bl_now() - t0, cpu = bl_cpu_seconds() - cpu0;
-    bl_flood_join();
-    printf("\"flood\":{\"n\":%ld,\"size\":%d,\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f},", n, size,
-           (double)n / elapsed, cpu * 1e4 / (double)n);
+    long total = runs > 1 ? runs + 1 : 1;
+    double *rate = calloc((size_t)total, sizeof *rate), *cpu = calloc((size_t)total, sizeof *cpu);
+    for (long r = 0; r < total; r++) {
+        counter_reset(&received);
+        double cpu0 = bl_cpu_seconds(), t0 = bl_now();
+        bl_flood_async(s, "room:c-flood", "flood", n, size);
+        counter_wait(&received, n, 300, "flood");
+        double elapsed = bl_now() - t0;
+        cpu[r] = (bl_cpu_seconds() - cpu0) * 1e4 / (double)n;
+        rate[r] = (double)n / elapsed;
+        bl_flood_join();
+    }
+    long first = total > 1 ? 1 : 0, measured = total - first;
+    printf("\"flood\":{\"n\":%ld,\"size\":%d,\"runs\":%ld,\"cpu_runs\":[", n, size, measured);
+    for (long r = first; r < total; r++) printf("%s%.4f", r > first ? "," : "", cpu[r]);
+    printf("],\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f},",
+           bl_quantile(rate + first, (size_t)measured, 0.5), bl_quantile(cpu + first, (size_t)measured, 0.5));
+    free(rate);
+    free(cpu);
     nhc_channel_free(ch);
 }
 
 static int cmd_run(const bl_server *s, int argc, char **argv) {
     long latency = arg_long(argc, argv, "latency", 20), seq = arg_long(argc, argv, "seq", 5000),
          pipe = arg_long(argc, argv, "pipe", 50000), window = arg_long(argc, argv, "window", 100),
-         flood = arg_long(argc, argv, "flood", 50000), size = arg_long(argc, argv, "size", 256);
+         flood = arg_long(argc, argv, "flood", 50000), size = arg_long(argc, argv, "size", 256),
+         flood_runs = arg_long(argc, argv, "flood_runs", 1);
     const char *mode = "threaded";
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "delivery=polled") == 0) mode = "polled";
@@ -293,7 +316,7 @@ static int cmd_run(const bl_server *s, int argc, char **argv) {
     counter_wait(&joins, 1, 30, "join");
     bench_sequential(ch, seq);
     bench_pipelined(ch, pipe, window);
-    if (flood > 0) bench_flood(s, sock, flood, (int)size);
+    if (flood > 0) bench_flood(s, sock, flood, (int)size, flood_runs);
     polled_socket = NULL;
     nhc_channel_free(ch);
     nhc_socket_free(sock);

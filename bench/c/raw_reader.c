@@ -6,6 +6,9 @@
  * each batch of pushes in one write, approximates the dev server's limit.
  *
  *   raw_reader SERVER_JSON [seq=5000] [pipe=50000] [window=100] [flood=50000] [size=256]
+ *              [flood_runs=1]
+ *
+ * flood_runs > 1: one warm-up flood, then the median of that many.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <netdb.h>
@@ -159,7 +162,7 @@ int main(int argc, char **argv) {
     bl_server_load(&s, argv[1]);
     long seq = arg_long(argc, argv, "seq", 5000), pipe = arg_long(argc, argv, "pipe", 50000),
          window = arg_long(argc, argv, "window", 100), flood = arg_long(argc, argv, "flood", 50000),
-         size = arg_long(argc, argv, "size", 256);
+         size = arg_long(argc, argv, "size", 256), runs = arg_long(argc, argv, "flood_runs", 1);
     open_ws(&s);
     const char *topic = "room:raw";
     join(topic);
@@ -206,19 +209,28 @@ int main(int argc, char **argv) {
            window, (double)pipe / elapsed, cpu * 1e4 / (double)pipe);
     free(batch);
 
-    cpu0 = bl_cpu_seconds();
-    t0 = bl_now();
     if (flood <= 0) {
         printf("\"flood\":null}\n");
         return 0;
     }
-    bl_flood_async(&s, topic, "flood", flood, (int)size);
-    read_frames(flood);
-    elapsed = bl_now() - t0;
-    cpu = bl_cpu_seconds() - cpu0;
-    bl_flood_join();
-    printf("\"flood\":{\"n\":%ld,\"size\":%ld,\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f}}\n", flood, size,
-           (double)flood / elapsed, cpu * 1e4 / (double)flood);
+    long total = runs > 1 ? runs + 1 : 1, first = total > 1 ? 1 : 0, measured = total - first;
+    double *rates = calloc((size_t)total, sizeof *rates), *cpus = calloc((size_t)total, sizeof *cpus);
+    for (long r = 0; r < total; r++) {
+        cpu0 = bl_cpu_seconds();
+        t0 = bl_now();
+        bl_flood_async(&s, topic, "flood", flood, (int)size);
+        read_frames(flood);
+        elapsed = bl_now() - t0;
+        cpus[r] = (bl_cpu_seconds() - cpu0) * 1e4 / (double)flood;
+        rates[r] = (double)flood / elapsed;
+        bl_flood_join();
+    }
+    printf("\"flood\":{\"n\":%ld,\"size\":%ld,\"runs\":%ld,\"cpu_runs\":[", flood, size, measured);
+    for (long r = first; r < total; r++) printf("%s%.4f", r > first ? "," : "", cpus[r]);
+    printf("],\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f}}\n", bl_quantile(rates + first, (size_t)measured, 0.5),
+           bl_quantile(cpus + first, (size_t)measured, 0.5));
+    free(rates);
+    free(cpus);
     close(fd);
     return 0;
 }
