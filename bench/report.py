@@ -338,13 +338,14 @@ def targets(data: Dict[str, Result], meta: Result) -> List[str]:
     )
 
     rss, threads = get(data, "c-idle-threaded", "rss_kib"), get(data, "c-idle-threaded", "threads")
-    shipped = [v for v in (get(data, k, "rss_kib") for k in ("c-idle-dist", "c-idle-static")) if v is not None]
+    shipped = {k: get(data, f"c-idle-{k}", "rss_kib") for k in ("dist", "static")}
+    within = [name for key, name in (("dist", "shared"), ("static", "static")) if at_most(shipped[key], 4096)]
     add(
         "idle C device ≤ 4 MiB RSS",
         f"{fmt(rss)} KiB (release, threaded), {fmt(get(data, 'c-idle-polled', 'rss_kib'))} KiB (polled); "
-        f"shipped build: {fmt(get(data, 'c-idle-dist', 'rss_kib'))} KiB shared, "
-        f"{fmt(get(data, 'c-idle-static', 'rss_kib'))} KiB static",
-        at_most(min(shipped) if shipped else rss, 4096),
+        f"shipped build: {fmt(shipped['dist'])} KiB shared, {fmt(shipped['static'])} KiB static "
+        f"(within 4 MiB: {', '.join(within) if within else 'neither'})",
+        at_most(min((v for v in shipped.values() if v is not None), default=rss), 4096),
     )
     settled = data.get("c-idle-threaded", {}).get("settled") or {}
     settled_threads = settled.get("threads")
