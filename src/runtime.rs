@@ -32,6 +32,11 @@ pub(crate) trait Closable: Send + Sync {
 /// How long stopping waits for blocking tasks (file writes, fwup) to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a helper thread (DNS lookups, file writes, fwup) outlives its
+/// last job. tokio's 10 s would leave an idle device with a fourth thread
+/// for 10 s after every connect; a download's writes come far more often.
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_millis(500);
+
 static WORKERS: AtomicUsize = AtomicUsize::new(1);
 static GLOBAL: Lazy<Mutex<Global>> = Lazy::new(|| {
     Mutex::new(Global {
@@ -120,6 +125,7 @@ impl IoThreads {
             |e: std::io::Error| Error::Connect(format!("cannot start the I/O runtime: {e}"));
         let rt = tokio::runtime::Builder::new_current_thread()
             .thread_name("nhc-io-blocking")
+            .thread_keep_alive(BLOCKING_KEEP_ALIVE)
             .enable_all()
             .build()
             .map_err(failed)?;
