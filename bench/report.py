@@ -271,8 +271,9 @@ def footprint(data: Dict[str, Result], meta: Result) -> List[str]:
     out += [
         "",
         "Threads are counted right after the last join. The wss URL names `localhost`: each connection",
-        "resolves it on the I/O runtime's blocking threads (they end after 10 s unused); with an IP",
-        "address, or over ws (`127.0.0.1`), the process keeps its 3 threads.",
+        "resolves it on a helper thread of the I/O runtime, and those end 0.5 s after their last lookup",
+        "(so they may be gone by the count); with an IP address, or over ws (`127.0.0.1`), no helper",
+        "thread starts.",
     ]
     size = meta.get("so_stripped_bytes")
     out += ["", f"Stripped `libnerves_hub_channel.so`: {fmt(size)} bytes ({fmt(size / 1048576 if size else None, 2)} MiB)."]
