@@ -83,13 +83,11 @@ pub fn ensure_not_forked() -> Result<()> {
 pub(crate) fn handle() -> Result<Handle> {
     let mut g = global();
     check_fork(&g)?;
-    if g.runtime.is_none() {
-        g.runtime = Some(IoThreads::start(WORKERS.load(Ordering::SeqCst))?);
-    }
-    match &mut g.runtime {
-        Some(threads) => Ok(threads.next()),
-        None => Err(Error::Connect("the I/O runtime is not running".into())),
-    }
+    let threads = match &mut g.runtime {
+        Some(threads) => threads,
+        slot @ None => slot.insert(IoThreads::start(WORKERS.load(Ordering::SeqCst))?),
+    };
+    Ok(threads.next())
 }
 
 /// One current-thread runtime per I/O thread.

@@ -1,6 +1,6 @@
 //! The I/O thread pool: `runtime::configure(n)` starts n I/O threads, the
-//! sockets are spread over them, and `shutdown` stops them all. In its own
-//! test binary, since the pool is process-wide.
+//! sockets carried by them all work, and `shutdown` stops them all. In its
+//! own test binary, since the pool is process-wide.
 
 mod common;
 

@@ -214,6 +214,14 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+void bl_print_flood(long n, long size, double *rate, double *cpu, long total) {
+    long first = total > 1 ? 1 : 0, measured = total - first;
+    printf("\"flood\":{\"n\":%ld,\"size\":%ld,\"runs\":%ld,\"cpu_runs\":[", n, size, measured);
+    for (long r = first; r < total; r++) printf("%s%.4f", r > first ? "," : "", cpu[r]);
+    printf("],\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f}", bl_quantile(rate + first, (size_t)measured, 0.5),
+           bl_quantile(cpu + first, (size_t)measured, 0.5));
+}
+
 double bl_quantile(double *v, size_t n, double p) {
     if (n == 0) return 0;
     qsort(v, n, sizeof *v, cmp_double);

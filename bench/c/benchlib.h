@@ -50,4 +50,9 @@ int bl_threads(void);        /* Threads */
 /* Sorts `v` in place and returns the p-quantile (0..1), nearest rank. */
 double bl_quantile(double *v, size_t n, double p);
 
+/* Prints `"flood":{...}` for `total` floods of n messages: with more than
+ * one, the first was a warm-up and the medians of the others are given,
+ * with each run's CPU per 10,000 messages. Sorts `rate` and `cpu`. */
+void bl_print_flood(long n, long size, double *rate, double *cpu, long total);
+
 #endif

@@ -284,11 +284,8 @@ static void bench_flood(const bl_server *s, nhc_socket *sock, long n, int size, 
         rate[r] = (double)n / elapsed;
         bl_flood_join();
     }
-    long first = total > 1 ? 1 : 0, measured = total - first;
-    printf("\"flood\":{\"n\":%ld,\"size\":%d,\"runs\":%ld,\"cpu_runs\":[", n, size, measured);
-    for (long r = first; r < total; r++) printf("%s%.4f", r > first ? "," : "", cpu[r]);
-    printf("],\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f},",
-           bl_quantile(rate + first, (size_t)measured, 0.5), bl_quantile(cpu + first, (size_t)measured, 0.5));
+    bl_print_flood(n, size, rate, cpu, total);
+    printf(",");
     free(rate);
     free(cpu);
     nhc_channel_free(ch);

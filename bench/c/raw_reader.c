@@ -213,7 +213,7 @@ int main(int argc, char **argv) {
         printf("\"flood\":null}\n");
         return 0;
     }
-    long total = runs > 1 ? runs + 1 : 1, first = total > 1 ? 1 : 0, measured = total - first;
+    long total = runs > 1 ? runs + 1 : 1;
     double *rates = calloc((size_t)total, sizeof *rates), *cpus = calloc((size_t)total, sizeof *cpus);
     for (long r = 0; r < total; r++) {
         cpu0 = bl_cpu_seconds();
@@ -225,10 +225,8 @@ int main(int argc, char **argv) {
         rates[r] = (double)flood / elapsed;
         bl_flood_join();
     }
-    printf("\"flood\":{\"n\":%ld,\"size\":%ld,\"runs\":%ld,\"cpu_runs\":[", flood, size, measured);
-    for (long r = first; r < total; r++) printf("%s%.4f", r > first ? "," : "", cpus[r]);
-    printf("],\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f}}\n", bl_quantile(rates + first, (size_t)measured, 0.5),
-           bl_quantile(cpus + first, (size_t)measured, 0.5));
+    bl_print_flood(flood, size, rates, cpus, total);
+    printf("}\n");
     free(rates);
     free(cpus);
     close(fd);
