@@ -29,6 +29,7 @@ pub mod progress;
 mod pty;
 mod shell;
 pub mod sink;
+mod sink_stage;
 pub mod uboot_env;
 pub mod update;
 mod update_flow;

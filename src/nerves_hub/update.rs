@@ -18,6 +18,7 @@ use url::Url;
 use super::download::{Download, DownloadEvent, Failure};
 use super::http::HttpClient;
 use super::progress::{percent, Clock, SystemClock, Throttle};
+use super::sink_stage::{SinkStage, Stopped};
 use super::verify::Pipeline;
 use crate::error::{Error, Result};
 
@@ -262,7 +263,9 @@ pub fn start_update(
     let task_inner = OutcomeGuard(inner.clone());
     let mut cancelled = inner.cancel.subscribe();
     runtime.spawn(async move {
-        let sink = options.sink.build();
+        // The one owner of the sink: a cancel, the max_total timeout or a
+        // failure waits for a running begin/finish before it aborts.
+        let sink = Arc::new(SinkStage::new(options.sink.build()));
         let max_total = options.download.max_total;
         let job = Job {
             info,
@@ -271,24 +274,35 @@ pub fn start_update(
             sink: sink.clone(),
             reporter: reporter.clone(),
         };
-        let result = tokio::select! {
+        let (result, cancel) = tokio::select! {
             r = tokio::time::timeout(max_total, job.run()) => match r {
-                Ok(r) => r.map_err(|f| describe(&f)),
-                Err(_) => Err(describe(&Failure::Download(format!("not finished within {max_total:?}")))),
+                Ok(r) => (r.map_err(|f| describe(&f)), false),
+                Err(_) => (Err(describe(&Failure::Download(format!("not finished within {max_total:?}")))), false),
             },
             _ = async { cancelled.wait_for(|c| *c).await.map(|_| ()) } => {
-                abort(sink, CANCELLED.to_owned()).await;
-                task_inner.0.set(Err(CANCELLED.into()));
-                return;
+                (Err(CANCELLED.to_owned()), true)
             }
         };
-        if let Err(reason) = &result {
-            abort(sink, reason.clone()).await;
-            log::warn!("firmware update failed: {reason}");
-            reporter.status(UpdateStatus::Failed {
-                reason: reason.clone(),
-            });
-        }
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(reason) => match stop(sink, reason.clone()).await {
+                // finish succeeded while the stop waited: the image is applied.
+                Stopped::Finished => {
+                    completed(reporter.as_ref());
+                    Ok(())
+                }
+                Stopped::Aborted => {
+                    // A cancellation is reported by the caller.
+                    if !cancel {
+                        log::warn!("firmware update failed: {reason}");
+                        reporter.status(UpdateStatus::Failed {
+                            reason: reason.clone(),
+                        });
+                    }
+                    Err(reason)
+                }
+            },
+        };
         task_inner.0.set(result);
     });
     Ok(UpdateHandle { inner })
@@ -302,8 +316,18 @@ fn describe(failure: &Failure) -> String {
     }
 }
 
-async fn abort(sink: Arc<dyn ImageSink>, reason: String) {
-    let _ = tokio::task::spawn_blocking(move || sink.abort(&reason)).await;
+/// Stops the sink on the blocking pool (it may wait for `begin`/`finish`).
+async fn stop(sink: Arc<SinkStage>, reason: String) -> Stopped {
+    tokio::task::spawn_blocking(move || sink.stop(&reason))
+        .await
+        .unwrap_or(Stopped::Aborted)
+}
+
+/// The end of a successful update.
+fn completed(reporter: &dyn UpdateReporter) {
+    // For hubs that only mark completion through progress (link does the same).
+    reporter.progress(Stage::Updating, 100);
+    reporter.status(UpdateStatus::Completed);
 }
 
 async fn blocking<T: Send + 'static>(
@@ -339,7 +363,7 @@ struct Job {
     info: UpdateInfo,
     url: Url,
     options: UpdateOptions,
-    sink: Arc<dyn ImageSink>,
+    sink: Arc<SinkStage>,
     reporter: Arc<dyn UpdateReporter>,
 }
 
@@ -373,7 +397,7 @@ impl Job {
         let mut pipeline = Pipeline::start(
             &self.info.partials_checksums,
             self.info.checksum.as_deref(),
-            self.sink.clone(),
+            self.sink.clone() as Arc<dyn ImageSink>,
             on_written,
         );
         let mut events = {
@@ -421,9 +445,7 @@ impl Job {
         blocking(move || sink.finish())
             .await?
             .map_err(Failure::Sink)?;
-        // For hubs that only mark completion through progress (link does the same).
-        self.reporter.progress(Stage::Updating, 100);
-        self.reporter.status(UpdateStatus::Completed);
+        completed(self.reporter.as_ref());
         Ok(())
     }
 }
