@@ -40,7 +40,6 @@ pub(crate) fn forked() -> bool {
 /// last-error bookkeeping.
 pub(crate) fn boundary(f: impl FnOnce() -> FfiResult) -> nhc_result {
     if forked() {
-        clear_last_error();
         return report(Err(Failure::Core(Error::Forked)));
     }
     boundary_pure(f)
@@ -48,8 +47,11 @@ pub(crate) fn boundary(f: impl FnOnce() -> FfiResult) -> nhc_result {
 
 /// `boundary` for functions that touch no shared state (filling a struct,
 /// copying an event), which keep working in a forked child.
+///
+/// The last error is replaced only once `f` returned: its text may be an
+/// argument of this very call (`nhc_device_log(dev, level,
+/// nhc_last_error_message())`), which `f` reads.
 pub(crate) fn boundary_pure(f: impl FnOnce() -> FfiResult) -> nhc_result {
-    clear_last_error();
     report(
         catch_unwind(AssertUnwindSafe(f))
             .unwrap_or_else(|p| Err(Failure::Panic(panic_text(p.as_ref())))),
@@ -58,7 +60,10 @@ pub(crate) fn boundary_pure(f: impl FnOnce() -> FfiResult) -> nhc_result {
 
 fn report(outcome: FfiResult) -> nhc_result {
     match outcome {
-        Ok(()) => nhc_result::NHC_OK,
+        Ok(()) => {
+            clear_last_error();
+            nhc_result::NHC_OK
+        }
         Err(failure) => {
             set_last_error(&failure.message());
             failure.code()
@@ -115,6 +120,37 @@ mod tests {
             last_error().contains("again"),
             "boundary_or keeps the last error"
         );
+    }
+
+    /// `nhc_device_log(dev, level, nhc_last_error_message())`: the text
+    /// stays alive while the call that received it runs (Miri and the C
+    /// test `api_last_error` under ASan catch a use after free here).
+    #[test]
+    fn the_last_error_may_be_the_next_call_s_argument() {
+        boundary(|| Err(Failure::InvalidState("first".into())));
+        let text = nhc_last_error_message();
+        let mut seen = String::new();
+        let rc = boundary(|| {
+            // SAFETY: valid until this boundary call returns.
+            seen = unsafe { CStr::from_ptr(text) }
+                .to_string_lossy()
+                .into_owned();
+            Err(Failure::InvalidState("second".into()))
+        });
+        assert_eq!(rc, nhc_result::NHC_ERR_INVALID_STATE);
+        assert_eq!(seen, "invalid state: first");
+        assert_eq!(last_error(), "invalid state: second");
+        let text = nhc_last_error_message();
+        let rc = boundary(|| {
+            // SAFETY: as above.
+            seen = unsafe { CStr::from_ptr(text) }
+                .to_string_lossy()
+                .into_owned();
+            Ok(())
+        });
+        assert_eq!(rc, nhc_result::NHC_OK);
+        assert_eq!(seen, "invalid state: second");
+        assert_eq!(last_error(), "");
     }
 
     #[test]

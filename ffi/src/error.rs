@@ -151,8 +151,10 @@ fn result_text(code: i32) -> &'static [u8] {
 /// The detail of the last failure of an `nhc_` function on the calling
 /// thread, NUL-terminated UTF-8; "" if the last function returning an
 /// `nhc_result` succeeded. Never NULL.
-/// Owned by the library: valid until the next `nhc_` call on this thread;
-/// copy it to keep it. Calling this function does not change it.
+/// Owned by the library: valid until the next `nhc_` call on this thread
+/// returns, so it may be that call's argument (for example
+/// `nhc_device_log(dev, level, nhc_last_error_message())`); copy it to keep
+/// it longer. Calling this function does not change it.
 #[no_mangle]
 pub extern "C" fn nhc_last_error_message() -> *const c_char {
     boundary_or(c"".as_ptr(), || {

@@ -294,6 +294,14 @@ static void function_errors(void) {
     EXPECT_INVALID(nhc_device_log(dev, NHC_LOG_INFO, NULL), "message is NULL");
     EXPECT_INVALID(nhc_device_log(dev, NHC_LOG_INFO, "\xff"), "UTF-8");
     CHECK_OK(nhc_device_log(dev, NHC_LOG_INFO, "not attached: dropped"));
+    /* The last error's text as the next call's argument: it stays valid
+     * while that call reads it (a use after free under ASan and valgrind
+     * if the call dropped the text first), on success and on failure. */
+    EXPECT_INVALID(nhc_device_log(dev, 7, "x"), "nhc_log_level");
+    CHECK_OK(nhc_device_log(dev, NHC_LOG_WARNING, nhc_last_error_message()));
+    CHECK(strcmp(nhc_last_error_message(), "") == 0);
+    EXPECT_INVALID(nhc_device_log(dev, 7, "x"), "nhc_log_level");
+    EXPECT_INVALID(nhc_device_set_check(dev, nhc_last_error_message(), true, "\xff"), "UTF-8");
     EXPECT_INVALID(nhc_device_report_metric(NULL, "m", 1.0), "dev is NULL");
     EXPECT_INVALID(nhc_device_report_metric(dev, NULL, 1.0), "name is NULL");
     EXPECT_INVALID(nhc_device_report_metric(dev, "", 1.0), "empty");
@@ -341,10 +349,31 @@ static void clone_errors(void) {
     nhc_device_event_free(NULL);
 }
 
+/* A bool field holding a byte other than 0 or 1 (as ctypes, Go, Zig or a
+ * memset may leave it) counts as true; 0 as false. */
+static void bool_bytes(void) {
+    tl_rec r;
+    tl_rec_init(&r);
+    nhc_socket_options s;
+    nhc_device_options o;
+    base_options(&o, &s, &r);
+    memset(&o.logging_enabled, 2, sizeof o.logging_enabled);
+    memset(&o.health_enabled, 0, sizeof o.health_enabled);
+    memset(&s.reconnect, 0x80, sizeof s.reconnect);
+    nhc_device *dev = NULL;
+    CHECK_OK(nhc_device_new(&o, &dev));
+    CHECK_OK(nhc_device_log(dev, NHC_LOG_INFO, "logging is enabled"));
+    EXPECT_STATE(nhc_device_report_metric(dev, "m", 1.0), "health_enabled");
+    nhc_device_free(dev);
+    CHECK(tl_rec_drops(&r) == 1);
+    tl_rec_destroy(&r);
+}
+
 int main(void) {
     clone_errors();
     options_errors();
     function_errors();
+    bool_bytes();
     nhc_shutdown();
     printf("api_device_errors: ok\n");
     return 0;
