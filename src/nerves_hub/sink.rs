@@ -10,7 +10,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -240,7 +239,9 @@ struct Running {
     pid: u32,
     child: Mutex<Child>,
     stdin: Mutex<Option<ChildStdin>>,
-    reaped: AtomicBool,
+    /// Set, under this lock, by the thread that reaps the child; `kill`
+    /// signals under it too, so never a pid that was reaped and reused.
+    reaped: Mutex<bool>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stdout: Arc<Mutex<Vec<u8>>>,
     readers: Mutex<Vec<JoinHandle<()>>>,
@@ -250,8 +251,16 @@ impl Running {
     /// Waits for the child and its output; `Err` with the exit status and
     /// the tail of what it printed unless it exited with 0.
     fn wait(&self, name: &str) -> Result<(), String> {
-        let status = lock(&self.child).wait();
-        self.reaped.store(true, Ordering::SeqCst);
+        // Waits for the exit without reaping, so no lock is held while the
+        // child runs (`kill` must get in), and the pid stays the child's
+        // (a zombie) until it is reaped below under the `reaped` lock.
+        wait_for_exit(self.pid);
+        let status = {
+            let mut reaped = lock(&self.reaped);
+            let status = lock(&self.child).wait();
+            *reaped = true;
+            status
+        };
         for reader in lock(&self.readers).drain(..) {
             let _ = reader.join();
         }
@@ -279,10 +288,33 @@ impl Running {
     }
 
     fn kill(&self) {
-        if !self.reaped.load(Ordering::SeqCst) {
-            // By pid: the child mutex may be held by a thread blocked in wait().
-            // SAFETY: plain syscall; the child is not reaped yet, so the pid is still ours.
+        let reaped = lock(&self.reaped);
+        if !*reaped {
+            // SAFETY: plain syscall; the child is not reaped (and cannot be
+            // while we hold the lock), so the pid is still ours.
             unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Blocks until the child `pid` exited, leaving it unreaped.
+fn wait_for_exit(pid: u32) {
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid with WNOWAIT only observes our own child; `info` is valid.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        // Anything but EINTR (ECHILD: already reaped) ends the wait; the
+        // reaping wait() reports the real outcome.
+        if rc == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
         }
     }
 }
@@ -336,7 +368,7 @@ impl ImageSink for FwupSink {
             pid: child.id(),
             stdin: Mutex::new(child.stdin.take()),
             child: Mutex::new(child),
-            reaped: AtomicBool::new(false),
+            reaped: Mutex::new(false),
             stderr,
             stdout,
             readers: Mutex::new(readers),
@@ -464,6 +496,24 @@ mod tests {
             .find_map(|_| sink.write(&[0u8; 65536]).err())
             .expect("a write fails once the command is gone");
         assert_eq!(err, "sh exited with status 9: nope");
+    }
+
+    #[test]
+    fn kill_gets_in_while_another_thread_waits_and_is_a_no_op_once_reaped() {
+        let sink = FwupSink::new("sleep", vec!["60".into()]);
+        sink.begin(&info()).unwrap();
+        let running = sink.running().unwrap();
+        let waiter = {
+            let running = running.clone();
+            std::thread::spawn(move || running.wait("sleep"))
+        };
+        running.kill();
+        assert_eq!(
+            waiter.join().unwrap().unwrap_err(),
+            "sleep exited with a signal"
+        );
+        assert!(*lock(&running.reaped));
+        running.kill(); // the pid may be someone else's now: not signalled
     }
 
     #[test]
