@@ -60,6 +60,9 @@ fn open_pair() -> io::Result<(OwnedFd, File)> {
         },
         "open pty slave",
     )?;
+    // Owned at once, so that an error below closes it.
+    // SAFETY: `slave` is a fresh descriptor that nothing else owns.
+    let slave = unsafe { File::from_raw_fd(slave) };
     // SAFETY: fcntl on our own descriptor; reads then sets its status flags.
     unsafe {
         let flags = check(libc::fcntl(m, libc::F_GETFL), "fcntl")?;
@@ -68,8 +71,7 @@ fn open_pair() -> io::Result<(OwnedFd, File)> {
             "fcntl",
         )?;
     }
-    // SAFETY: `slave` is a fresh descriptor that nothing else owns.
-    Ok((master, unsafe { File::from_raw_fd(slave) }))
+    Ok((master, slave))
 }
 
 /// Sets the terminal size of the pty whose master (or slave) is `fd`.
