@@ -30,6 +30,9 @@ enum HandlerSlot<E> {
     InCall,
     /// Removed while in a call: the dispatcher drops it once the call returns.
     RemovedInCall,
+    /// Replaced while in a call: once the call returns, the dispatcher drops
+    /// the old handler and the new one takes the following events.
+    ReplacedInCall(Handler<E>),
 }
 
 struct State<E> {
@@ -241,30 +244,32 @@ impl<E: Send + 'static> EventQueue<E> {
     }
 
     /// Installs (or with `None` removes) the handler called by the dispatcher
-    /// thread. A handler removed during its own call is dropped after the call.
+    /// thread. A handler removed during its own call is dropped after the
+    /// call; one installed during a call waits its turn: it takes the events
+    /// after that call.
     pub fn set_handler(self: &Arc<Self>, handler: Option<Handler<E>>) {
         let (old, schedule) = {
             let mut st = self.lock();
+            let in_call = matches!(
+                st.handler,
+                HandlerSlot::InCall | HandlerSlot::RemovedInCall | HandlerSlot::ReplacedInCall(_)
+            );
             let old = match std::mem::replace(&mut st.handler, HandlerSlot::None) {
-                HandlerSlot::Idle(h) => Some(h),
-                HandlerSlot::InCall | HandlerSlot::RemovedInCall => {
-                    st.handler = HandlerSlot::RemovedInCall;
-                    None
-                }
-                HandlerSlot::None => None,
+                HandlerSlot::Idle(h) | HandlerSlot::ReplacedInCall(h) => Some(h),
+                HandlerSlot::InCall | HandlerSlot::RemovedInCall | HandlerSlot::None => None,
             };
             let mut schedule = false;
-            if let Some(h) = handler {
-                if matches!(st.handler, HandlerSlot::RemovedInCall) {
-                    // Replacing a handler from inside its own call: the old one
-                    // is dropped by the dispatcher, the new one waits its turn.
-                    drop(h);
-                } else {
-                    st.handler = HandlerSlot::Idle(h);
+            st.handler = match (handler, in_call) {
+                // The dispatcher swaps it in (and reschedules) after the call.
+                (Some(h), true) => HandlerSlot::ReplacedInCall(h),
+                (None, true) => HandlerSlot::RemovedInCall,
+                (Some(h), false) => {
                     schedule = !st.events.is_empty() && !st.scheduled;
                     st.scheduled |= schedule;
+                    HandlerSlot::Idle(h)
                 }
-            }
+                (None, false) => HandlerSlot::None,
+            };
             (old, schedule)
         };
         drop(old);
@@ -292,24 +297,23 @@ impl<E: Send + 'static> EventQueue<E> {
             if catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
                 log::error!("an event handler panicked; the event was dropped");
             }
-            if matches!(self.lock().handler, HandlerSlot::RemovedInCall) {
-                break;
+            if !matches!(self.lock().handler, HandlerSlot::InCall) {
+                break; // removed or replaced
             }
         }
         let (again, removed) = {
             let mut st = self.lock();
-            match std::mem::replace(&mut st.handler, HandlerSlot::None) {
-                HandlerSlot::RemovedInCall => {
-                    st.scheduled = false;
-                    (false, Some(handler))
-                }
-                _ => {
-                    st.handler = HandlerSlot::Idle(handler);
-                    let again = !st.events.is_empty();
-                    st.scheduled = again;
-                    (again, None)
-                }
+            let (next, removed) = match std::mem::replace(&mut st.handler, HandlerSlot::None) {
+                HandlerSlot::RemovedInCall => (None, Some(handler)),
+                HandlerSlot::ReplacedInCall(new) => (Some(new), Some(handler)),
+                _ => (Some(handler), None),
+            };
+            let again = next.is_some() && !st.events.is_empty();
+            if let Some(next) = next {
+                st.handler = HandlerSlot::Idle(next);
             }
+            st.scheduled = again;
+            (again, removed)
         };
         drop(removed);
         if again {
@@ -321,5 +325,37 @@ impl<E: Send + 'static> EventQueue<E> {
 impl<E: Send + 'static> Dispatch for EventQueue<E> {
     fn dispatch(self: Arc<Self>) {
         self.run_handler();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_handler_installed_during_a_call_takes_the_next_events() {
+        let queue = EventQueue::<u32>::new(16);
+        let (seen_tx, seen) = mpsc::channel();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let old = seen_tx.clone();
+        queue.set_handler(Some(Box::new(move |e| {
+            let _ = old.send(("old", e));
+            let _ = entered_tx.send(());
+            let _ = release_rx.recv();
+        })));
+        queue.push(1);
+        entered.recv().unwrap(); // the old handler is in its call
+        queue.push(2);
+        queue.set_handler(Some(Box::new(move |e| {
+            let _ = seen_tx.send(("new", e));
+        })));
+        queue.push(3);
+        release.send(()).unwrap();
+        // Every sender goes with its handler: a dropped new handler ends the stream.
+        let got: Vec<_> = seen.iter().take(3).collect();
+        assert_eq!(got, [("old", 1), ("new", 2), ("new", 3)]);
+        queue.set_handler(None);
     }
 }
