@@ -51,7 +51,11 @@ pub struct nhc_validated_closure {
 /// the order `begin`, `write`..., then `finish` or `abort`, one at a time,
 /// except that `abort` may also be called from another thread while a
 /// `write` is blocked (to cancel it); `abort` never follows a successful
-/// `finish`. `write` only gets bytes that passed the per-MiB checksums;
+/// `finish`. A cancel (`nhc_device_cancel_update`, `max_total_ms`,
+/// `nhc_device_free`) during `begin` or `finish` waits for it to return;
+/// if `finish` succeeded the update completes, otherwise `abort` follows.
+/// No call but `abort` starts after a cancel, and an update cancelled
+/// before `begin` calls nothing. `write` only gets bytes that passed the per-MiB checksums;
 /// `finish` is called after the whole-image checksum matched. They may
 /// block (write to flash); they must not call `nhc_` functions of the
 /// device. `begin`, `write` and `finish` return 0 on success; any other

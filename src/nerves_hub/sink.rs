@@ -19,7 +19,8 @@ use super::update_info::UpdateInfo;
 /// Receives the image. Calls come in the order `begin`, `write`..., then
 /// `finish` or `abort`, one at a time, except that `abort` may also be
 /// called from another thread while a `write` is blocked (to cancel it).
-/// `abort` is never called after a successful `finish`.
+/// `abort` is never called after a successful `finish`, nor while `begin`
+/// or `finish` runs (the updater's `SinkStage` sees to that).
 pub trait ImageSink: Send + Sync {
     fn begin(&self, info: &UpdateInfo) -> Result<(), String>;
     /// Only bytes that passed the chunk checks arrive here.
