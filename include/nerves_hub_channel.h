@@ -906,7 +906,11 @@ typedef struct nhc_reply_closure {
  * the order `begin`, `write`..., then `finish` or `abort`, one at a time,
  * except that `abort` may also be called from another thread while a
  * `write` is blocked (to cancel it); `abort` never follows a successful
- * `finish`. `write` only gets bytes that passed the per-MiB checksums;
+ * `finish`. A cancel (`nhc_device_cancel_update`, `max_total_ms`,
+ * `nhc_device_free`) during `begin` or `finish` waits for it to return;
+ * if `finish` succeeded the update completes, otherwise `abort` follows.
+ * No call but `abort` starts after a cancel, and an update cancelled
+ * before `begin` calls nothing. `write` only gets bytes that passed the per-MiB checksums;
  * `finish` is called after the whole-image checksum matched. They may
  * block (write to flash); they must not call `nhc_` functions of the
  * device. `begin`, `write` and `finish` return 0 on success; any other
@@ -1491,8 +1495,10 @@ const char *nhc_result_str(int32_t code);
  * The detail of the last failure of an `nhc_` function on the calling
  * thread, NUL-terminated UTF-8; "" if the last function returning an
  * `nhc_result` succeeded. Never NULL.
- * Owned by the library: valid until the next `nhc_` call on this thread;
- * copy it to keep it. Calling this function does not change it.
+ * Owned by the library: valid until the next `nhc_` call on this thread
+ * returns, so it may be that call's argument (for example
+ * `nhc_device_log(dev, level, nhc_last_error_message())`); copy it to keep
+ * it longer. Calling this function does not change it.
  */
 const char *nhc_last_error_message(void);
 

@@ -15,6 +15,7 @@ use nerves_hub_channel::nerves_hub::{
 
 use crate::args::{opt_str_arg, str_arg};
 use crate::boundary::boundary_pure;
+use crate::cbool::CBool;
 use crate::closure::Owned;
 use crate::device_closure::{nhc_device_event_closure, nhc_geo_closure, nhc_validated_closure};
 use crate::error::{invalid, FfiResult};
@@ -77,9 +78,9 @@ pub struct nhc_device_options {
     pub update_tool: *const c_char,
     /// Ask for the organisation's firmware signing keys at every join
     /// (`NHC_DEVICE_EVENT_FWUP_PUBLIC_KEYS`).
-    pub request_fwup_public_keys: bool,
+    pub request_fwup_public_keys: CBool,
     /// Ask for the archive signing keys at every join.
-    pub request_archive_public_keys: bool,
+    pub request_archive_public_keys: CBool,
     /// Optional: tells whether the running firmware is validated.
     pub firmware_validated: nhc_validated_closure,
     /// How often `firmware_validated` is asked while it says 0 (default 10000; > 0).
@@ -91,16 +92,16 @@ pub struct nhc_device_options {
     pub auto_update: *const nhc_update_options,
     /// Deliver `scripts/run` as `NHC_DEVICE_EVENT_SCRIPT_RUN`; otherwise the
     /// device answers that scripts are not supported.
-    pub scripts_enabled: bool,
+    pub scripts_enabled: CBool,
     /// Join the remote `console` topic (CONSOLE_* events, `nhc_device_console_output`).
-    pub console_enabled: bool,
+    pub console_enabled: CBool,
     /// With `console_enabled`, on Linux: the library runs `/bin/sh -l` in a
     /// PTY behind the console itself (CONSOLE_* events are still delivered).
-    pub console_shell: bool,
+    pub console_shell: CBool,
     /// Offer the `health` extension (Linux metrics and `nhc_device_report_metric`).
-    pub health_enabled: bool,
+    pub health_enabled: CBool,
     /// Offer the `logging` extension (`nhc_device_log`).
-    pub logging_enabled: bool,
+    pub logging_enabled: CBool,
     /// How long a report may wait for the connection before it is given up
     /// (REPORT_FAILED), default 60000; > 0.
     pub report_timeout_ms: u32,
@@ -127,7 +128,7 @@ pub struct nhc_device_options {
     /// With `console_enabled`: a browser file upload prints a notice on the
     /// terminal and nothing is stored (default true). false: the uploads
     /// reach you as CONSOLE_FILE events only.
-    pub console_decline_file_uploads: bool,
+    pub console_decline_file_uploads: CBool,
     /// Firmware signing keys known before the server sends any: fwup public
     /// keys (base64 of 32 bytes, the content of `fwup-key.pub`), each
     /// checked. An FWUP_PUBLIC_KEYS event with at least one key replaces
@@ -141,7 +142,7 @@ pub struct nhc_device_options {
     /// available" and you get UPDATE_IGNORED with that reason (as
     /// nerves_hub_link does). Default false. With it set and no
     /// `fwup_public_keys`, the keys are requested at every join.
-    pub require_fwup_public_keys: bool,
+    pub require_fwup_public_keys: CBool,
     /// A binary U-Boot environment image (the file or partition
     /// `fw_printenv` reads) to take the metadata from, like
     /// `fwup_env_path`; its CRC is checked. Needs `uboot_env_size`. Set at
@@ -153,11 +154,11 @@ pub struct nhc_device_options {
     /// The environment is redundant (CONFIG_ENV_REDUNDANT: a flag byte
     /// after the CRC); the image may then hold both copies back to back
     /// and the newer valid one is used.
-    pub uboot_env_redundant: bool,
+    pub uboot_env_redundant: CBool,
     /// With `health_enabled`: report the Linux system metrics (CPU, load,
     /// memory, disk, temperature, network); default true. false: only your
     /// `nhc_device_report_metric` values.
-    pub health_system_metrics: bool,
+    pub health_system_metrics: CBool,
     /// With `health_enabled`: the file system whose usage is reported
     /// (NULL: "/").
     pub health_disk_path: *const c_char,
@@ -193,16 +194,16 @@ fn defaults() -> nhc_device_options {
         fwup_env_path: std::ptr::null(),
         fwup_version: std::ptr::null(),
         update_tool: std::ptr::null(),
-        request_fwup_public_keys: false,
-        request_archive_public_keys: false,
+        request_fwup_public_keys: CBool::FALSE,
+        request_archive_public_keys: CBool::FALSE,
         firmware_validated: nhc_validated_closure::none(),
         validation_poll_interval_ms: 10_000,
         auto_update: std::ptr::null(),
-        scripts_enabled: false,
-        console_enabled: false,
-        console_shell: false,
-        health_enabled: false,
-        logging_enabled: false,
+        scripts_enabled: CBool::FALSE,
+        console_enabled: CBool::FALSE,
+        console_shell: CBool::FALSE,
+        health_enabled: CBool::FALSE,
+        logging_enabled: CBool::FALSE,
         report_timeout_ms: 60_000,
         geo: nhc_geo_closure::none(),
         console_shell_command: std::ptr::null(),
@@ -210,14 +211,14 @@ fn defaults() -> nhc_device_options {
         console_shell_timeout_ms: ms(ShellOptions::default().inactivity_timeout),
         console_shell_env: std::ptr::null(),
         console_shell_env_len: 0,
-        console_decline_file_uploads: true,
+        console_decline_file_uploads: true.into(),
         fwup_public_keys: std::ptr::null(),
         fwup_public_keys_len: 0,
-        require_fwup_public_keys: false,
+        require_fwup_public_keys: CBool::FALSE,
         uboot_env_path: std::ptr::null(),
         uboot_env_size: 0,
-        uboot_env_redundant: false,
-        health_system_metrics: true,
+        uboot_env_redundant: CBool::FALSE,
+        health_system_metrics: true.into(),
         health_disk_path: std::ptr::null(),
         health_proc_dir: std::ptr::null(),
         health_cpu_temp_path: std::ptr::null(),
@@ -301,14 +302,14 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
     if let Some(tool) = opt_str_arg(o.update_tool, "update_tool")? {
         c.update_tool = tool.to_owned();
     }
-    c.request_fwup_public_keys = o.request_fwup_public_keys;
+    c.request_fwup_public_keys = o.request_fwup_public_keys.get();
     c.fwup_public_keys = strings(
         o.fwup_public_keys,
         o.fwup_public_keys_len,
         "fwup_public_keys",
     )?;
-    c.require_fwup_public_keys = o.require_fwup_public_keys;
-    c.request_archive_public_keys = o.request_archive_public_keys;
+    c.require_fwup_public_keys = o.require_fwup_public_keys.get();
+    c.request_archive_public_keys = o.request_archive_public_keys.get();
     if validated.raw().call.is_some() {
         let v = Arc::new(validated);
         c.firmware_validated = Some(Arc::new(move || v.call()));
@@ -323,18 +324,18 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
     if let Some(update) = auto_update {
         c.update_policy = UpdatePolicy::Auto(update);
     }
-    c.scripts = o.scripts_enabled;
+    c.scripts = o.scripts_enabled.get();
     c.console = console(&o)?;
     let geo = geo.raw().call.is_some().then(|| Arc::new(geo));
-    if o.health_enabled || o.logging_enabled || geo.is_some() {
+    if o.health_enabled.get() || o.logging_enabled.get() || geo.is_some() {
         let mut ext = ExtensionsOptions::default();
         if let Some(geo) = geo {
             ext.geo = Some(Arc::new(move || geo.call()));
         }
-        if o.health_enabled {
+        if o.health_enabled.get() {
             ext.health = Some(health(&o)?);
         }
-        ext.logging = o.logging_enabled;
+        ext.logging = o.logging_enabled.get();
         c.extensions = Some(ext);
     }
     Ok(DeviceSetup {
@@ -359,7 +360,7 @@ unsafe fn metadata_source(o: &nhc_device_options) -> FfiResult<FirmwareMetadata>
                     "uboot_env_path needs uboot_env_size (CONFIG_ENV_SIZE, the third column of fw_env.config)",
                 ));
             }
-            let layout = if o.uboot_env_redundant {
+            let layout = if o.uboot_env_redundant.get() {
                 UbootEnvLayout::Redundant
             } else {
                 UbootEnvLayout::Single
@@ -381,22 +382,22 @@ unsafe fn console(o: &nhc_device_options) -> FfiResult<Option<ConsoleOptions>> {
         || !o.console_shell_command.is_null()
         || o.console_shell_env_len > 0
         || !o.console_shell_env.is_null();
-    if shell_set && !o.console_shell {
+    if shell_set && !o.console_shell.get() {
         return Err(invalid(
             "console_shell_command and console_shell_env need console_shell",
         ));
     }
-    if o.console_shell && !o.console_enabled {
+    if o.console_shell.get() && !o.console_enabled.get() {
         return Err(invalid("console_shell needs console_enabled"));
     }
-    if !o.console_enabled {
+    if !o.console_enabled.get() {
         return Ok(None);
     }
     let mut console = ConsoleOptions {
-        decline_file_uploads: o.console_decline_file_uploads,
+        decline_file_uploads: o.console_decline_file_uploads.get(),
         ..ConsoleOptions::default()
     };
-    if o.console_shell {
+    if o.console_shell.get() {
         let mut shell = ShellOptions::default();
         if !o.console_shell_command.is_null() || o.console_shell_command_len > 0 {
             let command = strings(
@@ -431,7 +432,7 @@ unsafe fn console(o: &nhc_device_options) -> FfiResult<Option<ConsoleOptions>> {
 #[allow(clippy::field_reassign_with_default)]
 unsafe fn health(o: &nhc_device_options) -> FfiResult<HealthOptions> {
     let mut health = HealthOptions::default();
-    health.system_metrics = o.health_system_metrics;
+    health.system_metrics = o.health_system_metrics.get();
     if let Some(p) = opt_str_arg(o.health_disk_path, "health_disk_path")? {
         health.disk_path = PathBuf::from(p);
     }
@@ -499,13 +500,13 @@ mod tests {
         // SAFETY: every pointer is NULL or points to live literals.
         unsafe {
             assert!(message(console(&o)).contains("need console_shell"));
-            o.console_shell = true;
+            o.console_shell = true.into();
             assert!(message(console(&o)).contains("needs console_enabled"));
-            o.console_enabled = true;
+            o.console_enabled = true.into();
             o.console_shell_timeout_ms = 1500;
             o.console_shell_env = env.as_ptr();
             o.console_shell_env_len = 1;
-            o.console_decline_file_uploads = false;
+            o.console_decline_file_uploads = false.into();
             let c = console(&o).expect("valid").expect("enabled");
             let shell = c.shell.expect("shell");
             assert_eq!(shell.command, ["/bin/bash", "--login"]);
@@ -528,8 +529,8 @@ mod tests {
     #[test]
     fn defaults_keep_the_shell_defaults() {
         let mut o = defaults();
-        o.console_enabled = true;
-        o.console_shell = true;
+        o.console_enabled = true.into();
+        o.console_shell = true.into();
         // SAFETY: all pointers are NULL.
         let c = unsafe { console(&o) }.expect("valid").expect("enabled");
         assert_eq!(c.shell, Some(ShellOptions::default()));
@@ -556,10 +557,36 @@ mod tests {
         let mut o = defaults();
         o.struct_size = V1_SIZE;
         o.console_shell_timeout_ms = 7;
-        o.health_system_metrics = false;
+        o.health_system_metrics = false.into();
         // SAFETY: `o` is a live struct; only V1_SIZE bytes are read from it.
         let read = unsafe { versioned::read(&o, V1_SIZE, defaults(), "t") }.expect("v1 read");
         assert_eq!(read.console_shell_timeout_ms, 300_000);
-        assert!(read.health_system_metrics && read.console_decline_file_uploads);
+        assert!(read.health_system_metrics.get() && read.console_decline_file_uploads.get());
+    }
+
+    /// A caller that is not C (ctypes, Go, Zig) may store any byte in a
+    /// `bool` field: nonzero is true, and reading it is not undefined
+    /// behaviour (Miri checks this test).
+    #[test]
+    fn a_bool_byte_other_than_0_or_1_is_true() {
+        let mut o = defaults();
+        // SAFETY: each field is one byte of the live struct `o`.
+        unsafe {
+            std::ptr::addr_of_mut!(o.console_enabled)
+                .cast::<u8>()
+                .write(2);
+            std::ptr::addr_of_mut!(o.console_decline_file_uploads)
+                .cast::<u8>()
+                .write(0);
+            std::ptr::addr_of_mut!(o.console_shell)
+                .cast::<u8>()
+                .write(0xff);
+        }
+        // SAFETY: `o` is a live struct; only its own bytes are read.
+        let read = unsafe { versioned::read(&o, V1_SIZE, defaults(), "t") }.expect("read");
+        // SAFETY: all pointers are NULL.
+        let c = unsafe { console(&read) }.expect("valid").expect("enabled");
+        assert!(c.shell.is_some());
+        assert!(!c.decline_file_uploads);
     }
 }

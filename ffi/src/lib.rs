@@ -40,6 +40,7 @@ mod device_keep;
 // Internal helpers.
 mod args;
 mod boundary;
+mod cbool;
 mod ctext;
 mod device_router;
 mod params;

@@ -10,6 +10,7 @@ use nerves_hub_channel::{PemSource, SocketConfig, TlsOptions};
 
 use crate::args::{bytes_arg, opt_str_arg, str_arg};
 use crate::boundary::boundary_pure;
+use crate::cbool::CBool;
 use crate::closure::nhc_state_closure;
 use crate::error::{invalid, FfiResult};
 use crate::nhc_result;
@@ -95,9 +96,9 @@ pub struct nhc_socket_options {
     /// Delay before rejoining after a channel error or a failed join (default 5000).
     pub rejoin_after_ms: u32,
     /// Rejoin channels that the server closed (`phx_close`) (default false).
-    pub rejoin_after_close: bool,
+    pub rejoin_after_close: CBool,
     /// Reconnect after a lost or failed connection (default true).
-    pub reconnect: bool,
+    pub reconnect: CBool,
     /// First reconnect delay (default 1000), doubling up to `backoff_max_ms`.
     pub backoff_initial_ms: u32,
     /// Largest reconnect delay (default 60000).
@@ -154,8 +155,8 @@ fn defaults() -> nhc_socket_options {
         heartbeat_timeout_ms: ms(c.heartbeat_timeout),
         default_timeout_ms: ms(c.default_timeout),
         rejoin_after_ms: ms(c.rejoin_after),
-        rejoin_after_close: c.rejoin_after_close,
-        reconnect: c.reconnect,
+        rejoin_after_close: c.rejoin_after_close.into(),
+        reconnect: c.reconnect.into(),
         backoff_initial_ms: ms(c.backoff.initial),
         backoff_max_ms: ms(c.backoff.max),
         backoff_jitter: c.backoff.jitter,
@@ -294,8 +295,8 @@ pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfi
     c.heartbeat_timeout = millis(o.heartbeat_timeout_ms);
     c.default_timeout = millis(o.default_timeout_ms);
     c.rejoin_after = millis(o.rejoin_after_ms);
-    c.rejoin_after_close = o.rejoin_after_close;
-    c.reconnect = o.reconnect;
+    c.rejoin_after_close = o.rejoin_after_close.get();
+    c.reconnect = o.reconnect.get();
     c.backoff.initial = millis(o.backoff_initial_ms);
     c.backoff.max = millis(o.backoff_max_ms);
     if !(0.0..=10.0).contains(&o.backoff_jitter) {
@@ -319,4 +320,29 @@ pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfi
         }
     };
     Ok((c, delivery))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller that is not C (ctypes, Go, Zig) may store any byte in a
+    /// `bool` field: nonzero is true, and copying the struct is not
+    /// undefined behaviour (Miri checks this test).
+    #[test]
+    fn a_bool_byte_other_than_0_or_1_is_true() {
+        let mut o = defaults();
+        o.url = c"ws://127.0.0.1:1/socket/websocket".as_ptr();
+        // SAFETY: each field is one byte of the live struct `o`.
+        unsafe {
+            std::ptr::addr_of_mut!(o.rejoin_after_close)
+                .cast::<u8>()
+                .write(2);
+            std::ptr::addr_of_mut!(o.reconnect).cast::<u8>().write(0);
+        }
+        // SAFETY: `o` is a live struct whose pointers are NULL or a literal.
+        let (c, _) = unsafe { read(&o).and_then(|r| to_config(&r)) }.expect("valid");
+        assert!(c.rejoin_after_close);
+        assert!(!c.reconnect);
+    }
 }

@@ -64,7 +64,7 @@ fuzz_target!(|input: Input| unsafe {
     opts.headers_len = 1;
     opts.params = &param;
     opts.params_len = 1;
-    opts.reconnect = false;
+    opts.reconnect = false.into();
 
     let mut sock = ptr::null_mut();
     if nhc_socket_new(&opts, &mut sock) != nhc_result::NHC_OK {
