@@ -14,7 +14,9 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> FfiResult<&'
     if ptr.is_null() {
         return Err(invalid(format!("{name} is NULL")));
     }
-    CStr::from_ptr(ptr)
+    // SAFETY: `ptr` is not NULL (checked above) and NUL-terminated, valid for `'a` (the caller's
+    // contract).
+    unsafe { CStr::from_ptr(ptr) }
         .to_str()
         .map_err(|e| invalid(format!("{name} is not valid UTF-8 ({e})")))
 }
@@ -27,7 +29,8 @@ pub(crate) unsafe fn opt_str_arg<'a>(ptr: *const c_char, name: &str) -> FfiResul
     if ptr.is_null() {
         Ok(None)
     } else {
-        str_arg(ptr, name).map(Some)
+        // SAFETY: `ptr` is NULL or a NUL-terminated string (the caller's contract).
+        unsafe { str_arg(ptr, name) }.map(Some)
     }
 }
 
@@ -42,7 +45,9 @@ pub(crate) unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, name: &str) -> Ff
         }
         return Err(invalid(format!("{name} is NULL but its length is {len}")));
     }
-    Ok(std::slice::from_raw_parts(ptr, len))
+    // SAFETY: `ptr` is not NULL (checked above) and points to `len` bytes valid for `'a` (the
+    // caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 /// JSON text given as pointer + length (not NUL-terminated); NULL with
@@ -54,7 +59,8 @@ pub(crate) unsafe fn json_arg(ptr: *const c_char, len: usize, name: &str) -> Ffi
     if ptr.is_null() && len == 0 {
         return Ok(Payload::empty());
     }
-    json_payload(bytes_arg(ptr.cast(), len, name)?, name)
+    // SAFETY: `ptr.cast()` is NULL or points to `len` readable bytes (the caller's contract).
+    json_payload(unsafe { bytes_arg(ptr.cast(), len, name) }?, name)
 }
 
 pub(crate) fn json_payload(bytes: &[u8], name: &str) -> FfiResult<Payload> {

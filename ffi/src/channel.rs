@@ -31,13 +31,15 @@ pub struct nhc_channel {
 }
 
 unsafe fn channel_ref<'a>(ch: *const nhc_channel) -> FfiResult<&'a nhc_channel> {
-    ch.as_ref().ok_or_else(|| invalid("ch is NULL"))
+    // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+    unsafe { ch.as_ref() }.ok_or_else(|| invalid("ch is NULL"))
 }
 
 /// The channel, unless its socket was freed: the connection task may still
 /// accept commands for a moment, but the caller must learn at once.
 unsafe fn live_channel<'a>(ch: *const nhc_channel) -> FfiResult<&'a nhc_channel> {
-    let ch = channel_ref(ch)?;
+    // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+    let ch = unsafe { channel_ref(ch) }?;
     if ch.router.is_closed() {
         return Err(Error::Closed("the socket was freed".into()).into());
     }
@@ -51,21 +53,26 @@ unsafe fn create(
     out: *mut *mut nhc_channel,
 ) -> FfiResult {
     let params = params();
-    let core = socket_ref(sock)?;
-    let topic = str_arg(topic, "topic")?;
+    // SAFETY: `sock` is NULL or a live socket (the caller's contract).
+    let core = unsafe { socket_ref(sock) }?;
+    // SAFETY: `topic` is NULL or a NUL-terminated string (the caller's contract).
+    let topic = unsafe { str_arg(topic, "topic") }?;
     let (params, gate) = params?;
     if out.is_null() {
         return Err(invalid("out is NULL"));
     }
     let channel = core.socket.channel(topic, params)?;
     core.router.add_channel(channel.id(), topic)?;
-    *out = Box::into_raw(Box::new(nhc_channel {
-        channel,
-        router: core.router.clone(),
-        params: gate,
-        topic: to_cstring(topic),
-        default_timeout: core.default_timeout,
-    }));
+    // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
+    unsafe {
+        *out = Box::into_raw(Box::new(nhc_channel {
+            channel,
+            router: core.router.clone(),
+            params: gate,
+            topic: to_cstring(topic),
+            default_timeout: core.default_timeout,
+        }))
+    };
     Ok(())
 }
 
@@ -92,12 +99,16 @@ pub unsafe extern "C" fn nhc_channel_new(
             let payload = if params_json.is_null() {
                 Payload::empty()
             } else {
-                let text = std::ffi::CStr::from_ptr(params_json).to_bytes();
+                // SAFETY: `params_json` is not NULL (checked above) and NUL-terminated (the
+                // caller's contract).
+                let text = unsafe { std::ffi::CStr::from_ptr(params_json) }.to_bytes();
                 crate::args::json_payload(text, "params_json")?
             };
             Ok((JoinParams::Static(payload), None))
         };
-        create(sock, topic, params, out)
+        // SAFETY: `sock` is NULL or a live socket, `topic` NULL or NUL-terminated, `out` NULL or
+        // writable (this function's contract).
+        unsafe { create(sock, topic, params, out) }
     })
 }
 
@@ -125,7 +136,9 @@ pub unsafe extern "C" fn nhc_channel_new_with_params(
             let gate = ParamsGate::new(params);
             Ok((gate.join_params(), Some(gate)))
         };
-        create(sock, topic, make, out)
+        // SAFETY: `sock` is NULL or a live socket, `topic` NULL or NUL-terminated, `out` NULL or
+        // writable (this function's contract).
+        unsafe { create(sock, topic, make, out) }
     })
 }
 
@@ -146,7 +159,8 @@ pub unsafe extern "C" fn nhc_channel_on_join(
 ) -> nhc_result {
     let closure = Owned::new(closure);
     boundary(move || {
-        let ch = channel_ref(ch)?;
+        // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+        let ch = unsafe { channel_ref(ch) }?;
         let old = ch.router.set_join(ch.channel.id(), closure)?;
         drop(old);
         Ok(())
@@ -169,7 +183,8 @@ pub unsafe extern "C" fn nhc_channel_on_event(
 ) -> nhc_result {
     let closure = Owned::new(closure);
     boundary(move || {
-        let ch = channel_ref(ch)?;
+        // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+        let ch = unsafe { channel_ref(ch) }?;
         let old = ch.router.set_event(ch.channel.id(), closure)?;
         drop(old);
         Ok(())
@@ -191,7 +206,8 @@ pub unsafe extern "C" fn nhc_channel_on_event(
 #[no_mangle]
 pub unsafe extern "C" fn nhc_channel_join(ch: *mut nhc_channel, timeout_ms: u32) -> nhc_result {
     boundary(|| {
-        let ch = live_channel(ch)?;
+        // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+        let ch = unsafe { live_channel(ch) }?;
         let timeout = timeout_arg(timeout_ms).unwrap_or(ch.default_timeout);
         ch.router.join_requested(ch.channel.id());
         // The outcome arrives as an event; the returned future is not needed.
@@ -211,7 +227,8 @@ pub unsafe extern "C" fn nhc_channel_join(ch: *mut nhc_channel, timeout_ms: u32)
 #[no_mangle]
 pub unsafe extern "C" fn nhc_channel_leave(ch: *mut nhc_channel) -> nhc_result {
     boundary(|| {
-        let ch = live_channel(ch)?;
+        // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+        let ch = unsafe { live_channel(ch) }?;
         drop(ch.channel.leave()?);
         Ok(())
     })
@@ -224,8 +241,10 @@ unsafe fn push(
     timeout_ms: u32,
     reply: Owned<nhc_reply_closure>,
 ) -> FfiResult {
-    let ch = channel_ref(ch)?;
-    let event = str_arg(event, "event")?;
+    // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+    let ch = unsafe { channel_ref(ch) }?;
+    // SAFETY: `event` is NULL or a NUL-terminated string (the caller's contract).
+    let event = unsafe { str_arg(event, "event") }?;
     let payload = payload()?;
     let timeout = timeout_arg(timeout_ms).unwrap_or(ch.default_timeout);
     let channel = &ch.channel;
@@ -265,13 +284,17 @@ pub unsafe extern "C" fn nhc_channel_push(
 ) -> nhc_result {
     let reply = Owned::new(reply);
     boundary(move || {
-        push(
-            ch,
-            event,
-            || json_arg(json, json_len, "json"),
-            timeout_ms,
-            reply,
-        )
+        // SAFETY: `ch` is NULL or a live channel, `event` NULL or NUL-terminated, `json` NULL or
+        // `json_len` bytes (this function's contract).
+        unsafe {
+            push(
+                ch,
+                event,
+                || json_arg(json, json_len, "json"),
+                timeout_ms,
+                reply,
+            )
+        }
     })
 }
 
@@ -293,8 +316,14 @@ pub unsafe extern "C" fn nhc_channel_push_binary(
 ) -> nhc_result {
     let reply = Owned::new(reply);
     boundary(move || {
-        let payload = || Ok(Payload::Binary(bytes_arg(data, len, "data")?.to_vec()));
-        push(ch, event, payload, timeout_ms, reply)
+        let payload = || {
+            // SAFETY: `data` is NULL or points to `len` readable bytes (the caller's contract).
+            let bytes = unsafe { bytes_arg(data, len, "data") }?;
+            Ok(Payload::Binary(bytes.to_vec()))
+        };
+        // SAFETY: `ch` is NULL or a live channel, `event` NULL or NUL-terminated, the payload NULL
+        // or valid for its length (this function's contract).
+        unsafe { push(ch, event, payload, timeout_ms, reply) }
     })
 }
 
@@ -318,14 +347,20 @@ pub unsafe extern "C" fn nhc_channel_cast(
     push_id: *mut u64,
 ) -> nhc_result {
     boundary(|| {
-        let ch = channel_ref(ch)?;
-        let event = str_arg(event, "event")?;
-        let payload = json_arg(json, json_len, "json")?;
-        let ch = live_channel(ch)?;
+        // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+        let ch = unsafe { channel_ref(ch) }?;
+        // SAFETY: `event` is NULL or a NUL-terminated string (the caller's contract).
+        let event = unsafe { str_arg(event, "event") }?;
+        // SAFETY: `json` is NULL or points to `json_len` readable bytes (the caller's contract).
+        let payload = unsafe { json_arg(json, json_len, "json") }?;
+        // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+        let ch = unsafe { live_channel(ch) }?;
         let timeout = timeout_arg(timeout_ms).unwrap_or(ch.default_timeout);
         let id = ch.channel.cast(event, payload, timeout)?;
         if !push_id.is_null() {
-            *push_id = id;
+            // SAFETY: `push_id` is valid for writes (the caller's contract; NULL was refused
+            // above).
+            unsafe { *push_id = id };
         }
         Ok(())
     })
@@ -343,16 +378,20 @@ pub unsafe extern "C" fn nhc_channel_state(
     out: *mut nhc_channel_phase,
 ) -> nhc_result {
     boundary(|| {
-        let ch = channel_ref(ch)?;
+        // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+        let ch = unsafe { channel_ref(ch) }?;
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
-        *out = match ch.channel.state() {
-            ChannelState::Closed => nhc_channel_phase::NHC_CHANNEL_CLOSED,
-            ChannelState::Joining => nhc_channel_phase::NHC_CHANNEL_JOINING,
-            ChannelState::Joined => nhc_channel_phase::NHC_CHANNEL_JOINED,
-            ChannelState::Errored => nhc_channel_phase::NHC_CHANNEL_ERRORED,
-            ChannelState::Leaving => nhc_channel_phase::NHC_CHANNEL_LEAVING,
+        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe {
+            *out = match ch.channel.state() {
+                ChannelState::Closed => nhc_channel_phase::NHC_CHANNEL_CLOSED,
+                ChannelState::Joining => nhc_channel_phase::NHC_CHANNEL_JOINING,
+                ChannelState::Joined => nhc_channel_phase::NHC_CHANNEL_JOINED,
+                ChannelState::Errored => nhc_channel_phase::NHC_CHANNEL_ERRORED,
+                ChannelState::Leaving => nhc_channel_phase::NHC_CHANNEL_LEAVING,
+            }
         };
         Ok(())
     })
@@ -366,7 +405,8 @@ pub unsafe extern "C" fn nhc_channel_state(
 #[no_mangle]
 pub unsafe extern "C" fn nhc_channel_topic(ch: *const nhc_channel) -> *const c_char {
     boundary_or(std::ptr::null(), || {
-        ch.as_ref().map_or(std::ptr::null(), |c| c.topic.as_ptr())
+        // SAFETY: `ch` is NULL or a live channel (the caller's contract).
+        unsafe { ch.as_ref() }.map_or(std::ptr::null(), |c| c.topic.as_ptr())
     })
 }
 
@@ -387,7 +427,9 @@ pub unsafe extern "C" fn nhc_channel_free(ch: *mut nhc_channel) {
         if ch.is_null() {
             return;
         }
-        let handle = Box::from_raw(ch);
+        // SAFETY: `ch` is not NULL (checked above) and came from `nhc_channel_new`, freed once (the
+        // caller's contract).
+        let handle = unsafe { Box::from_raw(ch) };
         if forked() {
             std::mem::forget(handle);
             return;

@@ -195,6 +195,7 @@ impl Owned<nhc_params_closure> {
             // valid until its next call; it is copied before that.
             let ptr = unsafe { f(self.raw.context) };
             if !ptr.is_null() {
+                // SAFETY: as above: not NULL, NUL-terminated, still valid.
                 out = Some(unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes().to_vec());
             }
         });

@@ -65,8 +65,8 @@ pub(crate) fn close_all(limit: Duration) {
 const DISPATCH_BATCH: usize = 64;
 
 pub(crate) unsafe fn device_ref<'a>(dev: *const nhc_device) -> FfiResult<&'a DeviceCore> {
-    let core = dev
-        .as_ref()
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    let core = unsafe { dev.as_ref() }
         .map(|d| &*d.core)
         .ok_or_else(|| invalid("dev is NULL"))?;
     if core.router.is_closed() {
@@ -106,7 +106,8 @@ pub unsafe extern "C" fn nhc_device_new(
         if opts.is_null() {
             return Err(invalid("opts is NULL"));
         }
-        let setup = device_options::read(opts)?;
+        // SAFETY: `opts` is NULL or initialised with valid pointers (this function's contract).
+        let setup = unsafe { device_options::read(opts) }?;
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
@@ -128,7 +129,8 @@ pub unsafe extern "C" fn nhc_device_new(
             live.retain(|w| w.strong_count() > 0);
             live.push(Arc::downgrade(&core));
         }
-        *out = Box::into_raw(Box::new(nhc_device { core }));
+        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe { *out = Box::into_raw(Box::new(nhc_device { core })) };
         Ok(())
     })
 }
@@ -145,7 +147,8 @@ pub unsafe extern "C" fn nhc_device_new(
 /// `dev` is NULL or a live device.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_connect(dev: *mut nhc_device) -> nhc_result {
-    boundary(|| Ok(device_ref(dev)?.device.connect()?))
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    boundary(|| Ok(unsafe { device_ref(dev) }?.device.connect()?))
 }
 
 /// Closes the connection and stops reconnecting; `nhc_device_connect` resumes.
@@ -156,7 +159,8 @@ pub unsafe extern "C" fn nhc_device_connect(dev: *mut nhc_device) -> nhc_result 
 /// `dev` is NULL or a live device.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_disconnect(dev: *mut nhc_device) -> nhc_result {
-    boundary(|| Ok(device_ref(dev)?.device.disconnect()?))
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    boundary(|| Ok(unsafe { device_ref(dev) }?.device.disconnect()?))
 }
 
 /// Writes the connection state to `*out` (DISCONNECTED, CONNECTING,
@@ -173,15 +177,19 @@ pub unsafe extern "C" fn nhc_device_state(
     out: *mut nhc_state,
 ) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
-        *out = match core.device.state() {
-            ConnectionState::Disconnected => nhc_state::NHC_STATE_DISCONNECTED,
-            ConnectionState::Connecting => nhc_state::NHC_STATE_CONNECTING,
-            ConnectionState::Connected => nhc_state::NHC_STATE_CONNECTED,
-            ConnectionState::Closed => nhc_state::NHC_STATE_CLOSED,
+        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe {
+            *out = match core.device.state() {
+                ConnectionState::Disconnected => nhc_state::NHC_STATE_DISCONNECTED,
+                ConnectionState::Connecting => nhc_state::NHC_STATE_CONNECTING,
+                ConnectionState::Connected => nhc_state::NHC_STATE_CONNECTED,
+                ConnectionState::Closed => nhc_state::NHC_STATE_CLOSED,
+            }
         };
         Ok(())
     })
@@ -201,7 +209,8 @@ pub unsafe extern "C" fn nhc_device_state(
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_fd(dev: *const nhc_device, fd: *mut c_int) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
         if fd.is_null() {
             return Err(invalid("fd is NULL"));
         }
@@ -210,7 +219,8 @@ pub unsafe extern "C" fn nhc_device_fd(dev: *const nhc_device, fd: *mut c_int) -
                 "nhc_device_fd needs a device with NHC_DELIVERY_POLLED".into(),
             ));
         }
-        *fd = core.device.event_fd()?;
+        // SAFETY: `fd` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe { *fd = core.device.event_fd()? };
         Ok(())
     })
 }
@@ -236,8 +246,8 @@ pub unsafe extern "C" fn nhc_device_fd(dev: *const nhc_device, fd: *mut c_int) -
 pub unsafe extern "C" fn nhc_device_dispatch(dev: *mut nhc_device, timeout_ms: i32) -> nhc_result {
     boundary(|| {
         // Our own reference: the callback may free `dev` while we run.
-        let core = dev
-            .as_ref()
+        // SAFETY: `dev` is NULL or a live device (this function's contract).
+        let core = unsafe { dev.as_ref() }
             .ok_or_else(|| invalid("dev is NULL"))?
             .core
             .clone();
@@ -324,7 +334,9 @@ pub unsafe extern "C" fn nhc_device_free(dev: *mut nhc_device) {
         if dev.is_null() {
             return;
         }
-        let handle = Box::from_raw(dev);
+        // SAFETY: `dev` is not NULL (checked above) and came from `nhc_device_new`, freed once (the
+        // caller's contract).
+        let handle = unsafe { Box::from_raw(dev) };
         if forked() {
             std::mem::forget(handle);
             return;
@@ -359,8 +371,10 @@ pub unsafe extern "C" fn nhc_device_apply_update(
     opts: *const nhc_update_options,
 ) -> nhc_result {
     boundary(|| {
-        let options = update_options::take(opts);
-        let core = device_ref(dev)?;
+        // SAFETY: `opts` is NULL or initialised with valid pointers (this function's contract).
+        let options = unsafe { update_options::take(opts) };
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
         let options = options?;
         if core.device.update_in_progress() {
             return Err(Failure::InvalidState(
@@ -400,8 +414,10 @@ pub unsafe extern "C" fn nhc_device_download_archive(
     timeout_ms: u32,
 ) -> nhc_result {
     boundary(|| {
-        let options = update_options::take(opts);
-        let core = device_ref(dev)?;
+        // SAFETY: `opts` is NULL or initialised with valid pointers (this function's contract).
+        let options = unsafe { update_options::take(opts) };
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
         let options = options?;
         let archive = core
             .device
@@ -444,8 +460,10 @@ pub unsafe extern "C" fn nhc_device_ignore_update(
     reason: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
-        let reason = str_arg(reason, "reason")?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
+        // SAFETY: `reason` is NULL or a NUL-terminated string (the caller's contract).
+        let reason = unsafe { str_arg(reason, "reason") }?;
         pending(core)?;
         Ok(core.device.ignore_update(reason)?)
     })
@@ -475,8 +493,10 @@ pub unsafe extern "C" fn nhc_device_reschedule_update(
     reason: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
-        let reason = opt_str_arg(reason, "reason")?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
+        // SAFETY: `reason` is NULL or a NUL-terminated string (the caller's contract).
+        let reason = unsafe { opt_str_arg(reason, "reason") }?;
         pending(core)?;
         Ok(core
             .device
@@ -496,7 +516,8 @@ pub unsafe extern "C" fn nhc_device_reschedule_update(
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_result {
     boundary(|| {
-        if device_ref(dev)?.device.cancel_update() {
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        if unsafe { device_ref(dev) }?.device.cancel_update() {
             Ok(())
         } else {
             Err(Failure::InvalidState("no update is being applied".into()))
@@ -515,7 +536,8 @@ pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_r
 /// `dev` is NULL or a live device.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_firmware_validated(dev: *mut nhc_device) -> nhc_result {
-    boundary(|| Ok(device_ref(dev)?.device.firmware_validated()?))
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    boundary(|| Ok(unsafe { device_ref(dev) }?.device.firmware_validated()?))
 }
 
 /// Answers a SCRIPT_RUN event: `script_ref` from the event, `result`
@@ -537,11 +559,16 @@ pub unsafe extern "C" fn nhc_device_script_result(
     returned: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
-        let script_ref = str_arg(script_ref, "script_ref")?;
-        let result = str_arg(result, "result")?;
-        let output = str_arg(output, "output")?;
-        let returned = str_arg(returned, "returned")?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
+        // SAFETY: `script_ref` is NULL or a NUL-terminated string (the caller's contract).
+        let script_ref = unsafe { str_arg(script_ref, "script_ref") }?;
+        // SAFETY: `result` is NULL or a NUL-terminated string (the caller's contract).
+        let result = unsafe { str_arg(result, "result") }?;
+        // SAFETY: `output` is NULL or a NUL-terminated string (the caller's contract).
+        let output = unsafe { str_arg(output, "output") }?;
+        // SAFETY: `returned` is NULL or a NUL-terminated string (the caller's contract).
+        let returned = unsafe { str_arg(returned, "returned") }?;
         Ok(core
             .device
             .script_result(script_ref, result, output, returned)?)
@@ -562,8 +589,10 @@ pub unsafe extern "C" fn nhc_device_report_network_interface(
     name: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
-        let name = str_arg(name, "name")?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
+        // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
+        let name = unsafe { str_arg(name, "name") }?;
         Ok(core.device.report_network_interface(name)?)
     })
 }
@@ -585,8 +614,10 @@ pub unsafe extern "C" fn nhc_device_console_output(
     len: usize,
 ) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
-        let bytes = bytes_arg(data.cast(), len, "data")?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
+        // SAFETY: `data.cast()` is NULL or points to `len` readable bytes (the caller's contract).
+        let bytes = unsafe { bytes_arg(data.cast(), len, "data") }?;
         let text = std::str::from_utf8(bytes)
             .map_err(|e| invalid(format!("data is not valid UTF-8 ({e})")))?;
         let console = core
@@ -615,7 +646,8 @@ pub unsafe extern "C" fn nhc_device_log(
     message: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
         let level = match level {
             0 => LogLevel::Error,
             1 => LogLevel::Warning,
@@ -623,7 +655,8 @@ pub unsafe extern "C" fn nhc_device_log(
             3 => LogLevel::Debug,
             other => return Err(invalid(format!("level {other} is not an nhc_log_level"))),
         };
-        let message = str_arg(message, "message")?;
+        // SAFETY: `message` is NULL or a NUL-terminated string (the caller's contract).
+        let message = unsafe { str_arg(message, "message") }?;
         let ext = core
             .device
             .extensions()
@@ -648,8 +681,10 @@ pub unsafe extern "C" fn nhc_device_set_metadata(
     len: usize,
 ) -> nhc_result {
     boundary(|| {
-        let core = device_ref(dev)?;
-        let pairs = crate::options::pairs(metadata, len, "metadata")?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let core = unsafe { device_ref(dev) }?;
+        // SAFETY: `metadata` is NULL or points to `len` valid entries (the caller's contract).
+        let pairs = unsafe { crate::options::pairs(metadata, len, "metadata") }?;
         core.device
             .set_metadata(FirmwareMetadata::from_pairs(pairs));
         Ok(())

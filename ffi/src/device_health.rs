@@ -14,7 +14,8 @@ use crate::nhc_result;
 
 /// The device's extensions, when it was created with `health_enabled`.
 unsafe fn health<'a>(dev: *mut nhc_device, what: &str) -> FfiResult<&'a Extensions> {
-    let core = device_ref(dev)?;
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    let core = unsafe { device_ref(dev) }?;
     core.device
         .extensions()
         .filter(|e| e.offered().contains(&HEALTH))
@@ -22,7 +23,8 @@ unsafe fn health<'a>(dev: *mut nhc_device, what: &str) -> FfiResult<&'a Extensio
 }
 
 unsafe fn name_arg<'a>(name: *const c_char) -> FfiResult<&'a str> {
-    let name = str_arg(name, "name")?;
+    // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
+    let name = unsafe { str_arg(name, "name") }?;
     if name.is_empty() {
         return Err(invalid("name is empty"));
     }
@@ -45,12 +47,15 @@ pub unsafe extern "C" fn nhc_device_report_metric(
     value: f64,
 ) -> nhc_result {
     boundary(|| {
-        device_ref(dev)?;
-        let name = name_arg(name)?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { device_ref(dev) }?;
+        // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
+        let name = unsafe { name_arg(name) }?;
         if !value.is_finite() {
             return Err(invalid(format!("metric {name:?}: {value} is not finite")));
         }
-        health(dev, "nhc_device_report_metric")?.report_metric(name, value);
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { health(dev, "nhc_device_report_metric") }?.report_metric(name, value);
         Ok(())
     })
 }
@@ -73,10 +78,14 @@ pub unsafe extern "C" fn nhc_device_set_alarm(
     description: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        device_ref(dev)?;
-        let name = name_arg(name)?;
-        let description = opt_str_arg(description, "description")?.unwrap_or("");
-        health(dev, "nhc_device_set_alarm")?.set_alarm(name, description);
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { device_ref(dev) }?;
+        // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
+        let name = unsafe { name_arg(name) }?;
+        // SAFETY: `description` is NULL or a NUL-terminated string (the caller's contract).
+        let description = unsafe { opt_str_arg(description, "description") }?.unwrap_or("");
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { health(dev, "nhc_device_set_alarm") }?.set_alarm(name, description);
         Ok(())
     })
 }
@@ -94,9 +103,12 @@ pub unsafe extern "C" fn nhc_device_clear_alarm(
     name: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        device_ref(dev)?;
-        let name = name_arg(name)?;
-        health(dev, "nhc_device_clear_alarm")?.clear_alarm(name);
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { device_ref(dev) }?;
+        // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
+        let name = unsafe { name_arg(name) }?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { health(dev, "nhc_device_clear_alarm") }?.clear_alarm(name);
         Ok(())
     })
 }
@@ -120,10 +132,16 @@ pub unsafe extern "C" fn nhc_device_set_check(
     note: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        device_ref(dev)?;
-        let name = name_arg(name)?;
-        let note = opt_str_arg(note, "note")?.unwrap_or("").to_owned();
-        health(dev, "nhc_device_set_check")?.set_check(name, Check { pass, note });
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { device_ref(dev) }?;
+        // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
+        let name = unsafe { name_arg(name) }?;
+        // SAFETY: `note` is NULL or a NUL-terminated string (the caller's contract).
+        let note = unsafe { opt_str_arg(note, "note") }?
+            .unwrap_or("")
+            .to_owned();
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { health(dev, "nhc_device_set_check") }?.set_check(name, Check { pass, note });
         Ok(())
     })
 }
@@ -141,9 +159,12 @@ pub unsafe extern "C" fn nhc_device_clear_check(
     name: *const c_char,
 ) -> nhc_result {
     boundary(|| {
-        device_ref(dev)?;
-        let name = name_arg(name)?;
-        health(dev, "nhc_device_clear_check")?.clear_check(name);
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { device_ref(dev) }?;
+        // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
+        let name = unsafe { name_arg(name) }?;
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        unsafe { health(dev, "nhc_device_clear_check") }?.clear_check(name);
         Ok(())
     })
 }

@@ -22,7 +22,9 @@ unsafe fn copy_str(ptr: *const c_char) -> CString {
     if ptr.is_null() {
         CString::default()
     } else {
-        CStr::from_ptr(ptr).to_owned()
+        // SAFETY: `ptr` is not NULL (checked above) and NUL-terminated: every string of an event
+        // given to a callback is.
+        unsafe { CStr::from_ptr(ptr) }.to_owned()
     }
 }
 
@@ -42,7 +44,8 @@ pub unsafe extern "C" fn nhc_device_event_clone(
     out: *mut *mut nhc_device_event,
 ) -> nhc_result {
     boundary_pure(|| {
-        let ev = event.as_ref().ok_or_else(|| invalid("event is NULL"))?;
+        // SAFETY: `event` is NULL or an event valid during this call (this function's contract).
+        let ev = unsafe { event.as_ref() }.ok_or_else(|| invalid("event is NULL"))?;
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
@@ -50,24 +53,36 @@ pub unsafe extern "C" fn nhc_device_event_clone(
         let json = if p.json.is_null() || p.json_len == 0 {
             CString::default()
         } else {
-            let bytes = std::slice::from_raw_parts(p.json.cast::<u8>(), p.json_len);
+            // SAFETY: an event's JSON is `json_len` readable bytes (the event's own invariant).
+            let bytes = unsafe { std::slice::from_raw_parts(p.json.cast::<u8>(), p.json_len) };
             CString::new(bytes).map_err(|_| invalid("the event's JSON holds a NUL byte"))?
         };
         let binary = if p.binary.is_null() {
             Vec::new()
         } else {
-            std::slice::from_raw_parts(p.binary, p.binary_len).to_vec()
+            // SAFETY: an event's binary payload is `binary_len` readable bytes (the event's own
+            // invariant).
+            unsafe { std::slice::from_raw_parts(p.binary, p.binary_len) }.to_vec()
         };
         let texts = [
-            copy_str(ev.reason),
-            copy_str(ev.topic),
-            copy_str(ev.event),
-            copy_str(ev.url),
-            copy_str(ev.uuid),
-            copy_str(ev.version),
-            copy_str(ev.checksum),
-            copy_str(ev.script_ref),
-            copy_str(ev.text),
+            // SAFETY: `ev.reason` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.reason) },
+            // SAFETY: `ev.topic` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.topic) },
+            // SAFETY: `ev.event` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.event) },
+            // SAFETY: `ev.url` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.url) },
+            // SAFETY: `ev.uuid` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.uuid) },
+            // SAFETY: `ev.version` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.version) },
+            // SAFETY: `ev.checksum` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.checksum) },
+            // SAFETY: `ev.script_ref` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.script_ref) },
+            // SAFETY: `ev.text` is NULL or a NUL-terminated string (the caller's contract).
+            unsafe { copy_str(ev.text) },
         ];
         let mut kept = Box::new(KeptDeviceEvent {
             event: nhc_device_event {
@@ -106,7 +121,8 @@ pub unsafe extern "C" fn nhc_device_event_clone(
             kept.binary.as_ptr()
         };
         e.payload.binary_len = kept.binary.len();
-        *out = Box::into_raw(kept).cast::<nhc_device_event>();
+        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe { *out = Box::into_raw(kept).cast::<nhc_device_event>() };
         Ok(())
     })
 }
@@ -120,7 +136,9 @@ pub unsafe extern "C" fn nhc_device_event_clone(
 pub unsafe extern "C" fn nhc_device_event_free(event: *mut nhc_device_event) {
     boundary_or((), || {
         if !event.is_null() {
-            drop(Box::from_raw(event.cast::<KeptDeviceEvent>()));
+            // SAFETY: `event` is not NULL (checked above) and came from `nhc_device_event_clone`,
+            // freed once (the caller's contract).
+            drop(unsafe { Box::from_raw(event.cast::<KeptDeviceEvent>()) });
         }
     })
 }

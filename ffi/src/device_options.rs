@@ -244,7 +244,11 @@ pub unsafe extern "C" fn nhc_device_options_init(
     opts: *mut nhc_device_options,
     struct_size: usize,
 ) -> nhc_result {
-    boundary_pure(|| versioned::init(opts, struct_size, V1_SIZE, defaults(), "nhc_device_options"))
+    // SAFETY: `opts` is NULL or has `struct_size` writable bytes (this function's contract); `init`
+    // checks NULL and the size.
+    boundary_pure(|| unsafe {
+        versioned::init(opts, struct_size, V1_SIZE, defaults(), "nhc_device_options")
+    })
 }
 
 /// What `nhc_device_new` builds a device from.
@@ -260,7 +264,8 @@ pub(crate) struct DeviceSetup {
 /// # Safety
 /// `opts` is an initialised options struct whose pointers are valid.
 pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSetup> {
-    let mut o = versioned::read(opts, V1_SIZE, defaults(), "nhc_device_options")?;
+    // SAFETY: `opts` is an initialised options struct (the caller's contract).
+    let mut o = unsafe { versioned::read(opts, V1_SIZE, defaults(), "nhc_device_options") }?;
     let on_event = Owned::new(std::mem::replace(
         &mut o.on_event,
         nhc_device_event_closure::none(),
@@ -271,12 +276,15 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
     ));
     let geo = Owned::new(std::mem::replace(&mut o.geo, nhc_geo_closure::none()));
     let auto_update = (!o.auto_update.is_null())
-        .then(|| update_options::take(o.auto_update))
+        // SAFETY: `auto_update` is not NULL (checked above) and initialised with valid pointers
+        // (the caller's contract).
+        .then(|| unsafe { update_options::take(o.auto_update) })
         .transpose();
     if o.socket.is_null() {
         return Err(invalid("socket (the connection options) is NULL"));
     }
-    let mut s = options::read(o.socket)?;
+    // SAFETY: `o.socket` is not NULL (checked above) and initialised (the caller's contract).
+    let mut s = unsafe { options::read(o.socket) }?;
     let on_state = Owned::new(std::mem::replace(
         &mut s.on_state,
         crate::closure::nhc_state_closure::none(),
@@ -288,26 +296,38 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
     }
     drop(on_state);
     let auto_update = auto_update?;
-    let (socket, delivery) = options::to_config(&s)?;
+    // SAFETY: the pointers in `s` are NULL or valid (the caller's contract).
+    let (socket, delivery) = unsafe { options::to_config(&s) }?;
     let mut c = DeviceConfig::new(socket);
-    c.auth = nh1(&o)?;
-    if let Some(v) = opt_str_arg(o.device_api_version, "device_api_version")? {
+    // SAFETY: the pointers in `o` are NULL or valid (the caller's contract).
+    c.auth = unsafe { nh1(&o) }?;
+    // SAFETY: `o.device_api_version` is NULL or a NUL-terminated string (the caller's contract).
+    if let Some(v) = unsafe { opt_str_arg(o.device_api_version, "device_api_version") }? {
         c.device_api_version = v.to_owned();
     }
-    c.metadata = metadata_source(&o)?;
-    for (k, v) in options::pairs(o.metadata, o.metadata_len, "metadata")? {
+    // SAFETY: the pointers in `o` are NULL or valid (the caller's contract).
+    c.metadata = unsafe { metadata_source(&o) }?;
+    // SAFETY: `o.metadata` is NULL or points to `o.metadata_len` valid entries (the caller's
+    // contract).
+    for (k, v) in unsafe { options::pairs(o.metadata, o.metadata_len, "metadata") }? {
         c.metadata.set(k, v);
     }
-    c.fwup_version = opt_str_arg(o.fwup_version, "fwup_version")?.map(str::to_owned);
-    if let Some(tool) = opt_str_arg(o.update_tool, "update_tool")? {
+    // SAFETY: `o.fwup_version` is NULL or a NUL-terminated string (the caller's contract).
+    c.fwup_version = unsafe { opt_str_arg(o.fwup_version, "fwup_version") }?.map(str::to_owned);
+    // SAFETY: `o.update_tool` is NULL or a NUL-terminated string (the caller's contract).
+    if let Some(tool) = unsafe { opt_str_arg(o.update_tool, "update_tool") }? {
         c.update_tool = tool.to_owned();
     }
     c.request_fwup_public_keys = o.request_fwup_public_keys.get();
-    c.fwup_public_keys = strings(
-        o.fwup_public_keys,
-        o.fwup_public_keys_len,
-        "fwup_public_keys",
-    )?;
+    // SAFETY: `o.fwup_public_keys` is NULL or points to `o.fwup_public_keys_len` valid entries (the
+    // caller's contract).
+    c.fwup_public_keys = unsafe {
+        strings(
+            o.fwup_public_keys,
+            o.fwup_public_keys_len,
+            "fwup_public_keys",
+        )
+    }?;
     c.require_fwup_public_keys = o.require_fwup_public_keys.get();
     c.request_archive_public_keys = o.request_archive_public_keys.get();
     if validated.raw().call.is_some() {
@@ -325,7 +345,8 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
         c.update_policy = UpdatePolicy::Auto(update);
     }
     c.scripts = o.scripts_enabled.get();
-    c.console = console(&o)?;
+    // SAFETY: the pointers in `o` are NULL or valid (the caller's contract).
+    c.console = unsafe { console(&o) }?;
     let geo = geo.raw().call.is_some().then(|| Arc::new(geo));
     if o.health_enabled.get() || o.logging_enabled.get() || geo.is_some() {
         let mut ext = ExtensionsOptions::default();
@@ -333,7 +354,8 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
             ext.geo = Some(Arc::new(move || geo.call()));
         }
         if o.health_enabled.get() {
-            ext.health = Some(health(&o)?);
+            // SAFETY: `&o` is NULL or a live device (the caller's contract).
+            ext.health = Some(unsafe { health(&o) }?);
         }
         ext.logging = o.logging_enabled.get();
         c.extensions = Some(ext);
@@ -347,8 +369,10 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
 
 /// The metadata file, if any: a `fw_printenv` text dump or a binary image.
 unsafe fn metadata_source(o: &nhc_device_options) -> FfiResult<FirmwareMetadata> {
-    let text = opt_str_arg(o.fwup_env_path, "fwup_env_path")?;
-    let image = opt_str_arg(o.uboot_env_path, "uboot_env_path")?;
+    // SAFETY: `o.fwup_env_path` is NULL or a NUL-terminated string (the caller's contract).
+    let text = unsafe { opt_str_arg(o.fwup_env_path, "fwup_env_path") }?;
+    // SAFETY: `o.uboot_env_path` is NULL or a NUL-terminated string (the caller's contract).
+    let image = unsafe { opt_str_arg(o.uboot_env_path, "uboot_env_path") }?;
     match (text, image) {
         (Some(_), Some(_)) => Err(invalid(
             "set fwup_env_path (fw_printenv text) or uboot_env_path (binary image), not both",
@@ -400,11 +424,15 @@ unsafe fn console(o: &nhc_device_options) -> FfiResult<Option<ConsoleOptions>> {
     if o.console_shell.get() {
         let mut shell = ShellOptions::default();
         if !o.console_shell_command.is_null() || o.console_shell_command_len > 0 {
-            let command = strings(
-                o.console_shell_command,
-                o.console_shell_command_len,
-                "console_shell_command",
-            )?;
+            // SAFETY: `o.console_shell_command` is NULL or points to `o.console_shell_command_len`
+            // valid entries (the caller's contract).
+            let command = unsafe {
+                strings(
+                    o.console_shell_command,
+                    o.console_shell_command_len,
+                    "console_shell_command",
+                )
+            }?;
             if command.first().is_none_or(|p| p.is_empty()) {
                 return Err(invalid(
                     "console_shell_command must start with a program, e.g. {\"/bin/sh\", \"-l\"}",
@@ -417,11 +445,15 @@ unsafe fn console(o: &nhc_device_options) -> FfiResult<Option<ConsoleOptions>> {
         }
         shell.inactivity_timeout = millis(o.console_shell_timeout_ms);
         if !o.console_shell_env.is_null() || o.console_shell_env_len > 0 {
-            shell.env = options::pairs(
-                o.console_shell_env,
-                o.console_shell_env_len,
-                "console_shell_env",
-            )?;
+            // SAFETY: `o.console_shell_env` is NULL or points to `o.console_shell_env_len` valid
+            // entries (the caller's contract).
+            shell.env = unsafe {
+                options::pairs(
+                    o.console_shell_env,
+                    o.console_shell_env_len,
+                    "console_shell_env",
+                )
+            }?;
         }
         console.shell = Some(shell);
     }
@@ -433,18 +465,24 @@ unsafe fn console(o: &nhc_device_options) -> FfiResult<Option<ConsoleOptions>> {
 unsafe fn health(o: &nhc_device_options) -> FfiResult<HealthOptions> {
     let mut health = HealthOptions::default();
     health.system_metrics = o.health_system_metrics.get();
-    if let Some(p) = opt_str_arg(o.health_disk_path, "health_disk_path")? {
+    // SAFETY: `o.health_disk_path` is NULL or a NUL-terminated string (the caller's contract).
+    if let Some(p) = unsafe { opt_str_arg(o.health_disk_path, "health_disk_path") }? {
         health.disk_path = PathBuf::from(p);
     }
-    if let Some(p) = opt_str_arg(o.health_proc_dir, "health_proc_dir")? {
+    // SAFETY: `o.health_proc_dir` is NULL or a NUL-terminated string (the caller's contract).
+    if let Some(p) = unsafe { opt_str_arg(o.health_proc_dir, "health_proc_dir") }? {
         health.proc_dir = PathBuf::from(p);
     }
-    if let Some(p) = opt_str_arg(o.health_cpu_temp_path, "health_cpu_temp_path")? {
+    // SAFETY: `o.health_cpu_temp_path` is NULL or a NUL-terminated string (the caller's contract).
+    if let Some(p) = unsafe { opt_str_arg(o.health_cpu_temp_path, "health_cpu_temp_path") }? {
         health.cpu_temp_path = PathBuf::from(p);
     }
-    health.metadata = options::pairs(o.health_metadata, o.health_metadata_len, "health_metadata")?
-        .into_iter()
-        .collect();
+    // SAFETY: `o.health_metadata` is NULL or points to `o.health_metadata_len` valid entries (the
+    // caller's contract).
+    health.metadata =
+        unsafe { options::pairs(o.health_metadata, o.health_metadata_len, "health_metadata") }?
+            .into_iter()
+            .collect();
     Ok(health)
 }
 
@@ -455,16 +493,20 @@ fn millis(v: u32) -> Duration {
 type Auth = Option<Arc<dyn nerves_hub_channel::HeaderProvider>>;
 
 unsafe fn nh1(o: &nhc_device_options) -> FfiResult<Auth> {
-    let Some(key) = opt_str_arg(o.nh1_key, "nh1_key")? else {
+    // SAFETY: `o.nh1_key` is NULL or a NUL-terminated string (the caller's contract).
+    let Some(key) = unsafe { opt_str_arg(o.nh1_key, "nh1_key") }? else {
         if !o.nh1_secret.is_null() || !o.nh1_identifier.is_null() {
             return Err(invalid("nh1_secret and nh1_identifier need nh1_key"));
         }
         return Ok(None);
     };
-    let secret = str_arg(o.nh1_secret, "nh1_secret")?;
-    let identifier = str_arg(o.nh1_identifier, "nh1_identifier")?;
+    // SAFETY: `o.nh1_secret` is NULL or a NUL-terminated string (the caller's contract).
+    let secret = unsafe { str_arg(o.nh1_secret, "nh1_secret") }?;
+    // SAFETY: `o.nh1_identifier` is NULL or a NUL-terminated string (the caller's contract).
+    let identifier = unsafe { str_arg(o.nh1_identifier, "nh1_identifier") }?;
     let mut shared = SharedSecret::new(key, secret, identifier);
-    if let Some(name) = opt_str_arg(o.nh1_digest, "nh1_digest")? {
+    // SAFETY: `o.nh1_digest` is NULL or a NUL-terminated string (the caller's contract).
+    if let Some(name) = unsafe { opt_str_arg(o.nh1_digest, "nh1_digest") }? {
         shared.digest = Nh1Digest::parse(name).ok_or_else(|| {
             invalid(format!(
                 "nh1_digest {name:?} is not sha256, sha384 or sha512"

@@ -22,7 +22,9 @@ unsafe fn copy_str(ptr: *const c_char) -> CString {
     if ptr.is_null() {
         CString::default()
     } else {
-        CStr::from_ptr(ptr).to_owned()
+        // SAFETY: `ptr` is not NULL (checked above) and NUL-terminated: every string of an event
+        // given to a callback is.
+        unsafe { CStr::from_ptr(ptr) }.to_owned()
     }
 }
 
@@ -41,7 +43,8 @@ pub unsafe extern "C" fn nhc_event_clone(
     out: *mut *mut nhc_event,
 ) -> nhc_result {
     boundary_pure(|| {
-        let ev = event.as_ref().ok_or_else(|| invalid("event is NULL"))?;
+        // SAFETY: `event` is NULL or an event valid during this call (this function's contract).
+        let ev = unsafe { event.as_ref() }.ok_or_else(|| invalid("event is NULL"))?;
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
@@ -49,13 +52,16 @@ pub unsafe extern "C" fn nhc_event_clone(
         let json = if p.json.is_null() || p.json_len == 0 {
             CString::default()
         } else {
-            let bytes = std::slice::from_raw_parts(p.json.cast::<u8>(), p.json_len);
+            // SAFETY: an event's JSON is `json_len` readable bytes (the event's own invariant).
+            let bytes = unsafe { std::slice::from_raw_parts(p.json.cast::<u8>(), p.json_len) };
             CString::new(bytes).map_err(|_| invalid("the event's JSON holds a NUL byte"))?
         };
         let binary = if p.binary.is_null() {
             Vec::new()
         } else {
-            std::slice::from_raw_parts(p.binary, p.binary_len).to_vec()
+            // SAFETY: an event's binary payload is `binary_len` readable bytes (the event's own
+            // invariant).
+            unsafe { std::slice::from_raw_parts(p.binary, p.binary_len) }.to_vec()
         };
         let mut kept = Box::new(KeptEvent {
             event: nhc_event {
@@ -73,11 +79,14 @@ pub unsafe extern "C" fn nhc_event_clone(
                 error: ev.error,
                 push_id: ev.push_id,
             },
-            topic: copy_str(ev.topic),
-            name: copy_str(ev.event),
+            // SAFETY: `ev.topic` is NULL or a NUL-terminated string (the caller's contract).
+            topic: unsafe { copy_str(ev.topic) },
+            // SAFETY: `ev.event` is NULL or a NUL-terminated string (the caller's contract).
+            name: unsafe { copy_str(ev.event) },
             json,
             binary,
-            reason: copy_str(ev.reason),
+            // SAFETY: `ev.reason` is NULL or a NUL-terminated string (the caller's contract).
+            reason: unsafe { copy_str(ev.reason) },
         });
         // The heap buffers do not move with the box, so these stay valid.
         let empty: &'static [u8] = b"";
@@ -92,7 +101,8 @@ pub unsafe extern "C" fn nhc_event_clone(
             kept.binary.as_ptr()
         };
         kept.event.payload.binary_len = kept.binary.len();
-        *out = Box::into_raw(kept).cast::<nhc_event>();
+        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe { *out = Box::into_raw(kept).cast::<nhc_event>() };
         Ok(())
     })
 }
@@ -106,7 +116,9 @@ pub unsafe extern "C" fn nhc_event_clone(
 pub unsafe extern "C" fn nhc_event_free(event: *mut nhc_event) {
     boundary_or((), || {
         if !event.is_null() {
-            drop(Box::from_raw(event.cast::<KeptEvent>()));
+            // SAFETY: `event` is not NULL (checked above) and came from `nhc_event_clone`, freed
+            // once (the caller's contract).
+            drop(unsafe { Box::from_raw(event.cast::<KeptEvent>()) });
         }
     })
 }

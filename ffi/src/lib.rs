@@ -4,7 +4,11 @@
 //! logic. The header `include/nerves_hub_channel.h` is generated from this
 //! crate by cbindgen (scripts/gen-header.sh).
 
-#![allow(clippy::missing_safety_doc)] // Each function's safety is in its doc comment.
+#![allow(clippy::missing_safety_doc)]
+// Each function's safety is in its doc comment.
+// Every unsafe operation sits in its own block with a `// SAFETY:` comment.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 // The order of these groups is the order of the generated header.
 mod error;

@@ -195,14 +195,20 @@ pub unsafe extern "C" fn nhc_socket_options_init(
         let ours = size_of::<nhc_socket_options>();
         d.struct_size = struct_size.min(ours);
         let dst = opts.cast::<u8>();
-        std::ptr::copy_nonoverlapping(
-            (&d as *const nhc_socket_options).cast::<u8>(),
-            dst,
-            ours.min(struct_size),
-        );
+        // SAFETY: `opts` is not NULL and has `struct_size` writable bytes (the caller's contract);
+        // `d` is a live struct of `ours` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&d as *const nhc_socket_options).cast::<u8>(),
+                dst,
+                ours.min(struct_size),
+            )
+        };
         if struct_size > ours {
             // Fields of a newer header: zero is their default by design.
-            std::ptr::write_bytes(dst.add(ours), 0, struct_size - ours);
+            // SAFETY: `dst + ours .. dst + struct_size` lies within the caller's `struct_size`
+            // writable bytes.
+            unsafe { std::ptr::write_bytes(dst.add(ours), 0, struct_size - ours) };
         }
         Ok(())
     })
@@ -213,7 +219,9 @@ pub unsafe extern "C" fn nhc_socket_options_init(
 /// # Safety
 /// `opts` points to an options struct whose `struct_size` bytes are readable.
 pub(crate) unsafe fn read(opts: *const nhc_socket_options) -> FfiResult<nhc_socket_options> {
-    let size = std::ptr::read_unaligned(opts.cast::<usize>());
+    // SAFETY: `opts` points to an options struct starting with its `usize` size (the caller's
+    // contract).
+    let size = unsafe { std::ptr::read_unaligned(opts.cast::<usize>()) };
     if size < V1_SIZE {
         return Err(invalid(
             "opts was not initialised with nhc_socket_options_default (struct_size is wrong)",
@@ -221,11 +229,16 @@ pub(crate) unsafe fn read(opts: *const nhc_socket_options) -> FfiResult<nhc_sock
     }
     let mut d = defaults();
     let n = size.min(size_of::<nhc_socket_options>());
-    std::ptr::copy_nonoverlapping(
-        opts.cast::<u8>(),
-        (&mut d as *mut nhc_socket_options).cast::<u8>(),
-        n,
-    );
+    // SAFETY: `opts` has `size` readable bytes and `d` has `size_of` bytes; `n` is the smaller.
+    // Every field is an integer, pointer, `CBool` or `Option<fn>`, valid for any bytes the caller
+    // left.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            opts.cast::<u8>(),
+            (&mut d as *mut nhc_socket_options).cast::<u8>(),
+            n,
+        )
+    };
     Ok(d)
 }
 
@@ -235,9 +248,11 @@ pub(crate) unsafe fn pem(
     len: usize,
     name: &str,
 ) -> FfiResult<Option<PemSource>> {
-    let file = opt_str_arg(file, &format!("{name}_file"))?;
+    // SAFETY: `file` is NULL or a NUL-terminated string (the caller's contract).
+    let file = unsafe { opt_str_arg(file, &format!("{name}_file")) }?;
     let mem = (!mem.is_null() || len > 0)
-        .then(|| bytes_arg(mem, len, &format!("{name}_pem")))
+        // SAFETY: `mem` is NULL or points to `len` readable bytes (the caller's contract).
+        .then(|| unsafe { bytes_arg(mem, len, &format!("{name}_pem")) })
         .transpose()?;
     match (file, mem) {
         (Some(_), Some(_)) => Err(invalid(format!("set {name}_file or {name}_pem, not both"))),
@@ -258,12 +273,16 @@ pub(crate) unsafe fn pairs(
     if ptr.is_null() {
         return Err(invalid(format!("{name} is NULL but {name}_len is {len}")));
     }
-    std::slice::from_raw_parts(ptr, len)
+    // SAFETY: `ptr` is not NULL (checked above) and points to `len` entries (the caller's
+    // contract).
+    unsafe { std::slice::from_raw_parts(ptr, len) }
         .iter()
         .enumerate()
         .map(|(i, kv)| {
-            let key = str_arg(kv.key, &format!("{name}[{i}].key"))?;
-            let value = str_arg(kv.value, &format!("{name}[{i}].value"))?;
+            // SAFETY: `kv.key` is NULL or a NUL-terminated string (the caller's contract).
+            let key = unsafe { str_arg(kv.key, &format!("{name}[{i}].key")) }?;
+            // SAFETY: `kv.value` is NULL or a NUL-terminated string (the caller's contract).
+            let value = unsafe { str_arg(kv.value, &format!("{name}[{i}].value")) }?;
             Ok((key.to_owned(), value.to_owned()))
         })
         .collect()
@@ -280,16 +299,24 @@ fn millis(v: u32) -> Duration {
 // Field by field so that TLS options the core may add keep their defaults.
 #[allow(clippy::field_reassign_with_default)]
 pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfig, nhc_delivery)> {
-    let url = str_arg(o.url, "url")?;
+    // SAFETY: `o.url` is NULL or a NUL-terminated string (the caller's contract).
+    let url = unsafe { str_arg(o.url, "url") }?;
     let mut c = SocketConfig::new(url);
     let mut tls = TlsOptions::default();
-    tls.ca = pem(o.ca_file, o.ca_pem, o.ca_pem_len, "ca")?;
-    tls.client_cert = pem(o.cert_file, o.cert_pem, o.cert_pem_len, "cert")?;
-    tls.client_key = pem(o.key_file, o.key_pem, o.key_pem_len, "key")?;
-    tls.server_name = opt_str_arg(o.server_name, "server_name")?.map(str::to_owned);
+    // SAFETY: the PEM pointers are NULL or valid for their lengths (the caller's contract).
+    tls.ca = unsafe { pem(o.ca_file, o.ca_pem, o.ca_pem_len, "ca") }?;
+    // SAFETY: the PEM pointers are NULL or valid for their lengths (the caller's contract).
+    tls.client_cert = unsafe { pem(o.cert_file, o.cert_pem, o.cert_pem_len, "cert") }?;
+    // SAFETY: the PEM pointers are NULL or valid for their lengths (the caller's contract).
+    tls.client_key = unsafe { pem(o.key_file, o.key_pem, o.key_pem_len, "key") }?;
+    // SAFETY: `o.server_name` is NULL or a NUL-terminated string (the caller's contract).
+    tls.server_name = unsafe { opt_str_arg(o.server_name, "server_name") }?.map(str::to_owned);
     c.tls = tls;
-    c.headers = pairs(o.headers, o.headers_len, "headers")?;
-    c.params = pairs(o.params, o.params_len, "params")?;
+    // SAFETY: `o.headers` is NULL or points to `o.headers_len` valid entries (the caller's
+    // contract).
+    c.headers = unsafe { pairs(o.headers, o.headers_len, "headers") }?;
+    // SAFETY: `o.params` is NULL or points to `o.params_len` valid entries (the caller's contract).
+    c.params = unsafe { pairs(o.params, o.params_len, "params") }?;
     c.connect_timeout = millis(o.connect_timeout_ms);
     c.heartbeat_interval = millis(o.heartbeat_interval_ms);
     c.heartbeat_timeout = millis(o.heartbeat_timeout_ms);

@@ -67,7 +67,8 @@ const DISPATCH_BATCH: usize = 64;
 /// # Safety
 /// `sock` is NULL or a live socket from `nhc_socket_new`.
 pub(crate) unsafe fn socket_ref<'a>(sock: *const nhc_socket) -> FfiResult<&'a SocketCore> {
-    sock.as_ref()
+    // SAFETY: `sock` is NULL or a live socket (the caller's contract).
+    unsafe { sock.as_ref() }
         .map(|s| &*s.core)
         .ok_or_else(|| invalid("sock is NULL"))
 }
@@ -95,7 +96,8 @@ pub unsafe extern "C" fn nhc_socket_new(
         if opts.is_null() {
             return Err(invalid("opts is NULL"));
         }
-        let mut o = options::read(opts)?;
+        // SAFETY: `opts` is NULL or initialised with valid pointers (this function's contract).
+        let mut o = unsafe { options::read(opts) }?;
         let on_state = Owned::new(std::mem::replace(
             &mut o.on_state,
             nhc_state_closure::none(),
@@ -103,7 +105,8 @@ pub unsafe extern "C" fn nhc_socket_new(
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
-        let (config, delivery) = options::to_config(&o)?;
+        // SAFETY: the pointers in `o` are NULL or valid (this function's contract).
+        let (config, delivery) = unsafe { options::to_config(&o) }?;
         let default_timeout = config.default_timeout;
         let socket = Socket::new(config)?;
         let router = Router::new(Some(on_state));
@@ -124,7 +127,8 @@ pub unsafe extern "C" fn nhc_socket_new(
             live.retain(|w| w.strong_count() > 0);
             live.push(Arc::downgrade(&core));
         }
-        *out = Box::into_raw(Box::new(nhc_socket { core }));
+        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe { *out = Box::into_raw(Box::new(nhc_socket { core })) };
         Ok(())
     })
 }
@@ -141,7 +145,8 @@ pub unsafe extern "C" fn nhc_socket_new(
 /// `sock` is NULL or a live socket.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_socket_connect(sock: *mut nhc_socket) -> nhc_result {
-    boundary(|| Ok(socket_ref(sock)?.socket.connect()?))
+    // SAFETY: `sock` is NULL or a live socket (the caller's contract).
+    boundary(|| Ok(unsafe { socket_ref(sock) }?.socket.connect()?))
 }
 
 /// Closes the connection and stops reconnecting. Channels stay: they rejoin
@@ -154,7 +159,8 @@ pub unsafe extern "C" fn nhc_socket_connect(sock: *mut nhc_socket) -> nhc_result
 /// `sock` is NULL or a live socket.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_socket_disconnect(sock: *mut nhc_socket) -> nhc_result {
-    boundary(|| Ok(socket_ref(sock)?.socket.disconnect()?))
+    // SAFETY: `sock` is NULL or a live socket (the caller's contract).
+    boundary(|| Ok(unsafe { socket_ref(sock) }?.socket.disconnect()?))
 }
 
 /// Writes the current connection state to `*out`: DISCONNECTED,
@@ -170,15 +176,19 @@ pub unsafe extern "C" fn nhc_socket_state(
     out: *mut nhc_state,
 ) -> nhc_result {
     boundary(|| {
-        let core = socket_ref(sock)?;
+        // SAFETY: `sock` is NULL or a live socket (the caller's contract).
+        let core = unsafe { socket_ref(sock) }?;
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
-        *out = match core.socket.state() {
-            ConnectionState::Disconnected => nhc_state::NHC_STATE_DISCONNECTED,
-            ConnectionState::Connecting => nhc_state::NHC_STATE_CONNECTING,
-            ConnectionState::Connected => nhc_state::NHC_STATE_CONNECTED,
-            ConnectionState::Closed => nhc_state::NHC_STATE_CLOSED,
+        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe {
+            *out = match core.socket.state() {
+                ConnectionState::Disconnected => nhc_state::NHC_STATE_DISCONNECTED,
+                ConnectionState::Connecting => nhc_state::NHC_STATE_CONNECTING,
+                ConnectionState::Connected => nhc_state::NHC_STATE_CONNECTED,
+                ConnectionState::Closed => nhc_state::NHC_STATE_CLOSED,
+            }
         };
         Ok(())
     })
@@ -198,7 +208,8 @@ pub unsafe extern "C" fn nhc_socket_state(
 #[no_mangle]
 pub unsafe extern "C" fn nhc_socket_fd(sock: *const nhc_socket, fd: *mut c_int) -> nhc_result {
     boundary(|| {
-        let core = socket_ref(sock)?;
+        // SAFETY: `sock` is NULL or a live socket (the caller's contract).
+        let core = unsafe { socket_ref(sock) }?;
         if fd.is_null() {
             return Err(invalid("fd is NULL"));
         }
@@ -207,7 +218,8 @@ pub unsafe extern "C" fn nhc_socket_fd(sock: *const nhc_socket, fd: *mut c_int) 
                 "nhc_socket_fd needs a socket with NHC_DELIVERY_POLLED".into(),
             ));
         }
-        *fd = core.socket.event_fd()?;
+        // SAFETY: `fd` is valid for writes (the caller's contract; NULL was refused above).
+        unsafe { *fd = core.socket.event_fd()? };
         Ok(())
     })
 }
@@ -233,8 +245,8 @@ pub unsafe extern "C" fn nhc_socket_fd(sock: *const nhc_socket, fd: *mut c_int) 
 pub unsafe extern "C" fn nhc_socket_dispatch(sock: *mut nhc_socket, timeout_ms: i32) -> nhc_result {
     boundary(|| {
         // Our own reference: a callback may free `sock` while we run.
-        let core = sock
-            .as_ref()
+        // SAFETY: `sock` is NULL or a live socket (this function's contract).
+        let core = unsafe { sock.as_ref() }
             .ok_or_else(|| invalid("sock is NULL"))?
             .core
             .clone();
@@ -327,7 +339,9 @@ pub unsafe extern "C" fn nhc_socket_free(sock: *mut nhc_socket) {
         if sock.is_null() {
             return;
         }
-        let handle = Box::from_raw(sock);
+        // SAFETY: `sock` is not NULL (checked above) and came from `nhc_socket_new`, freed once
+        // (the caller's contract).
+        let handle = unsafe { Box::from_raw(sock) };
         if forked() {
             std::mem::forget(handle);
             return;

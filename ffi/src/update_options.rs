@@ -127,7 +127,11 @@ pub unsafe extern "C" fn nhc_update_options_init(
     opts: *mut nhc_update_options,
     struct_size: usize,
 ) -> nhc_result {
-    boundary_pure(|| versioned::init(opts, struct_size, V1_SIZE, defaults(), "nhc_update_options"))
+    // SAFETY: `opts` is NULL or has `struct_size` writable bytes (the caller's contract); `init`
+    // checks NULL and the size.
+    boundary_pure(|| unsafe {
+        versioned::init(opts, struct_size, V1_SIZE, defaults(), "nhc_update_options")
+    })
 }
 
 /// Reads the caller's options and converts them, taking the sink closure
@@ -139,10 +143,13 @@ pub(crate) unsafe fn take(opts: *const nhc_update_options) -> FfiResult<UpdateOp
     if opts.is_null() {
         return Err(invalid("update options are NULL"));
     }
-    let mut o = versioned::read(opts, V1_SIZE, defaults(), "nhc_update_options")?;
+    // SAFETY: `opts` is not NULL (checked above) and was initialised by
+    // `nhc_update_options_default` (the caller's contract).
+    let mut o = unsafe { versioned::read(opts, V1_SIZE, defaults(), "nhc_update_options") }?;
     let sink = std::mem::replace(&mut o.sink, nhc_update_sink::none());
     let custom = sink.is_set().then(|| Owned::new(sink));
-    convert(&o, custom)
+    // SAFETY: the pointers in `o` are NULL or valid, as the caller of `take` promises.
+    unsafe { convert(&o, custom) }
 }
 
 // Field by field so that options the core may add keep their defaults.
@@ -151,8 +158,10 @@ unsafe fn convert(
     o: &nhc_update_options,
     custom: Option<Owned<nhc_update_sink>>,
 ) -> FfiResult<UpdateOptions> {
-    let file = opt_str_arg(o.file_path, "file_path")?;
-    let fwup = opt_str_arg(o.fwup_command, "fwup_command")?;
+    // SAFETY: `o.file_path` is NULL or a NUL-terminated string (the caller's contract).
+    let file = unsafe { opt_str_arg(o.file_path, "file_path") }?;
+    // SAFETY: `o.fwup_command` is NULL or a NUL-terminated string (the caller's contract).
+    let fwup = unsafe { opt_str_arg(o.fwup_command, "fwup_command") }?;
     let chosen =
         usize::from(file.is_some()) + usize::from(custom.is_some()) + usize::from(fwup.is_some());
     if chosen != 1 {
@@ -171,7 +180,9 @@ unsafe fn convert(
         }
         SinkSpec::Fwup {
             command: command.to_owned(),
-            args: strings(o.fwup_args, o.fwup_args_len, "fwup_args")?,
+            // SAFETY: `o.fwup_args` is NULL or points to `o.fwup_args_len` valid entries (the
+            // caller's contract).
+            args: unsafe { strings(o.fwup_args, o.fwup_args_len, "fwup_args") }?,
         }
     } else {
         let sink = custom.ok_or_else(|| invalid("no sink"))?;
@@ -194,17 +205,24 @@ unsafe fn convert(
     download.retry_delay = millis(o.retry_delay_ms);
     download.max_total = millis(o.max_total_ms);
     let mut tls = TlsOptions::default();
-    tls.ca = crate::options::pem(o.ca_file, o.ca_pem, o.ca_pem_len, "ca")?;
-    tls.client_cert = crate::options::pem(o.cert_file, o.cert_pem, o.cert_pem_len, "cert")?;
-    tls.client_key = crate::options::pem(o.key_file, o.key_pem, o.key_pem_len, "key")?;
+    // SAFETY: the PEM pointers are NULL or valid for their lengths (the caller's contract).
+    tls.ca = unsafe { crate::options::pem(o.ca_file, o.ca_pem, o.ca_pem_len, "ca") }?;
+    // SAFETY: the PEM pointers are NULL or valid for their lengths (the caller's contract).
+    tls.client_cert =
+        unsafe { crate::options::pem(o.cert_file, o.cert_pem, o.cert_pem_len, "cert") }?;
+    // SAFETY: the PEM pointers are NULL or valid for their lengths (the caller's contract).
+    tls.client_key = unsafe { crate::options::pem(o.key_file, o.key_pem, o.key_pem_len, "key") }?;
     if tls.client_cert.is_some() != tls.client_key.is_some() {
         return Err(invalid(
             "a client certificate needs its key (cert_* and key_* go together)",
         ));
     }
-    tls.server_name = opt_str_arg(o.server_name, "server_name")?.map(str::to_owned);
+    // SAFETY: `o.server_name` is NULL or a NUL-terminated string (the caller's contract).
+    tls.server_name = unsafe { opt_str_arg(o.server_name, "server_name") }?.map(str::to_owned);
     download.tls = tls;
-    download.headers = crate::options::pairs(o.headers, o.headers_len, "headers")?;
+    // SAFETY: `o.headers` is NULL or points to `o.headers_len` valid entries (the caller's
+    // contract).
+    download.headers = unsafe { crate::options::pairs(o.headers, o.headers_len, "headers") }?;
     let mut options = UpdateOptions::new(spec);
     options.download = download;
     Ok(options)
@@ -225,10 +243,13 @@ pub(crate) unsafe fn strings(
     if ptr.is_null() {
         return Err(invalid(format!("{name} is NULL but {name}_len is {len}")));
     }
-    std::slice::from_raw_parts(ptr, len)
+    // SAFETY: `ptr` is not NULL (checked above) and points to `len` string pointers (the caller's
+    // contract).
+    unsafe { std::slice::from_raw_parts(ptr, len) }
         .iter()
         .enumerate()
-        .map(|(i, s)| str_arg(*s, &format!("{name}[{i}]")).map(str::to_owned))
+        // SAFETY: `*s` is NULL or a NUL-terminated string (the caller's contract).
+        .map(|(i, s)| unsafe { str_arg(*s, &format!("{name}[{i}]")) }.map(str::to_owned))
         .collect()
 }
 

@@ -30,12 +30,21 @@ pub(crate) unsafe fn init<T>(
     let ours = size_of::<T>();
     let mut d = std::mem::ManuallyDrop::new(defaults);
     // The first field is the size, as this program knows it.
-    std::ptr::write_unaligned((&mut *d as *mut T).cast::<usize>(), struct_size.min(ours));
+    // SAFETY: `d` is a live `T` whose first field is a `usize` (the caller's contract on `T`).
+    unsafe {
+        std::ptr::write_unaligned((&mut *d as *mut T).cast::<usize>(), struct_size.min(ours))
+    };
     let out = dst.cast::<u8>();
-    std::ptr::copy_nonoverlapping((&*d as *const T).cast::<u8>(), out, ours.min(struct_size));
+    // SAFETY: `dst` is not NULL and has `struct_size` writable bytes (the caller's contract); at
+    // most `size_of::<T>()` bytes are read from `d`.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&*d as *const T).cast::<u8>(), out, ours.min(struct_size))
+    };
     if struct_size > ours {
         // Fields of a newer header: zero is their default by design.
-        std::ptr::write_bytes(out.add(ours), 0, struct_size - ours);
+        // SAFETY: `out + ours .. out + struct_size` lies within the caller's `struct_size` writable
+        // bytes.
+        unsafe { std::ptr::write_bytes(out.add(ours), 0, struct_size - ours) };
     }
     Ok(())
 }
@@ -50,7 +59,9 @@ pub(crate) unsafe fn read<T>(
     defaults: T,
     name: &str,
 ) -> FfiResult<T> {
-    let size = std::ptr::read_unaligned(src.cast::<usize>());
+    // SAFETY: `src` points to a readable struct that starts with its `usize` size (the caller's
+    // contract).
+    let size = unsafe { std::ptr::read_unaligned(src.cast::<usize>()) };
     if size < v1_size {
         return Err(invalid(format!(
             "the {name} were not initialised with its _default macro (struct_size is wrong)"
@@ -58,6 +69,9 @@ pub(crate) unsafe fn read<T>(
     }
     let mut d = defaults;
     let n = size.min(size_of::<T>());
-    std::ptr::copy_nonoverlapping(src.cast::<u8>(), (&mut d as *mut T).cast::<u8>(), n);
+    // SAFETY: `src` has `size` readable bytes and `d` has `size_of::<T>()`; `n` is the smaller.
+    // Every field type of `T` is valid for any bit pattern the caller may leave (integers,
+    // pointers, `CBool`, `Option<fn>`), so the copy makes a valid `T`.
+    unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), (&mut d as *mut T).cast::<u8>(), n) };
     Ok(d)
 }
