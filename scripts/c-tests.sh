@@ -6,11 +6,13 @@
 #   4. the same test programs under valgrind (definite leaks and memory errors fail)
 #   5. the same test programs built with clang and run under ASan + LSan + UBSan,
 #      against the same release library (a second build directory, $build-asan)
+#   5b. the threading-heavy C tests under ThreadSanitizer, against a TSan build
+#      of the library (scripts/tsan.sh; needs nightly with rust-src)
 #   6. install into a fresh prefix; build and run tests/consumer with
 #      find_package (shared and static) and with pkg-config; check the SONAME
 #      and the exported symbols; print the stripped library size
 # Environment: NHC_BUILD_DIR (default build), NHC_SKIP_VALGRIND=1 to skip step 4,
-# NHC_SKIP_ASAN=1 to skip step 5.
+# NHC_SKIP_ASAN=1 to skip step 5, NHC_SKIP_TSAN=1 to skip step 5b.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -47,6 +49,17 @@ if [ "${NHC_SKIP_ASAN:-0}" != 1 ]; then
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DNHC_SANITIZE=ON -DNHC_VALGRIND_TESTS=OFF >/dev/null
   cmake --build "$build-asan" -j "$jobs"
   ctest --test-dir "$build-asan" --output-on-failure
+fi
+
+if [ "${NHC_SKIP_TSAN:-0}" != 1 ]; then
+  step "C tests under ThreadSanitizer (library and std built with TSan; nightly)"
+  if rustup run nightly rustc --version >/dev/null 2>&1 &&
+     [ -d "$(rustc +nightly --print sysroot)/lib/rustlib/src/rust/library" ]; then
+    bash scripts/tsan.sh
+  else
+    echo "WARNING: TSan step skipped: needs the nightly toolchain with rust-src" >&2
+    echo "         (rustup toolchain install nightly --component rust-src)" >&2
+  fi
 fi
 
 step "install into a fresh prefix"
