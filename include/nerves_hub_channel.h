@@ -313,7 +313,8 @@ typedef enum nhc_device_event_kind {
      */
     NHC_DEVICE_EVENT_CHANNEL_ERROR = 3,
     /**
-     * A channel closed: `topic`, `reason`. The `device` channel rejoins by itself.
+     * A channel closed: `topic`, `reason`. The `device` channel rejoins by
+     * itself after `device_rejoin_after_close_ms` (unless that is negative).
      */
     NHC_DEVICE_EVENT_CHANNEL_CLOSED = 4,
     /**
@@ -404,8 +405,10 @@ typedef enum nhc_device_event_kind {
      */
     NHC_DEVICE_EVENT_EXTENSION = 21,
     /**
-     * A known event whose payload could not be used; nothing was done:
-     * `event`, `reason` (what is wrong), `payload`.
+     * A known event whose payload could not be used: `event`, `reason`
+     * (what is wrong), `payload`. Nothing was done, except for `update`:
+     * the server was told `failed` with the reason (unless another update
+     * is being applied).
      */
     NHC_DEVICE_EVENT_INVALID_MESSAGE = 22,
     /**
@@ -565,7 +568,8 @@ typedef struct nhc_socket_options {
     size_t struct_size;
     /**
      * Required: `ws://` or `wss://` URL of the socket endpoint, for example
-     * `wss://device.nerves-hub.org/device-socket/websocket`. `vsn=2.0.0` is added.
+     * `wss://device.nerves-hub.org/device-socket/websocket`. `vsn=2.0.0` is
+     * added; a `vsn` with another value (in the URL or `params`) is refused.
      */
     const char *url;
     /**
@@ -1479,6 +1483,12 @@ typedef struct nhc_device_options {
      * Number of `health_metadata` entries.
      */
     size_t health_metadata_len;
+    /**
+     * After the server closed `device` with `phx_close`, rejoin it after
+     * this many milliseconds (default 5000); negative: never (the device
+     * stays un-joined until `nhc_device_connect`); 0 is refused.
+     */
+    int64_t device_rejoin_after_close_ms;
 } nhc_device_options;
 
 #ifdef __cplusplus
@@ -2057,10 +2067,11 @@ enum nhc_result nhc_device_ignore_update(struct nhc_device *dev, const char *rea
 
 /**
  * Postpones the update waiting for a decision; the server is told
- * `rescheduled` with `delay_for` = `delay_ms` in minutes (rounded, at
- * least 5, as nerves_hub_link sends it) and `reason` (NULL: none).
+ * `rescheduled` with `delay_for` = `delay_ms` (milliseconds, the unit
+ * nerves_hub_web reads) and `reason` (NULL: none).
  *
- * Errors: as `nhc_device_ignore_update`.
+ * Errors: as `nhc_device_ignore_update`; `NHC_ERR_INVALID_ARGUMENT` for a
+ * zero delay (to decline the update, ignore it).
  *
  * # Safety
  * `dev` is NULL or a live device; `reason` is NULL or NUL-terminated.
@@ -2262,6 +2273,19 @@ enum nhc_result nhc_device_event_clone(const struct nhc_device_event *event,
  * `event` is NULL or from `nhc_device_event_clone`, freed once.
  */
 void nhc_device_event_free(struct nhc_device_event *event);
+
+/**
+ * The name of an `nhc_state` value without its prefix ("CONNECTED",
+ * "AUTH_ERROR", ...), or "UNKNOWN". Static: never NULL, never freed.
+ */
+const char *nhc_state_str(int32_t state);
+
+/**
+ * The name of an `nhc_device_event_kind` value without its prefix
+ * ("UPDATE_AVAILABLE", "REBOOT", ...), or "UNKNOWN". Static: never NULL,
+ * never freed.
+ */
+const char *nhc_device_event_kind_str(int32_t kind);
 
 #ifdef __cplusplus
 }  // extern "C"

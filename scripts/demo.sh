@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "demo: needs a Rust toolchain (https://rustup.rs)" >&2; exit 1; }
-cargo build --release --locked -p nhc-devserver -p nerves_hub_channel --example device
+# Two builds: `--example` limits a build to that one target, so in one command
+# with `-p nhc-devserver` the server binary would never be built.
+cargo build --release --locked -p nhc-devserver --bin nhc-devserver
+cargo build --release --locked -p nerves_hub_channel --example device
 
 work=$(mktemp -d)
 fifo="$work/server-out"

@@ -18,18 +18,23 @@ pub trait HeaderProvider: Send + Sync {
     fn headers(&self, server_date: Option<&str>) -> Vec<(String, String)>;
 }
 
+/// The Phoenix serializer version sent as `vsn` (V2 JSON).
+const SERIALIZER_VSN: &str = "2.0.0";
+
 /// Everything a socket needs. Build with `SocketConfig::new(url)` and adjust fields.
 #[derive(Clone)]
 pub struct SocketConfig {
     /// `ws://` or `wss://` URL of the websocket endpoint, e.g.
-    /// `wss://host/socket/websocket`. `vsn=2.0.0` is always added.
+    /// `wss://host/socket/websocket`. `vsn=2.0.0` is always added; a `vsn`
+    /// with another value (here or in `params`) is refused.
     pub url: String,
     pub tls: TlsOptions,
     /// Extra HTTP headers sent with every upgrade request.
     pub headers: Vec<(String, String)>,
     /// Headers recomputed before every connection attempt.
     pub header_provider: Option<Arc<dyn HeaderProvider>>,
-    /// Extra query parameters.
+    /// Extra query parameters. `vsn` is the library's (only `2.0.0`, the V2
+    /// JSON serializer, is spoken); any other value is refused.
     pub params: Vec<(String, String)>,
     /// TCP + TLS + upgrade deadline.
     pub connect_timeout: Duration,
@@ -106,18 +111,31 @@ impl SocketConfig {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(Error::InvalidArgument("URL has no host".into()));
         }
-        let kept: Vec<(String, String)> = url
+        let given: Vec<(String, String)> = url
             .query_pairs()
-            .filter(|(k, _)| k != "vsn")
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
+        // Silently replacing a `vsn` would make the server speak a
+        // serializer the user did not ask for; only 2.0.0 exists here.
+        for (key, value) in given.iter().chain(self.params.iter()) {
+            if key == "vsn" && value != SERIALIZER_VSN {
+                return Err(Error::InvalidArgument(format!(
+                    "socket parameter vsn={value:?} is not supported: this library speaks only \
+                     the V2 JSON serializer (vsn {SERIALIZER_VSN}), which it selects itself; \
+                     remove the vsn parameter"
+                )));
+            }
+        }
+        let kept: Vec<(String, String)> = given.into_iter().filter(|(k, _)| k != "vsn").collect();
         {
             let mut query = url.query_pairs_mut();
             query.clear();
             for (k, v) in kept.iter().chain(self.params.iter()) {
-                query.append_pair(k, v);
+                if k != "vsn" {
+                    query.append_pair(k, v);
+                }
             }
-            query.append_pair("vsn", "2.0.0");
+            query.append_pair("vsn", SERIALIZER_VSN);
         }
         Ok(url)
     }
@@ -192,10 +210,26 @@ mod tests {
 
     #[test]
     fn vsn_is_always_added_once() {
-        let mut c = SocketConfig::new("wss://h:4001/socket/websocket?vsn=1.0.0&a=1");
+        let mut c = SocketConfig::new("wss://h:4001/socket/websocket?vsn=2.0.0&a=1");
         c.params.push(("b".into(), "x y".into()));
+        c.params.push(("vsn".into(), "2.0.0".into()));
         let url = c.endpoint_url().unwrap();
         assert_eq!(url.query(), Some("a=1&b=x+y&vsn=2.0.0"));
+    }
+
+    #[test]
+    fn another_vsn_is_refused_not_replaced() {
+        let in_url = SocketConfig::new("wss://h:4001/socket/websocket?vsn=1.0.0&a=1");
+        let err = in_url.validate().unwrap_err();
+        assert_eq!(err.kind(), "invalid_argument");
+        assert!(
+            err.to_string().contains("vsn=\"1.0.0\" is not supported"),
+            "{err}"
+        );
+        let mut in_params = SocketConfig::new("wss://h:4001/socket/websocket");
+        in_params.params.push(("vsn".into(), "3.0.0".into()));
+        let err = in_params.validate().unwrap_err();
+        assert!(err.to_string().contains("V2 JSON serializer"), "{err}");
     }
 
     #[test]

@@ -104,6 +104,12 @@ impl Socket {
         self.inner.shared.state()
     }
 
+    /// Our end of the current connection (the last one while
+    /// disconnected), `None` before the first.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.shared.local_addr()
+    }
+
     /// A channel on `topic`; nothing is sent until `Channel::join`.
     pub fn channel(&self, topic: &str, params: JoinParams) -> Result<Channel> {
         if topic.is_empty() {

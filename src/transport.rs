@@ -125,6 +125,16 @@ fn upgrade_failure(failure: upgrade::Failure, tls: Option<&TlsClient>) -> Connec
     }
 }
 
+impl MaybeTls {
+    /// Our end of the TCP connection (to name the network interface).
+    pub(crate) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            MaybeTls::Plain(tcp) => tcp.local_addr().ok(),
+            MaybeTls::Tls(tls) => tls.get_ref().0.local_addr().ok(),
+        }
+    }
+}
+
 impl AsyncRead for MaybeTls {
     fn poll_read(
         self: Pin<&mut Self>,

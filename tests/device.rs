@@ -29,6 +29,7 @@ fn config(server: &DevServer) -> DeviceConfig {
         ("nerves_fw_version", "1.0.0"),
     ]);
     config.fwup_version = Some("1.13.2".into());
+    config.device_rejoin_after_close = Some(Duration::from_millis(20));
     config
 }
 
@@ -218,7 +219,7 @@ async fn an_update_is_received_then_ignored_with_a_reason() {
 }
 
 #[tokio::test]
-async fn an_update_can_be_rescheduled_in_minutes() {
+async fn an_update_is_rescheduled_in_milliseconds() {
     let server = server().await;
     let device = connected(config(&server)).await;
     push(
@@ -231,13 +232,19 @@ async fn an_update_can_be_rescheduled_in_minutes() {
         matches!(e, DeviceEvent::UpdateAvailable(_))
     })
     .await;
+    let zero = device.reschedule_update(Duration::ZERO, None).unwrap_err();
+    assert_eq!(zero.kind(), "invalid_argument");
+    assert!(
+        device.pending_update().is_some(),
+        "a refused call keeps the offer"
+    );
     device
-        .reschedule_update(Duration::from_secs(30 * 60), Some("busy"))
+        .reschedule_update(Duration::from_millis(30 * 60 * 1000 + 250), Some("busy"))
         .expect("an update is pending");
     let statuses = received(&server, "status_update", 2).await;
     assert_eq!(
         statuses[1],
-        j!({"status": "rescheduled", "delay_for": 30, "reason": "busy"})
+        j!({"status": "rescheduled", "delay_for": 1_800_250, "reason": "busy"})
     );
 }
 
@@ -322,8 +329,34 @@ async fn unknown_events_pass_through_and_bad_payloads_are_reported() {
         unreachable!()
     };
     assert_eq!(event, "update");
-    assert!(!detail.is_empty());
+    assert!(detail.contains("firmware_url is missing"), "{detail}");
     assert!(device.pending_update().is_none());
+    let failed = received(&server, "status_update", 1).await;
+    assert_eq!(failed[0]["status"], "failed");
+    assert_eq!(
+        failed[0]["reason"],
+        format!("Update failed : {detail}"),
+        "the server hears why"
+    );
+
+    // A URL that is not http(s), and no firmware_meta: each one is reported.
+    let mut ftp = update_payload("55555555-5555-5555-5555-555555555555");
+    ftp["firmware_url"] = j!("ftp://example.com/fw.fw");
+    push(&server, "update", ftp).await;
+    let mut no_meta = update_payload("66666666-6666-6666-6666-666666666666");
+    no_meta
+        .as_object_mut()
+        .expect("object")
+        .remove("firmware_meta");
+    push(&server, "update", no_meta).await;
+    let failed = received(&server, "status_update", 3).await;
+    let reasons: Vec<&str> = failed.iter().filter_map(|s| s["reason"].as_str()).collect();
+    assert!(reasons[1].contains("http or https"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("firmware_meta is missing"),
+        "{reasons:?}"
+    );
+    assert!(failed.iter().all(|s| s["status"] == "failed"));
 }
 
 #[tokio::test]
@@ -506,7 +539,8 @@ async fn a_second_update_during_an_update_is_ignored_and_cancel_reports_failed()
     .await;
     assert!(matches!(event, DeviceEvent::Identify), "{event:?}");
     device.report_network_interface("eth0").expect("cast");
-    received(&server, "report_network_interface", 1).await;
+    // The first one is the automatic report after the join.
+    received(&server, "report_network_interface", 2).await;
     let received_count = server
         .control()
         .received()
@@ -659,10 +693,22 @@ async fn console_messages_and_archives_become_typed_events() {
     .await;
 }
 
+/// The interface the dev server's loopback connections use.
+fn loopback_name() -> &'static str {
+    if cfg!(target_os = "linux") {
+        "lo"
+    } else {
+        "lo0"
+    }
+}
+
 #[tokio::test]
-async fn the_device_channel_rejoins_after_a_server_close() {
+async fn the_device_channel_rejoins_after_a_server_close_and_reports_its_interface() {
     let server = server().await;
     let device = connected(config(&server)).await;
+    // Like nerves_hub_link 2.11+: after every join, the socket's interface.
+    let reports = received(&server, "report_network_interface", 1).await;
+    assert_eq!(reports[0], j!({"interface": loopback_name()}));
     assert_eq!(server.control().close_channel("device").await, 1);
     wait(&device, "ChannelClosed", |e| {
         matches!(e, DeviceEvent::Socket(Event::ChannelClosed { .. }))
@@ -674,6 +720,45 @@ async fn the_device_channel_rejoins_after_a_server_close() {
         |e| matches!(e, DeviceEvent::Socket(Event::Joined { topic, .. }) if topic == "device"),
     )
     .await;
+    let reports = received(&server, "report_network_interface", 2).await;
+    assert_eq!(reports[1], j!({"interface": loopback_name()}));
+    // The manual call still works and says what the application wants.
+    device.report_network_interface("wwan0").expect("sent");
+    let reports = received(&server, "report_network_interface", 3).await;
+    assert_eq!(reports[2], j!({"interface": "wwan0"}));
+}
+
+#[tokio::test]
+async fn the_device_channel_can_stay_closed_after_a_server_close() {
+    let server = server().await;
+    let mut never = config(&server);
+    never.device_rejoin_after_close = None;
+    let device = connected(never).await;
+    assert_eq!(server.control().close_channel("device").await, 1);
+    wait(&device, "ChannelClosed", |e| {
+        matches!(e, DeviceEvent::Socket(Event::ChannelClosed { .. }))
+    })
+    .await;
+    // With the default 20 ms of these tests it would rejoin well within this.
+    let rejoined = server
+        .control()
+        .wait_joined("device", 2, Duration::from_millis(500))
+        .await;
+    assert!(rejoined.is_err(), "the device channel rejoined by itself");
+    device.connect().expect("connect rejoins");
+    server
+        .control()
+        .wait_joined("device", 2, WAIT)
+        .await
+        .expect("joined again on connect");
+
+    let mut zero = config(&server);
+    zero.device_rejoin_after_close = Some(Duration::ZERO);
+    let err = Device::new(zero).err().expect("zero is refused");
+    assert!(
+        err.to_string().contains("device_rejoin_after_close"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -808,11 +893,16 @@ async fn updates_are_refused_without_fwup_keys_when_keys_are_required() {
     let device = connected(config).await;
     let join = &received(&server, "phx_join", 1).await[0];
     assert_eq!(join["fwup_public_keys"], "on_connect", "keys are requested");
-    let event = wait(&device, "FwupPublicKeys", |e| {
-        matches!(e, DeviceEvent::FwupPublicKeys(_))
+    // An organisation without keys gets no key list at all (web main), so
+    // extensions:get, pushed after the keys, is the first post-join push.
+    let event = wait(&device, "ExtensionsGet", |e| {
+        matches!(
+            e,
+            DeviceEvent::ExtensionsGet | DeviceEvent::FwupPublicKeys(_)
+        )
     })
     .await;
-    assert!(matches!(event, DeviceEvent::FwupPublicKeys(k) if k.is_empty()));
+    assert!(matches!(event, DeviceEvent::ExtensionsGet), "{event:?}");
     assert!(device.fwup_public_keys().is_empty());
 
     push(

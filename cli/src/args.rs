@@ -23,6 +23,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     pub workers: usize,
     pub exit_when_joined: bool,
+    /// `--device-rejoin-after-close`: `Some(None)` for "never"; `None`: the library's default.
+    pub device_rejoin_after_close: Option<Option<Duration>>,
 }
 
 pub fn parse(argv: &[String]) -> Result<Options, String> {
@@ -67,6 +69,17 @@ pub fn parse(argv: &[String]) -> Result<Options, String> {
             }
             "--workers" => o.workers = number(&value()?, "--workers")?,
             "--exit-when-joined" => o.exit_when_joined = true,
+            "--device-rejoin-after-close" => {
+                o.device_rejoin_after_close = Some(match value()?.as_str() {
+                    "never" => None,
+                    secs => match number(secs, "--device-rejoin-after-close")? {
+                        0 => {
+                            return Err("--device-rejoin-after-close wants SECS > 0 or never".into())
+                        }
+                        n => Some(Duration::from_secs(n as u64)),
+                    },
+                })
+            }
             other => return Err(format!("unknown option {other:?} (see nhc --help)")),
         }
     }
@@ -104,8 +117,22 @@ mod tests {
             "--devices",
             "7",
             "--exit-when-joined",
+            "--device-rejoin-after-close",
+            "never",
         ]))
         .unwrap();
+        assert_eq!(o.device_rejoin_after_close, Some(None));
+        let thirty = parse(&argv(&["--url", "u", "--device-rejoin-after-close", "30"])).unwrap();
+        assert_eq!(
+            thirty.device_rejoin_after_close,
+            Some(Some(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse(&argv(&["--url", "u"]))
+                .unwrap()
+                .device_rejoin_after_close,
+            None
+        );
         assert_eq!(o.shared_secret, Some(("nhp_k".into(), "s3:cret".into())));
         assert_eq!(
             o.meta,
@@ -123,5 +150,9 @@ mod tests {
         assert!(err(&["--url", "x", "--shared-secret", "nosecret"]).contains("KEY:SECRET"));
         assert!(err(&["--url", "x", "--bogus"]).contains("unknown option"));
         assert!(err(&["--url"]).contains("needs a value"));
+        assert!(err(&["--url", "x", "--device-rejoin-after-close", "0"]).contains("or never"));
+        assert!(
+            err(&["--url", "x", "--device-rejoin-after-close", "soon"]).contains("whole number")
+        );
     }
 }

@@ -41,5 +41,8 @@ pub fn device_config(o: &Options, identity: Option<&str>) -> Result<DeviceConfig
         metadata.set(k.clone(), v.clone());
     }
     config.metadata = metadata;
+    if let Some(rejoin) = o.device_rejoin_after_close {
+        config.device_rejoin_after_close = rejoin;
+    }
     Ok(config)
 }

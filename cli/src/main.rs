@@ -24,6 +24,9 @@ connection options:
   --cert-dir DIR                 simulate: DIR/<identity>.pem and DIR/<identity>-key.pem
   --shared-secret KEY:SECRET     NH1 shared secret (product key nhp_... or device key)
   --identifier ID                device identifier signed with the shared secret
+  --device-rejoin-after-close SECS|never
+                                 rejoin `device` SECS after the server closed it (default 5),
+                                 or never
 ";
 
 fn main() -> ExitCode {

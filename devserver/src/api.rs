@@ -231,6 +231,20 @@ fn connections_json(list: &[ConnectionInfo]) -> Response {
     Response::json(200, &Value::Array(items))
 }
 
+/// `[{"identity", "blocked_until_ms"}]`, Unix milliseconds.
+fn blocked_json(list: &[(Option<String>, std::time::SystemTime)]) -> Response {
+    let items: Vec<Value> = list
+        .iter()
+        .map(|(identity, until)| {
+            let ms = until
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            json!({"identity": identity, "blocked_until_ms": ms})
+        })
+        .collect();
+    Response::json(200, &Value::Array(items))
+}
+
 fn timeout(ms: Option<u64>) -> Duration {
     Duration::from_millis(ms.unwrap_or(DEFAULT_WAIT_MS))
 }
@@ -264,7 +278,7 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
         return Ok(response);
     }
     let expected = match path {
-        "/" | "/received" | "/connections" => "GET",
+        "/" | "/received" | "/connections" | "/updates_blocked" => "GET",
         "/push" | "/broadcast" | "/wait" | "/wait_joined" | "/crash" | "/close" | "/drop"
         | "/close_connections" | "/heartbeats" | "/raw" | "/join_reply" | "/reset"
         | "/extensions" | "/public_keys" | "/issue_device" | "/flood" | "/shared_secret"
@@ -281,6 +295,7 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
         "/" => Response::json(200, &ctx.info),
         "/received" => received_json(&control.received().await),
         "/connections" => connections_json(&control.connections().await),
+        "/updates_blocked" => blocked_json(&control.blocked_updates().await),
         "/push" | "/broadcast" => {
             let b: PushBody = body(request)?;
             let p = payload(b.payload, b.binary_base64)?;

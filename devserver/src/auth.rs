@@ -70,8 +70,15 @@ fn has_header_prefixed(request: &Request, prefix: &str) -> bool {
         .any(|name| name.as_str().starts_with(prefix))
 }
 
-/// The plain ws listener: anyone may connect anonymously, but a client that
-/// sends `x-nh-*` headers is held to them.
+/// NervesHub's shared-secret mount, where devices without TLS client
+/// certificates connect.
+pub(crate) const SHARED_SECRET_PATH: &str = "/device-socket/websocket";
+
+/// The plain ws listener. `/device-socket/websocket` is NervesHub's device
+/// endpoint for shared secrets: anonymous clients get its 401 with
+/// `nh-connection-error-reason`. `/socket/websocket` stays a generic
+/// Phoenix socket that anyone may join anonymously (the core's channel
+/// tests); a client that sends `x-nh-*` headers is held to them there too.
 pub(crate) struct Open {
     pub nh1: SharedSecrets,
 }
@@ -80,6 +87,8 @@ impl Authenticator for Open {
     fn authenticate(&self, _peer: &Peer, request: &Request) -> AuthOutcome {
         if has_header_prefixed(request, "x-nh-") {
             self.nh1.authenticate(request)
+        } else if request.uri().path() == SHARED_SECRET_PATH {
+            AuthOutcome::Reject(Rejection::unauthorized(NO_CREDENTIALS))
         } else {
             AuthOutcome::Accept { identity: None }
         }

@@ -7,6 +7,7 @@ use nerves_hub_channel::message::{events, Message, Payload, Reply};
 use serde_json::json;
 
 use crate::demo;
+use crate::device_messages::{self, Answer};
 use crate::hub;
 use crate::state::{Conn, Received, State};
 
@@ -69,6 +70,7 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
         answer_heartbeats,
         hub: settings,
         demo_update,
+        updates_blocked_until,
         ..
     } = state;
     let Some(conn) = conns.get_mut(&id) else {
@@ -108,9 +110,15 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
             if reply.is_ok() {
                 conn.channels.insert(msg.topic.clone(), new_ref.clone());
                 *joins.entry(msg.topic.clone()).or_default() += 1;
+                if msg.topic == "extensions" {
+                    conn.attached_extensions = attached_names(&reply.response);
+                }
                 if msg.topic == "device" {
-                    hub::after_device_join(conn, &new_ref, &msg.payload, settings);
-                    if demo {
+                    hub::after_device_join(conn, &msg.payload, settings);
+                    let blocked = updates_blocked_until
+                        .get(&conn.identity)
+                        .is_some_and(|until| *until > std::time::SystemTime::now());
+                    if demo && !blocked {
                         demo::offer_update(conn, &new_ref, &msg.payload, demo_update.as_ref());
                     }
                 }
@@ -139,8 +147,24 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
             }
             match current {
                 None => conn.reply(None, msg_ref, &msg.topic, &unmatched_topic()),
-                // NervesHub never answers device events.
-                Some(_) if hub::is_silent(&msg.topic) => {}
+                Some(cur) if hub::is_device_facing(&msg.topic) => {
+                    let attached = &conn.attached_extensions;
+                    match device_messages::answer(&msg.topic, &msg.event, &msg.payload, attached) {
+                        Answer::Silent => {}
+                        Answer::Reply(reply) => {
+                            conn.reply(cur.as_deref(), msg_ref, &msg.topic, &reply)
+                        }
+                        Answer::Block(until) => {
+                            updates_blocked_until.insert(conn.identity.clone(), until);
+                        }
+                        Answer::Crash(reason) => {
+                            log::info!("{} channel crashed: {reason}", msg.topic);
+                            let payload = Payload::json(&json!({"reason": "channel_crash"}));
+                            conn.send_message(&lifecycle(&msg.topic, &cur, events::ERROR, payload));
+                            conn.channels.remove(&msg.topic);
+                        }
+                    }
+                }
                 Some(cur) => {
                     if let Some(reply) = echo(&msg) {
                         conn.reply(cur.as_deref(), msg_ref, &msg.topic, &reply);
@@ -149,6 +173,17 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
             }
             record(received, id, conn, msg, demo);
         }
+    }
+}
+
+/// The names an `extensions` join reply attaches (a list of strings).
+fn attached_names(response: &Payload) -> Vec<String> {
+    match response.to_value() {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

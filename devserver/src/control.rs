@@ -2,7 +2,7 @@
 //! control API is a 1:1 skin over it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nerves_hub_channel::codec::Frame;
 use nerves_hub_channel::message::{events, Message, Payload, Reply};
@@ -293,6 +293,26 @@ impl Control {
                 state.hub.archive_public_keys = keys;
             }
         });
+    }
+
+    /// Until when updates are blocked for this device identity (`None`:
+    /// anonymous) by its last `rescheduled {delay_for}` (milliseconds, as
+    /// nerves_hub_web reads it); `None` if it never rescheduled.
+    pub async fn updates_blocked_until(&self, identity: Option<&str>) -> Option<SystemTime> {
+        let key = identity.map(str::to_owned);
+        self.shared.lock().updates_blocked_until.get(&key).copied()
+    }
+
+    /// Every identity's `updates_blocked_until` (`None`: anonymous).
+    pub async fn blocked_updates(&self) -> Vec<(Option<String>, SystemTime)> {
+        let state = self.shared.lock();
+        let mut all: Vec<_> = state
+            .updates_blocked_until
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        all.sort();
+        all
     }
 
     /// Forgets received messages and join counters, and clears every override.

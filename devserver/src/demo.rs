@@ -1,17 +1,17 @@
-//! Demo mode: greet a device that joins `device` and show what it sends.
+//! Demo mode: offer the demo firmware to a device that joins `device` and
+//! show what it sends. Nothing else is sent: NervesHub has no greeting.
 
 use std::io::Write;
 
 use nerves_hub_channel::message::{Message, Payload};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::httpdate::unix_now;
 use crate::state::Conn;
 
 const ANONYMOUS: &str = "anonymous";
 
 /// Offers the demo firmware to a device that joined `device`, unless the
-/// join says it already runs it; otherwise greets it.
+/// join says it already runs it.
 pub(crate) fn offer_update(
     conn: &Conn,
     join_ref: &Option<String>,
@@ -26,22 +26,18 @@ pub(crate) fn offer_update(
     let offered = update
         .and_then(|u| u.pointer("/firmware_meta/uuid"))
         .and_then(Value::as_str);
-    let (event, payload) = match (update, offered) {
-        (Some(update), Some(uuid)) if running.as_deref() != Some(uuid) => {
-            ("update", update.clone())
-        }
-        _ => {
-            let who = conn.identity.as_deref().unwrap_or(ANONYMOUS);
-            let hello = json!({"message": format!("welcome, {who}"), "server_time": unix_now()});
-            ("hello", hello)
-        }
+    let (Some(update), Some(uuid)) = (update, offered) else {
+        return;
     };
+    if running.as_deref() == Some(uuid) {
+        return;
+    }
     conn.send_message(&Message {
         join_ref: join_ref.clone(),
         msg_ref: None,
         topic: "device".into(),
-        event: event.into(),
-        payload: Payload::json(&payload),
+        event: "update".into(),
+        payload: Payload::json(update),
     });
 }
 

@@ -142,6 +142,7 @@ mod tests {
             identity: None,
             path: "/socket/websocket".into(),
             channels: BTreeMap::from([("room:t".to_owned(), Some("1".to_owned()))]),
+            attached_extensions: Vec::new(),
             out,
             abort: std::sync::Arc::new(Notify::new()),
         });

@@ -12,6 +12,7 @@ mod channels;
 mod clock;
 mod control;
 mod demo;
+mod device_messages;
 mod firmware;
 mod flood;
 mod handshake;

@@ -46,6 +46,7 @@ where
         identity: accepted.identity.clone(),
         path: accepted.path,
         channels: BTreeMap::new(),
+        attached_extensions: Vec::new(),
         out: tx.clone(),
         abort: abort.clone(),
     });

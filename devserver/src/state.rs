@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nerves_hub_channel::codec::{encode_server_message, encode_server_reply, Frame};
 use nerves_hub_channel::message::{Message, Reply};
@@ -51,6 +51,8 @@ pub(crate) struct Conn {
     pub path: String,
     /// topic -> join_ref of the current join.
     pub channels: BTreeMap<String, Option<String>>,
+    /// What the last `extensions` join attached.
+    pub attached_extensions: Vec<String>,
     pub out: mpsc::UnboundedSender<Out>,
     /// Abrupt close: the session drops the socket without a close frame.
     pub abort: Arc<Notify>,
@@ -116,6 +118,9 @@ pub(crate) struct State {
     pub generation: u64,
     /// Demo mode: the `update` payload offered to devices not running that firmware.
     pub demo_update: Option<serde_json::Value>,
+    /// Per device identity (`None`: anonymous), when updates may be offered
+    /// again after a `rescheduled` status.
+    pub updates_blocked_until: HashMap<Option<String>, SystemTime>,
 }
 
 impl State {
@@ -129,6 +134,7 @@ impl State {
             hub: crate::hub::HubSettings::default(),
             generation: 0,
             demo_update: None,
+            updates_blocked_until: HashMap::new(),
         }
     }
 
@@ -138,6 +144,7 @@ impl State {
         self.join_replies.clear();
         self.answer_heartbeats = true;
         self.hub = crate::hub::HubSettings::default();
+        self.updates_blocked_until.clear();
         self.generation += 1;
     }
 }

@@ -346,7 +346,7 @@ async fn wait_for_reports_what_was_received_on_timeout() {
 }
 
 #[tokio::test]
-async fn demo_mode_offers_its_firmware_and_greets_a_device_running_it() {
+async fn demo_mode_offers_its_firmware_only_to_a_device_that_can_take_it() {
     let config = nhc_devserver::Config {
         demo: true,
         ..Default::default()
@@ -375,18 +375,36 @@ async fn demo_mode_offers_its_firmware_and_greets_a_device_running_it() {
     assert!(url.starts_with(&server.control_url()), "{url}");
     let uuid = update["firmware_meta"]["uuid"].clone();
 
-    // A device already running the demo firmware is only greeted.
+    // A device already running the demo firmware gets nothing: NervesHub
+    // has no greeting. The room's reply comes next.
     let mut again = connect(&server).await;
     again
         .send(json!(["7", "7", "device", "phx_join", {"nerves_fw_uuid": uuid}]))
         .await;
     assert_eq!(again.recv().await[3], "phx_reply");
-    let hello = again.recv().await;
-    assert_eq!((&hello[2], &hello[3]), (&json!("device"), &json!("hello")));
-    assert_eq!(hello[4]["message"], "welcome, anonymous");
-    assert!(hello[4]["server_time"]
-        .as_u64()
-        .is_some_and(|t| t > 1_700_000_000));
+    again.join("room:after", "8").await;
+
+    // A device that rescheduled is not offered the firmware again until
+    // its delay_for (milliseconds) has passed.
+    c.send(json!(["1", "9", "device", "status_update",
+        {"status": "rescheduled", "delay_for": 3_600_000}]))
+        .await;
+    server
+        .control()
+        .wait_for(
+            "device",
+            "status_update",
+            1,
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .expect("recorded");
+    let mut later = connect(&server).await;
+    later
+        .send(json!(["10", "10", "device", "phx_join", {"nerves_fw_uuid": "other"}]))
+        .await;
+    assert_eq!(later.recv().await[3], "phx_reply");
+    later.join("room:later", "11").await;
 }
 
 #[tokio::test]

@@ -72,15 +72,16 @@ async fn an_unknown_path_is_404() {
 }
 
 #[tokio::test]
-async fn both_socket_paths_are_served() {
+async fn the_shared_secret_mount_refuses_anonymous_devices_like_nerves_hub() {
     let server = start().await;
-    let url = server.ws_url().replace("/socket/", "/device-socket/");
-    let mut c = connect_url(&with_vsn(&url)).await;
-    c.join("device", "1").await;
+    let (status, head, body) = upgrade(&server, "/device-socket/websocket?vsn=2.0.0").await;
+    assert_eq!(status, 401, "{head}");
     assert_eq!(
-        server.control().connections().await[0].path,
-        "/device-socket/websocket"
+        header(&head, "nh-connection-error-reason"),
+        Some(nhc_devserver::NO_CREDENTIALS)
     );
+    assert_eq!(body, nhc_devserver::NO_CREDENTIALS);
+    assert!(server.control().connections().await.is_empty());
 }
 
 #[tokio::test]

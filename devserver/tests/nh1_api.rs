@@ -112,9 +112,12 @@ async fn bad_shared_secrets_are_400s_that_do_not_echo_the_secret() {
 #[tokio::test]
 async fn clock_skew_moves_the_date_and_the_window_until_reset() {
     let server = start().await;
-    let (_, head, body) = upgrade(&server, &[]).await;
-    assert_eq!(body, "", "plain ws accepts anonymous clients");
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (status, head, body) = upgrade(&server, &[]).await;
+    assert_eq!(
+        status, 401,
+        "the shared-secret mount refuses anonymous clients: {head}"
+    );
+    assert_eq!(body, nhc_devserver::NO_CREDENTIALS);
 
     assert_eq!(
         post(&server, "/clock_skew", json!({"seconds": 3600})).await,
@@ -150,10 +153,15 @@ async fn clock_skew_moves_the_date_and_the_window_until_reset() {
 
 #[tokio::test]
 async fn the_ws_listener_only_checks_x_nh_headers() {
-    // Unlike the device endpoint, where any x-* header means "shared secret".
+    // Unlike the wss device endpoint, where any x-* header means "shared
+    // secret" (and a refusal is a bare 401): here the client is anonymous.
     let server = start().await;
     let (status, head, _) = upgrade(&server, &[("x-forwarded-for".into(), "1.2.3.4".into())]).await;
-    assert_eq!(status, 101, "{head}");
+    assert_eq!(status, 401, "{head}");
+    assert_eq!(
+        header(&head, "nh-connection-error-reason"),
+        Some(nhc_devserver::NO_CREDENTIALS)
+    );
     let (status, head, _) = upgrade(&server, &[("x-nh-key".into(), "nhp_x".into())]).await;
     assert_eq!(status, 401, "{head}");
 }

@@ -479,10 +479,11 @@ fn pending(core: &DeviceCore) -> FfiResult {
 }
 
 /// Postpones the update waiting for a decision; the server is told
-/// `rescheduled` with `delay_for` = `delay_ms` in minutes (rounded, at
-/// least 5, as nerves_hub_link sends it) and `reason` (NULL: none).
+/// `rescheduled` with `delay_for` = `delay_ms` (milliseconds, the unit
+/// nerves_hub_web reads) and `reason` (NULL: none).
 ///
-/// Errors: as `nhc_device_ignore_update`.
+/// Errors: as `nhc_device_ignore_update`; `NHC_ERR_INVALID_ARGUMENT` for a
+/// zero delay (to decline the update, ignore it).
 ///
 /// # Safety
 /// `dev` is NULL or a live device; `reason` is NULL or NUL-terminated.

@@ -10,7 +10,7 @@ use nerves_hub_channel::nerves_hub::console::{ConsoleOptions, ShellOptions};
 use nerves_hub_channel::nerves_hub::extensions::{ExtensionsOptions, HealthOptions};
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, Nh1Digest, SharedSecret};
 use nerves_hub_channel::nerves_hub::{
-    DeviceConfig, FirmwareMetadata, UbootEnvLayout, UpdatePolicy,
+    DeviceConfig, FirmwareMetadata, UbootEnvLayout, UpdatePolicy, DEFAULT_DEVICE_REJOIN,
 };
 
 use crate::args::{opt_str_arg, str_arg};
@@ -171,6 +171,10 @@ pub struct nhc_device_options {
     pub health_metadata: *const nhc_key_value,
     /// Number of `health_metadata` entries.
     pub health_metadata_len: usize,
+    /// After the server closed `device` with `phx_close`, rejoin it after
+    /// this many milliseconds (default 5000); negative: never (the device
+    /// stays un-joined until `nhc_device_connect`); 0 is refused.
+    pub device_rejoin_after_close_ms: i64,
 }
 
 /// The size of the first published version of the struct (up to `geo`).
@@ -224,6 +228,8 @@ fn defaults() -> nhc_device_options {
         health_cpu_temp_path: std::ptr::null(),
         health_metadata: std::ptr::null(),
         health_metadata_len: 0,
+        device_rejoin_after_close_ms: i64::try_from(DEFAULT_DEVICE_REJOIN.as_millis())
+            .unwrap_or(i64::MAX),
     }
 }
 
@@ -341,6 +347,9 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
     }
     c.validation_poll_interval = millis(o.validation_poll_interval_ms);
     c.report_timeout = millis(o.report_timeout_ms);
+    c.device_rejoin_after_close = u64::try_from(o.device_rejoin_after_close_ms)
+        .ok()
+        .map(Duration::from_millis);
     if let Some(update) = auto_update {
         c.update_policy = UpdatePolicy::Auto(update);
     }

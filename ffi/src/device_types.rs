@@ -28,7 +28,8 @@ pub enum nhc_device_event_kind {
     NHC_DEVICE_EVENT_JOIN_FAILED = 2,
     /// A channel errored and rejoins by itself: `topic`, `reason`.
     NHC_DEVICE_EVENT_CHANNEL_ERROR = 3,
-    /// A channel closed: `topic`, `reason`. The `device` channel rejoins by itself.
+    /// A channel closed: `topic`, `reason`. The `device` channel rejoins by
+    /// itself after `device_rejoin_after_close_ms` (unless that is negative).
     NHC_DEVICE_EVENT_CHANNEL_CLOSED = 4,
     /// A report to the server (status update, progress, ...) could not be
     /// sent in time: `topic`, `error`, `reason`.
@@ -83,8 +84,10 @@ pub enum nhc_device_event_kind {
     /// "location_request" (`payload` `{}`), or another event name of the
     /// extensions topic with its `payload`.
     NHC_DEVICE_EVENT_EXTENSION = 21,
-    /// A known event whose payload could not be used; nothing was done:
-    /// `event`, `reason` (what is wrong), `payload`.
+    /// A known event whose payload could not be used: `event`, `reason`
+    /// (what is wrong), `payload`. Nothing was done, except for `update`:
+    /// the server was told `failed` with the reason (unless another update
+    /// is being applied).
     NHC_DEVICE_EVENT_INVALID_MESSAGE = 22,
     /// Any other message: `topic`, `event`, `payload`.
     NHC_DEVICE_EVENT_OTHER = 23,

@@ -41,6 +41,8 @@ mod device_health;
 
 mod device_keep;
 
+mod names;
+
 // Internal helpers.
 mod args;
 mod boundary;
@@ -64,6 +66,7 @@ pub use device_options::{nhc_device_options, nhc_device_options_init};
 pub use device_types::*;
 pub use error::{nhc_last_error_message, nhc_result, nhc_result_str};
 pub use keep::*;
+pub use names::{nhc_device_event_kind_str, nhc_state_str};
 pub use options::{nhc_delivery, nhc_key_value, nhc_socket_options, nhc_socket_options_init};
 pub use runtime::*;
 pub use socket::*;

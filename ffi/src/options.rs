@@ -55,7 +55,8 @@ pub struct nhc_socket_options {
     /// `nhc_socket_options_default`. Do not change it.
     pub struct_size: usize,
     /// Required: `ws://` or `wss://` URL of the socket endpoint, for example
-    /// `wss://device.nerves-hub.org/device-socket/websocket`. `vsn=2.0.0` is added.
+    /// `wss://device.nerves-hub.org/device-socket/websocket`. `vsn=2.0.0` is
+    /// added; a `vsn` with another value (in the URL or `params`) is refused.
     pub url: *const c_char,
     /// Path of the PEM CA bundle that verifies the server.
     pub ca_file: *const c_char,

@@ -39,6 +39,11 @@ impl Actor {
     pub(super) async fn on_connect_result(&mut self, result: Result<WsStream, ConnectFailure>) {
         match result {
             Ok(ws) => {
+                *self
+                    .shared
+                    .local_addr
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = ws.get_ref().local_addr();
                 self.ws = Some(ws);
                 self.server_date = None;
                 self.set_state(ConnectionState::Connected);

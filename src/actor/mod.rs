@@ -83,6 +83,8 @@ pub(crate) struct Shared {
     pub state: AtomicU8,
     /// Pushes accepted by handles and not yet on the wire or finished.
     pub outbound: AtomicUsize,
+    /// Our end of the current (or last) connection.
+    pub local_addr: std::sync::Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl Shared {
@@ -90,7 +92,15 @@ impl Shared {
         Shared {
             state: AtomicU8::new(ConnectionState::Disconnected as u8),
             outbound: AtomicUsize::new(0),
+            local_addr: std::sync::Mutex::new(None),
         }
+    }
+
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        *self
+            .local_addr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn state(&self) -> ConnectionState {

@@ -10,6 +10,7 @@ use super::device::Core;
 use super::device_config::UpdatePolicy;
 use super::device_events::{parse_keys, parse_script, ArchiveInfo, DeviceEvent};
 use super::fwup_keys::REFUSED_NO_KEYS;
+use super::http::netif::interface_for;
 use super::update::UpdateStatus;
 use super::update_flow::{self, UpdatePhase};
 use super::update_info::UpdateInfo;
@@ -77,6 +78,7 @@ fn handle(core: &Arc<Core>, event: Event) {
             payload,
         } if channel == core.channel.id() => device_message(core, topic, event, payload),
         Event::Joined { channel, .. } if channel == core.channel.id() => {
+            report_interface(core);
             if core.join.validated() == Some(false) {
                 start_validation_poller(core);
             }
@@ -87,12 +89,30 @@ fn handle(core: &Arc<Core>, event: Event) {
             ref reason,
             ..
         } if channel == core.channel.id() && reason == "phx_close" => {
-            // NervesHub has no reason to end the device channel for good;
-            // like the Rust agent, rejoin rather than sit un-joined.
-            schedule_rejoin(core);
+            // NervesHub has no reason to end the device channel for good:
+            // by default rejoin rather than sit un-joined.
+            if let Some(delay) = core.rejoin_after_close {
+                schedule_rejoin(core, delay);
+            }
             core.emit(DeviceEvent::Socket(event));
         }
         other => core.emit(DeviceEvent::Socket(other)),
+    }
+}
+
+/// After every `device` join, the interface the socket uses, as
+/// nerves_hub_link 2.11+ does, so the server shows how the device is
+/// connected. `Device::report_network_interface` can still say otherwise.
+fn report_interface(core: &Core) {
+    let Some(addr) = core.socket.local_addr() else {
+        return;
+    };
+    match interface_for(addr.ip()) {
+        Some(name) => core.cast("report_network_interface", json!({"interface": name})),
+        None => log::warn!(
+            "no network interface owns {}: report_network_interface not sent",
+            addr.ip()
+        ),
     }
 }
 
@@ -135,7 +155,7 @@ fn device_message(core: &Arc<Core>, topic: String, event: String, payload: Paylo
                 payload,
             }),
             Ok(info) => update(core, info),
-            Err(e) => invalid(core, event, e.to_string(), payload),
+            Err(e) => unusable_update(core, event, e.to_string(), payload),
         },
         "reboot" => {
             // The server expects the acknowledgement before the device goes away.
@@ -181,6 +201,20 @@ fn device_message(core: &Arc<Core>, topic: String, event: String, payload: Paylo
             payload,
         }),
     }
+}
+
+/// An `update` the device cannot use is a failed update for the server:
+/// it must hear `failed` with the reason, or it waits for an update that
+/// never starts (nerves_hub_web accepts a status without an update in
+/// flight). While another update is being applied the status would speak
+/// for that one, so then it is only logged and emitted.
+fn unusable_update(core: &Core, event: String, detail: String, payload: Payload) {
+    if !matches!(*core.lock_update(), UpdatePhase::Applying { .. }) {
+        core.report(&UpdateStatus::Failed {
+            reason: format!("Update failed : {detail}"),
+        });
+    }
+    invalid(core, event, detail, payload);
 }
 
 fn is_known(event: &str) -> bool {
@@ -251,9 +285,8 @@ fn extensions_get(core: &Arc<Core>) {
     }
 }
 
-fn schedule_rejoin(core: &Arc<Core>) {
+fn schedule_rejoin(core: &Arc<Core>, delay: std::time::Duration) {
     let weak: Weak<Core> = Arc::downgrade(core);
-    let delay = core.rejoin_after;
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let Some(core) = weak.upgrade() else { return };

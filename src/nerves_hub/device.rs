@@ -29,9 +29,6 @@ use crate::{runtime, ConnectionState};
 /// The topic NervesHub devices join.
 pub const DEVICE_TOPIC: &str = "device";
 
-/// Shortest reschedule NervesHub link sends (minutes).
-const MIN_RESCHEDULE_MINUTES: u64 = 5;
-
 /// State shared by the handle, the agent task and update reporters.
 pub(crate) struct Core {
     pub socket: Socket,
@@ -48,8 +45,8 @@ pub(crate) struct Core {
     pub report_timeout: Duration,
     pub validated_fn: Option<FirmwareValidatedFn>,
     pub poll_interval: Duration,
-    /// Delay before rejoining `device` after the server closed it.
-    pub rejoin_after: Duration,
+    /// Delay before rejoining `device` after the server closed it; `None`: never.
+    pub rejoin_after_close: Option<Duration>,
     pub poller_running: Mutex<bool>,
     pub console: Option<Console>,
     pub extensions: Option<Extensions>,
@@ -115,7 +112,6 @@ impl Device {
     pub fn new(config: DeviceConfig) -> Result<Device> {
         let socket_config = config.socket_config()?;
         let capacity = socket_config.event_capacity;
-        let rejoin_after = socket_config.rejoin_after;
         let socket = Socket::new(socket_config)?;
         // Asked once here, on the caller's thread; later by the poller.
         let validated = config.firmware_validated.as_ref().and_then(|f| f());
@@ -147,7 +143,7 @@ impl Device {
             report_timeout: config.report_timeout,
             validated_fn: config.firmware_validated,
             poll_interval: config.validation_poll_interval,
-            rejoin_after,
+            rejoin_after_close: config.device_rejoin_after_close,
             poller_running: Mutex::new(false),
             console,
             extensions,
@@ -305,16 +301,24 @@ impl Device {
     }
 
     /// Postpones the pending update; the server is told `rescheduled` with
-    /// `delay_for` in minutes (at least 5), like nerves_hub_link.
+    /// `delay_for` in milliseconds, the unit nerves_hub_web reads (link
+    /// sends minutes, which the server takes as milliseconds). A zero delay
+    /// is refused: to decline the update, ignore it.
     pub fn reschedule_update(&self, delay: Duration, reason: Option<&str>) -> Result<()> {
+        if delay.is_zero() {
+            return Err(Error::InvalidArgument(
+                "the reschedule delay must be longer than zero (to decline the update, ignore it)"
+                    .into(),
+            ));
+        }
         let info = self.take_pending()?;
-        let minutes = reschedule_minutes(delay);
         log::info!(
-            "update {} rescheduled in {minutes} min",
-            info.firmware_meta.uuid
+            "update {} rescheduled in {} ms",
+            info.firmware_meta.uuid,
+            delay.as_millis()
         );
         self.core().report(&UpdateStatus::Rescheduled {
-            delay_minutes: minutes,
+            delay,
             reason: reason.map(str::to_owned),
         });
         Ok(())
@@ -367,23 +371,5 @@ impl Device {
         }
         self.core()
             .try_cast("report_network_interface", json!({"interface": name}))
-    }
-}
-
-/// `delay` in whole minutes, rounded, at least 5 (nerves_hub_link's rule).
-pub(crate) fn reschedule_minutes(delay: Duration) -> u64 {
-    let minutes = (delay.as_secs() + 30) / 60;
-    minutes.max(MIN_RESCHEDULE_MINUTES)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reschedule_rounds_to_minutes_with_a_floor() {
-        assert_eq!(reschedule_minutes(Duration::from_secs(10)), 5);
-        assert_eq!(reschedule_minutes(Duration::from_secs(29 * 60 + 31)), 30);
-        assert_eq!(reschedule_minutes(Duration::from_secs(3600)), 60);
     }
 }

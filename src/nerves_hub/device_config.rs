@@ -87,6 +87,11 @@ pub struct DeviceConfig {
     /// How long a status report may wait for the connection before it is
     /// given up (reported as `Event::Reply` with `NotSent`/`Timeout`).
     pub report_timeout: Duration,
+    /// After the server closed `device` with `phx_close`: `Some(delay)`
+    /// rejoins it after `delay` (default 5 s: a device left un-joined can
+    /// never get updates); `None` leaves it closed until `Device::connect`.
+    /// `socket.rejoin_after_close`, when set, rejoins every channel anyway.
+    pub device_rejoin_after_close: Option<Duration>,
 }
 
 impl fmt::Debug for DeviceConfig {
@@ -102,6 +107,9 @@ impl fmt::Debug for DeviceConfig {
             .finish_non_exhaustive()
     }
 }
+
+/// The default of `device_rejoin_after_close`.
+pub const DEFAULT_DEVICE_REJOIN: Duration = Duration::from_secs(5);
 
 const DEVICE_PATHS: [&str; 2] = ["/device-socket/websocket", "/socket/websocket"];
 
@@ -125,6 +133,7 @@ impl DeviceConfig {
             console: None,
             extensions: None,
             report_timeout: Duration::from_secs(60),
+            device_rejoin_after_close: Some(DEFAULT_DEVICE_REJOIN),
         }
     }
 
@@ -145,6 +154,12 @@ impl DeviceConfig {
         if self.validation_poll_interval.is_zero() || self.report_timeout.is_zero() {
             return Err(Error::InvalidArgument(
                 "validation_poll_interval and report_timeout must be greater than zero".into(),
+            ));
+        }
+        if self.device_rejoin_after_close.is_some_and(|d| d.is_zero()) {
+            return Err(Error::InvalidArgument(
+                "device_rejoin_after_close must be greater than zero (or none: never rejoin)"
+                    .into(),
             ));
         }
         for key in &self.fwup_public_keys {

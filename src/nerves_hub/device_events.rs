@@ -58,7 +58,9 @@ pub enum DeviceEvent {
     /// What the extensions did (when `DeviceConfig::extensions` is set); they
     /// already answered the server.
     Extension(ExtensionEvent),
-    /// A known device event whose payload could not be used; nothing was done.
+    /// A known device event whose payload could not be used; nothing else
+    /// was done, except for `update`: the server is told `failed` with
+    /// `detail` (unless another update is being applied).
     InvalidMessage {
         event: String,
         detail: String,

@@ -37,7 +37,7 @@ pub mod update_info;
 pub mod verify;
 
 pub use device::Device;
-pub use device_config::{DeviceConfig, FirmwareValidatedFn, UpdatePolicy};
+pub use device_config::{DeviceConfig, FirmwareValidatedFn, UpdatePolicy, DEFAULT_DEVICE_REJOIN};
 pub use device_events::{ArchiveInfo, DeviceEvent};
 pub use metadata::FirmwareMetadata;
 pub use uboot_env::UbootEnvLayout;

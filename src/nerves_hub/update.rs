@@ -44,8 +44,10 @@ pub enum UpdateStatus {
     Ignored {
         reason: String,
     },
+    /// Sent as `delay_for` in milliseconds: nerves_hub_web adds it to
+    /// "now" with `NaiveDateTime.add(delay_for, :millisecond)`.
     Rescheduled {
-        delay_minutes: u64,
+        delay: Duration,
         reason: Option<String>,
     },
     Failed {
@@ -69,11 +71,9 @@ impl UpdateStatus {
             }
             UpdateStatus::Completed => json!({"status": "completed"}),
             UpdateStatus::Ignored { reason } => json!({"status": "ignored", "reason": reason}),
-            UpdateStatus::Rescheduled {
-                delay_minutes,
-                reason,
-            } => {
-                let mut p = json!({"status": "rescheduled", "delay_for": delay_minutes});
+            UpdateStatus::Rescheduled { delay, reason } => {
+                let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                let mut p = json!({"status": "rescheduled", "delay_for": millis});
                 if let Some(reason) = reason {
                     p["reason"] = json!(reason);
                 }
@@ -485,17 +485,17 @@ mod tests {
             ),
             (
                 UpdateStatus::Rescheduled {
-                    delay_minutes: 5,
+                    delay: Duration::from_millis(1500),
                     reason: None,
                 },
-                json!({"status": "rescheduled", "delay_for": 5}),
+                json!({"status": "rescheduled", "delay_for": 1500}),
             ),
             (
                 UpdateStatus::Rescheduled {
-                    delay_minutes: 30,
+                    delay: Duration::from_secs(30 * 60),
                     reason: Some("busy".into()),
                 },
-                json!({"status": "rescheduled", "delay_for": 30, "reason": "busy"}),
+                json!({"status": "rescheduled", "delay_for": 1_800_000, "reason": "busy"}),
             ),
             (
                 UpdateStatus::Failed {

@@ -143,6 +143,12 @@ static void options_errors(void) {
     o.console_shell = true;
     EXPECT_NEW_FAILS(&o, &r, "console_enabled");
 
+    /* Rejoining device after phx_close: default 5 s, negative = never, 0 refused. */
+    base_options(&o, &s, &r);
+    CHECK(o.device_rejoin_after_close_ms == 5000);
+    o.device_rejoin_after_close_ms = 0;
+    EXPECT_NEW_FAILS(&o, &r, "device_rejoin_after_close");
+
     /* The socket's on_state is moved in too, and refused if it has a call. */
     base_options(&o, &s, &r);
     s.on_state = tl_state_closure(&r);

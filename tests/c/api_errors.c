@@ -50,6 +50,24 @@ static void result_strings(void) {
     }
     CHECK(strcmp(nhc_result_str(-999), "unknown error code") == 0);
     CHECK(strcmp(nhc_result_str(42), "unknown error code") == 0);
+
+    /* State and device event kind names: static, every value named, unknown ones too. */
+    CHECK(strcmp(nhc_state_str(NHC_STATE_CONNECTED), "CONNECTED") == 0);
+    CHECK(strcmp(nhc_state_str(NHC_STATE_AUTH_ERROR), "AUTH_ERROR") == 0);
+    CHECK(strcmp(nhc_state_str(NHC_STATE_PROTOCOL_ERROR), "PROTOCOL_ERROR") == 0);
+    CHECK(strcmp(nhc_state_str(-1), "UNKNOWN") == 0);
+    CHECK(strcmp(nhc_state_str(NHC_STATE_PROTOCOL_ERROR + 1), "UNKNOWN") == 0);
+    CHECK(nhc_state_str(NHC_STATE_CLOSED) == nhc_state_str(NHC_STATE_CLOSED));
+    CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_STATE), "STATE") == 0);
+    CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_UPDATE_AVAILABLE), "UPDATE_AVAILABLE") == 0);
+    CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_OTHER), "OTHER") == 0);
+    CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_OTHER + 1), "UNKNOWN") == 0);
+    for (int k = NHC_DEVICE_EVENT_STATE; k <= NHC_DEVICE_EVENT_OTHER; k++) {
+        CHECK(strcmp(nhc_device_event_kind_str(k), "UNKNOWN") != 0);
+    }
+    for (int s = NHC_STATE_DISCONNECTED; s <= NHC_STATE_PROTOCOL_ERROR; s++) {
+        CHECK(strcmp(nhc_state_str(s), "UNKNOWN") != 0);
+    }
     CHECK(NHC_ERR_INVALID_STATE == -12 && NHC_ERR_FORKED == -11 && NHC_ERR_PANIC == -10);
 }
 
@@ -90,6 +108,7 @@ static void options_errors(void) {
     nhc_key_value bad_header = {"x-a", "1\r\nx-b: 2"};
     nhc_key_value null_key = {NULL, "v"};
     nhc_key_value bad_utf8 = {"k", "\xc3\x28"};
+    nhc_key_value other_vsn = {"vsn", "3.0.0"};
     static const uint8_t pem[] = "-----BEGIN CERTIFICATE-----\n";
     CHECK_OK(nhc_socket_options_default(&o));
     o.url = "ws://localhost/socket/websocket";
@@ -100,6 +119,9 @@ static void options_errors(void) {
     NEW_FAILS(o.url = "\xff\xfe", "not valid UTF-8");
     NEW_FAILS(o.url = "http://localhost/socket", "scheme");
     NEW_FAILS(o.url = "not a url", "URL");
+    /* A vsn other than the library's is refused, never silently replaced. */
+    NEW_FAILS(o.url = "ws://localhost/socket/websocket?vsn=1.0.0", "vsn=\"1.0.0\" is not supported");
+    NEW_FAILS((o.params = &other_vsn, o.params_len = 1), "V2 JSON serializer");
     NEW_FAILS(o.delivery = 7, "delivery 7");
     NEW_FAILS(o.delivery = -1, "delivery -1");
     NEW_FAILS((o.ca_file = "/etc/ssl/ca.pem", o.ca_pem = pem, o.ca_pem_len = sizeof pem), "not both");

@@ -18,36 +18,6 @@ static tl_server srv;
 
 /* --- a recorder for device events ---------------------------------------- */
 
-static const char *kind_name(nhc_device_event_kind k) {
-    switch (k) {
-    case NHC_DEVICE_EVENT_STATE: return "STATE";
-    case NHC_DEVICE_EVENT_JOINED: return "JOINED";
-    case NHC_DEVICE_EVENT_JOIN_FAILED: return "JOIN_FAILED";
-    case NHC_DEVICE_EVENT_CHANNEL_ERROR: return "CHANNEL_ERROR";
-    case NHC_DEVICE_EVENT_CHANNEL_CLOSED: return "CHANNEL_CLOSED";
-    case NHC_DEVICE_EVENT_REPORT_FAILED: return "REPORT_FAILED";
-    case NHC_DEVICE_EVENT_UPDATE_AVAILABLE: return "UPDATE_AVAILABLE";
-    case NHC_DEVICE_EVENT_UPDATE_IGNORED: return "UPDATE_IGNORED";
-    case NHC_DEVICE_EVENT_UPDATE_PROGRESS: return "UPDATE_PROGRESS";
-    case NHC_DEVICE_EVENT_UPDATE_FINISHED: return "UPDATE_FINISHED";
-    case NHC_DEVICE_EVENT_REBOOT: return "REBOOT";
-    case NHC_DEVICE_EVENT_IDENTIFY: return "IDENTIFY";
-    case NHC_DEVICE_EVENT_ARCHIVE: return "ARCHIVE";
-    case NHC_DEVICE_EVENT_FWUP_PUBLIC_KEYS: return "FWUP_PUBLIC_KEYS";
-    case NHC_DEVICE_EVENT_ARCHIVE_PUBLIC_KEYS: return "ARCHIVE_PUBLIC_KEYS";
-    case NHC_DEVICE_EVENT_SCRIPT_RUN: return "SCRIPT_RUN";
-    case NHC_DEVICE_EVENT_EXTENSIONS_GET: return "EXTENSIONS_GET";
-    case NHC_DEVICE_EVENT_CONSOLE_INPUT: return "CONSOLE_INPUT";
-    case NHC_DEVICE_EVENT_CONSOLE_WINDOW_SIZE: return "CONSOLE_WINDOW_SIZE";
-    case NHC_DEVICE_EVENT_CONSOLE_RESTART: return "CONSOLE_RESTART";
-    case NHC_DEVICE_EVENT_CONSOLE_FILE: return "CONSOLE_FILE";
-    case NHC_DEVICE_EVENT_EXTENSION: return "EXTENSION";
-    case NHC_DEVICE_EVENT_INVALID_MESSAGE: return "INVALID_MESSAGE";
-    case NHC_DEVICE_EVENT_OTHER: return "OTHER";
-    }
-    return "?";
-}
-
 typedef struct dev_ctx {
     tl_rec rec;
     nhc_device *dev;       /* set by the test, for callbacks that act */
@@ -63,7 +33,7 @@ typedef struct dev_ctx {
 static void on_device_event(const nhc_device_event *e, void *context) {
     dev_ctx *c = context;
     if (e->kind == NHC_DEVICE_EVENT_STATE) {
-        tl_rec_add(&c->rec, "dev STATE %s err=%d reason=%s", tl_state_name(e->state), (int)e->error,
+        tl_rec_add(&c->rec, "dev STATE %s err=%d reason=%s", nhc_state_str((int)e->state), (int)e->error,
                    e->reason);
         return;
     }
@@ -80,7 +50,7 @@ static void on_device_event(const nhc_device_event *e, void *context) {
     tl_rec_add(&c->rec,
                "dev %s topic=%s event=%s uuid=%s size=%lld version=%s checksum=%s stage=%d "
                "percent=%u ok=%d ref=%s text=%s wh=%ux%u url=%s reason=%s json=%s",
-               kind_name(e->kind), e->topic, e->event, e->uuid, (long long)e->size, e->version,
+               nhc_device_event_kind_str((int)e->kind), e->topic, e->event, e->uuid, (long long)e->size, e->version,
                e->checksum, (int)e->stage, e->percent, (int)e->ok, e->script_ref, e->text,
                e->width, e->height, e->url, e->reason, e->payload.json);
     if (e->kind == NHC_DEVICE_EVENT_JOINED && c->free_on_joined && c->dev) {
@@ -275,9 +245,13 @@ static void join_with_metadata(void) {
     CHECK(st == NHC_STATE_CONNECTED);
     CHECK_OK(nhc_device_firmware_validated(dev));
     CHECK(tl_ctl_wait(&srv, "device", "firmware_validated", 1, 5000));
-    CHECK_OK(nhc_device_report_network_interface(dev, "eth0"));
+    /* The device reported the socket's interface after the join by itself. */
     char netif[2048];
     CHECK(tl_ctl_wait_body(&srv, "device", "report_network_interface", 1, 5000, netif,
+                           sizeof netif));
+    CHECK(strstr(netif, "\"interface\":\"lo\"") != NULL);
+    CHECK_OK(nhc_device_report_network_interface(dev, "eth0"));
+    CHECK(tl_ctl_wait_body(&srv, "device", "report_network_interface", 2, 5000, netif,
                            sizeof netif));
     CHECK(strstr(netif, "\"interface\":\"eth0\"") != NULL);
     finish(&c, dev);
@@ -550,10 +524,11 @@ static void reboot_identify_decisions(void) {
 
     CHECK(tl_ctl_push(&srv, "device", "update", offer) == 1);
     CHECK(tl_rec_wait(&c.rec, "dev UPDATE_AVAILABLE", 2, 10000));
+    CHECK_RC(nhc_device_reschedule_update(dev, 0, NULL), NHC_ERR_INVALID_ARGUMENT);
     CHECK_OK(nhc_device_reschedule_update(dev, 10 * 60 * 1000, "on the charger"));
     CHECK(tl_ctl_wait_body(&srv, "device", "status_update", 4, 5000, body, sizeof body));
     CHECK(strstr(body, "\"status\":\"rescheduled\"") != NULL);
-    CHECK(strstr(body, "\"delay_for\":10") != NULL);
+    CHECK(strstr(body, "\"delay_for\":600000") != NULL);
     CHECK(strstr(body, "\"reason\":\"on the charger\"") != NULL);
     CHECK_RC(nhc_device_reschedule_update(dev, 1000, NULL), NHC_ERR_INVALID_STATE);
 

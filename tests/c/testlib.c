@@ -183,21 +183,9 @@ static void rec_drop(void *context) {
     pthread_mutex_unlock(&r->lock);
 }
 
-const char *tl_state_name(nhc_state s) {
-    switch (s) {
-    case NHC_STATE_DISCONNECTED: return "DISCONNECTED";
-    case NHC_STATE_CONNECTING: return "CONNECTING";
-    case NHC_STATE_CONNECTED: return "CONNECTED";
-    case NHC_STATE_CLOSED: return "CLOSED";
-    case NHC_STATE_AUTH_ERROR: return "AUTH_ERROR";
-    case NHC_STATE_PROTOCOL_ERROR: return "PROTOCOL_ERROR";
-    }
-    return "?";
-}
-
 static void on_state(const nhc_state_event *e, void *context) {
     tl_rec_add(context, "state %s err=%d reconnect=%lld attempt=%u reason=%s",
-               tl_state_name(e->state), (int)e->error, (long long)e->reconnect_in_ms,
+               nhc_state_str((int)e->state), (int)e->error, (long long)e->reconnect_in_ms,
                (unsigned)e->attempt, e->reason);
 }
 

@@ -78,7 +78,6 @@ nhc_reply_closure tl_reply_closure(tl_rec *r);
 /* A closure with a NULL call that only counts its drop. */
 nhc_reply_closure tl_drop_only_reply(tl_rec *r);
 
-const char *tl_state_name(nhc_state s);
 
 /* --- the dev server ----------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 """The NervesHub device layer through the blocking API, against the dev server."""
 
+import math
 import queue
 import threading
 import urllib.request
@@ -210,10 +211,12 @@ def test_ignore_and_reschedule_are_reported(server: DevServer, make_device: Devi
 
     server.control.push("device", "update", fw["update"])
     assert device.wait_for_update(timeout=WAIT) is not None
+    with pytest.raises(nhc.InvalidArgument, match="longer than zero"):
+        device.reschedule_update(0)
     device.reschedule_update(600, "later")
     assert wait_status(server.control, "rescheduled") == {
         "status": "rescheduled",
-        "delay_for": 10,
+        "delay_for": 600000,
         "reason": "later",
     }
 
@@ -322,6 +325,50 @@ def test_bad_arguments_are_invalid_argument(server: DevServer) -> None:
             device.apply_update({"update_available": True}, path="/tmp/x", fwup=["fwup"])
         with pytest.raises(nhc.InvalidArgument, match="console"):
             device.console_output("x")
+    with pytest.raises(nhc.InvalidArgument, match="device_rejoin_after_close"):
+        nhc.Device(server.ws_url, device_rejoin_after_close=0)
+
+
+def test_the_device_channel_rejoin_after_a_close_is_settable(
+    server: DevServer, make_device: DeviceFactory
+) -> None:
+    def closed_queue(device: nhc.Device) -> "queue.Queue[Any]":
+        q: "queue.Queue[Any]" = queue.Queue()
+        def on_channel(e: Any) -> None:
+            if isinstance(e, nhc.ChannelEvent) and e.topic == "device" and e.state == "closed":
+                q.put(e)
+
+        device.on("channel", on_channel)
+        return q
+
+    quick = make_device(device_rejoin_after_close=0.05)
+    closed = closed_queue(quick)
+    connected(quick)
+    assert server.control.close("device") == 1
+    closed.get(timeout=WAIT)
+    server.control.wait_joined("device", count=2)
+    quick.close()
+
+    never = make_device(device_rejoin_after_close=math.inf)
+    closed = closed_queue(never)
+    connected(never)
+    assert server.control.close("device") == 1
+    closed.get(timeout=WAIT)
+    # 0.05 s rejoined above; this one stays closed until connect().
+    with pytest.raises(AssertionError, match="timed out"):
+        server.control.wait_joined("device", count=4, timeout=0.5)
+    never.connect()
+    server.control.wait_joined("device", count=4)
+
+
+def test_an_unusable_update_is_reported_failed(server: DevServer, make_device: DeviceFactory) -> None:
+    device = make_device()
+    invalid = events(device, "invalid_message")
+    connected(device)
+    server.control.push("device", "update", {"update_available": True, "firmware_url": "ftp://x/fw"})
+    event = invalid.get(timeout=WAIT)
+    assert "http or https" in event.detail
+    assert wait_status(server.control, "failed") == {"status": "failed", "reason": f"Update failed : {event.detail}"}
 
 
 def test_a_raising_handler_is_logged_and_delivery_goes_on(
@@ -401,7 +448,8 @@ def test_scripts_archives_and_firmware_validated(server: DevServer, make_device:
     server.control.push("device", "scripts/run", {"ref": "r-1", "text": "1 + 1"})
     script = get(scripts)
     assert script == nhc.ScriptRun("r-1", "1 + 1")
-    device.script_result(script.ref, "completed", "2", "2")
+    assert script.script_ref == "r-1"
+    device.script_result(script.script_ref, "completed", "2", "2")
     (answer,) = server.control.wait("device", "scripts/run")
     assert answer["payload"] == {"ref": "r-1", "result": "completed", "output": "2", "return": "2"}
     with pytest.raises(nhc.InvalidArgument):

@@ -104,7 +104,7 @@ def test_decisions_reboot_and_identify(server: DevServer) -> None:
     run(main)
     assert wait_status(server.control, "rescheduled") == {
         "status": "rescheduled",
-        "delay_for": 5,
+        "delay_for": 60000,
         "reason": "not now",
     }
 

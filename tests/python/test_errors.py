@@ -37,6 +37,15 @@ def test_bad_urls_are_invalid_arguments(url: str) -> None:
         nhc.Socket(url)
 
 
+def test_a_vsn_other_than_the_librarys_is_refused() -> None:
+    with pytest.raises(nhc.InvalidArgument, match='vsn="1.0.0" is not supported'):
+        nhc.Socket("ws://localhost/socket/websocket?vsn=1.0.0")
+    with pytest.raises(nhc.InvalidArgument, match="V2 JSON serializer"):
+        nhc.Socket("ws://localhost/socket/websocket", params={"vsn": "3.0.0"})
+    with pytest.raises(nhc.InvalidArgument, match="V2 JSON serializer"):
+        nhc.Device("ws://localhost/socket/websocket?vsn=3.0.0")
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

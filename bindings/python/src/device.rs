@@ -112,7 +112,8 @@ impl Device {
         uboot_env_size=None, uboot_env_redundant=false, headers=None, params=None,
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
-        backoff_jitter=0.5, event_capacity=1024, on_state=None, delivery="threaded"
+        backoff_jitter=0.5, event_capacity=1024, on_state=None, delivery="threaded",
+        device_rejoin_after_close=5.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -159,6 +160,7 @@ impl Device {
         event_capacity: usize,
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
+        device_rejoin_after_close: f64,
     ) -> PyResult<Device> {
         let polled = match delivery {
             "threaded" => false,
@@ -218,6 +220,7 @@ impl Device {
             uboot_env_path,
             uboot_env_size,
             uboot_env_redundant,
+            device_rejoin_after_close,
         }
         .into_config(socket)?;
         let core = CoreDevice::new(config).map_err(py_err)?;
@@ -640,8 +643,8 @@ impl Device {
         self.core.ignore_update(reason).map_err(py_err)
     }
 
-    /// Postpones the pending update; the server is told ``rescheduled``
-    /// with ``delay_for`` in minutes (rounded, at least 5).
+    /// Postpones the pending update by ``delay`` seconds; the server is
+    /// told ``rescheduled`` with ``delay_for`` in milliseconds.
     #[pyo3(signature = (delay, reason=None))]
     fn reschedule_update(&self, delay: f64, reason: Option<&str>) -> PyResult<()> {
         let delay = Duration::try_from_secs_f64(delay)

@@ -253,7 +253,10 @@ pub fn event<'py>(py: Python<'py>, e: &DeviceEvent) -> PyResult<Option<Bound<'py
         DeviceEvent::ScriptRun { script_ref, text } => make(
             py,
             "ScriptRun",
-            vec![("ref", any(py, script_ref)?), ("text", any(py, text)?)],
+            vec![
+                ("script_ref", any(py, script_ref)?),
+                ("text", any(py, text)?),
+            ],
         )?,
         DeviceEvent::ExtensionsGet => make(py, "ExtensionsGet", vec![])?,
         DeviceEvent::Console(c) => console(py, c)?,

@@ -56,6 +56,8 @@ pub struct DeviceOptions<'py> {
     pub uboot_env_path: Option<PathBuf>,
     pub uboot_env_size: Option<usize>,
     pub uboot_env_redundant: bool,
+    /// Seconds; `math.inf`: never rejoin `device` after `phx_close`.
+    pub device_rejoin_after_close: f64,
 }
 
 impl DeviceOptions<'_> {
@@ -135,6 +137,11 @@ impl DeviceOptions<'_> {
             .map(|e| extensions(&e))
             .transpose()?;
         c.report_timeout = options::seconds(self.report_timeout, "report_timeout")?;
+        c.device_rejoin_after_close = match self.device_rejoin_after_close {
+            // A float keeps the signature plain; "never" is an infinite delay.
+            s if s == f64::INFINITY => None,
+            s => Some(options::seconds(s, "device_rejoin_after_close")?),
+        };
         if let Some(auto) = self.auto_update.filter(|a| !a.is_none()) {
             c.update_policy = UpdatePolicy::Auto(auto_update(&auto)?);
         }

@@ -113,6 +113,7 @@ class AsyncDevice:
         event_capacity: int = 1024,
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
         max_pending: int = 1024,
+        device_rejoin_after_close: float = 5.0,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -160,6 +161,7 @@ class AsyncDevice:
             event_capacity=event_capacity,
             on_state=self._on_state,
             delivery="polled",
+            device_rejoin_after_close=device_rejoin_after_close,
         )
         self._native.on("*", self._on_event)
         self._user_on_state = on_state
@@ -483,8 +485,8 @@ class AsyncDevice:
         self._native.ignore_update(reason)
 
     def reschedule_update(self, delay: float, reason: Optional[str] = None) -> None:
-        """Postpones the pending update by ``delay`` seconds (rounded to
-        minutes, at least 5); the server is told ``rescheduled``."""
+        """Postpones the pending update by ``delay`` seconds (more than 0);
+        the server is told ``rescheduled`` with ``delay_for`` in milliseconds."""
         self._native.reschedule_update(delay, reason)
 
     def cancel_update(self) -> bool:

@@ -248,11 +248,11 @@ class ArchivePublicKeys(PublicKeys):
 @dataclass(frozen=True)
 class ScriptRun(DeviceEvent):
     """A support script to run (only with ``scripts=True``); answer with
-    ``device.script_result(ref, ...)``."""
+    ``device.script_result(script_ref, ...)``."""
 
     kind: ClassVar[str] = "script_run"
-    ref: str
-    """The reference to answer with."""
+    script_ref: str
+    """The reference to answer with (the ``ref`` of ``scripts/run``)."""
     text: str
     """The script."""
 

@@ -232,6 +232,7 @@ class Device:
         event_capacity: int = 1024,
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
+        device_rejoin_after_close: float = 5.0,
     ) -> "Device": ...
     def connect(self) -> None:
         """Connects in the background and joins ``device``."""
