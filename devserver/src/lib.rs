@@ -14,6 +14,7 @@ mod control;
 mod demo;
 mod firmware;
 mod flood;
+mod fw_meta;
 mod handshake;
 mod http;
 mod httpdate;
