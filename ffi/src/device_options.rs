@@ -136,11 +136,12 @@ pub struct nhc_device_options {
     pub fwup_public_keys: *const *const c_char,
     /// Number of `fwup_public_keys`.
     pub fwup_public_keys_len: usize,
-    /// Refuse every update while no fwup public key is known: the server
-    /// is told `failed` "Refusing unverified firmware : no public keys
-    /// available" and you get UPDATE_IGNORED with that reason (as
-    /// nerves_hub_link does). Default false. With it set and no
-    /// `fwup_public_keys`, the keys are requested at every join.
+    /// Refuse every update while no fwup public key is known, whatever the
+    /// sink: the server is told `failed` "Refusing unverified firmware : no
+    /// public keys available" and you get UPDATE_IGNORED with that reason
+    /// (as nerves_hub_link does). Default false (a fwup sink is refused
+    /// without keys anyway, see `allow_unverified_firmware`). With it set
+    /// and no `fwup_public_keys`, the keys are requested at every join.
     pub require_fwup_public_keys: bool,
     /// A binary U-Boot environment image (the file or partition
     /// `fw_printenv` reads) to take the metadata from, like
@@ -170,6 +171,15 @@ pub struct nhc_device_options {
     pub health_metadata: *const nhc_key_value,
     /// Number of `health_metadata` entries.
     pub health_metadata_len: usize,
+    /// Let a `fwup_command` sink running fwup apply firmware while no fwup
+    /// public key is known (fwup then checks no signature). Default false:
+    /// like nerves_hub_link, such an update is refused and the server is
+    /// told `failed` "Refusing unverified firmware : no public keys
+    /// available" (UPDATE_IGNORED with `auto_update`, UPDATE_FINISHED and
+    /// `NHC_ERR_INVALID_ARGUMENT` from `nhc_device_apply_update`). File and
+    /// callback sinks are never refused for want of keys: check the
+    /// image's signature yourself (e.g. `fwup --verify --public-key`).
+    pub allow_unverified_firmware: bool,
 }
 
 /// The size of the first published version of the struct (up to `geo`).
@@ -223,6 +233,7 @@ fn defaults() -> nhc_device_options {
         health_cpu_temp_path: std::ptr::null(),
         health_metadata: std::ptr::null(),
         health_metadata_len: 0,
+        allow_unverified_firmware: false,
     }
 }
 
@@ -308,6 +319,7 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
         "fwup_public_keys",
     )?;
     c.require_fwup_public_keys = o.require_fwup_public_keys;
+    c.allow_unverified_firmware = o.allow_unverified_firmware;
     c.request_archive_public_keys = o.request_archive_public_keys;
     if validated.raw().call.is_some() {
         let v = Arc::new(validated);
