@@ -974,7 +974,11 @@ typedef struct nhc_update_options {
     struct nhc_update_sink sink;
     /**
      * Sink 3: a program reading the image on its stdin, typically "fwup"
-     * (found in PATH unless it contains a '/').
+     * (found in PATH unless it contains a '/'). A program named `fwup` is
+     * run with `--framing`: progress and the failure reason (`FWUP error :
+     * "..."`) come from fwup itself, and without a known fwup public key
+     * the update is refused (see `allow_unverified_firmware`). Any other
+     * program gets the plain image on stdin.
      */
     const char *fwup_command;
     /**
@@ -1430,11 +1434,12 @@ typedef struct nhc_device_options {
      */
     size_t fwup_public_keys_len;
     /**
-     * Refuse every update while no fwup public key is known: the server
-     * is told `failed` "Refusing unverified firmware : no public keys
-     * available" and you get UPDATE_IGNORED with that reason (as
-     * nerves_hub_link does). Default false. With it set and no
-     * `fwup_public_keys`, the keys are requested at every join.
+     * Refuse every update while no fwup public key is known, whatever the
+     * sink: the server is told `failed` "Refusing unverified firmware : no
+     * public keys available" and you get UPDATE_IGNORED with that reason
+     * (as nerves_hub_link does). Default false (a fwup sink is refused
+     * without keys anyway, see `allow_unverified_firmware`). With it set
+     * and no `fwup_public_keys`, the keys are requested at every join.
      */
     bool require_fwup_public_keys;
     /**
@@ -1489,6 +1494,17 @@ typedef struct nhc_device_options {
      * stays un-joined until `nhc_device_connect`); 0 is refused.
      */
     int64_t device_rejoin_after_close_ms;
+    /**
+     * Let a `fwup_command` sink running fwup apply firmware while no fwup
+     * public key is known (fwup then checks no signature). Default false:
+     * like nerves_hub_link, such an update is refused and the server is
+     * told `failed` "Refusing unverified firmware : no public keys
+     * available" (UPDATE_IGNORED with `auto_update`, UPDATE_FINISHED and
+     * `NHC_ERR_INVALID_ARGUMENT` from `nhc_device_apply_update`). File and
+     * callback sinks are never refused for want of keys: check the
+     * image's signature yourself (e.g. `fwup --verify --public-key`).
+     */
+    bool allow_unverified_firmware;
 } nhc_device_options;
 
 #ifdef __cplusplus

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine with Rust and
-# Python: Debian packages, the pinned cbindgen, and a Python venv in .venv.
+# Python: Debian packages, the pinned cbindgen, fwup (built from the pinned
+# source into target/tools/fwup), and a Python venv in .venv.
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# fwup is in no package registry these machines reach: CI clones the
+# repository next to a copy of shared/, whose vendor/ holds its source.
+fwup_vendor=${NHC_VENDOR_DIR:-../shared/vendor}
+if [ ! -f "$fwup_vendor/build-fwup.sh" ]; then
+  echo "setup: $fwup_vendor/build-fwup.sh is missing: fwup's pinned source (shared/vendor) must sit next to the repository (or set NHC_VENDOR_DIR)" >&2
+  exit 1
+fi
 
 need_apt=()
 for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ clang:clang; do
@@ -15,6 +24,10 @@ if ! echo 'int main(void) { return 0; }' |
   clang -fsanitize=address,undefined -x c - -o /dev/null 2>/dev/null; then
   need_apt+=(libclang-rt-dev)
 fi
+# What fwup's build needs (see shared/vendor/README.md).
+for pkg in libconfuse-dev libarchive-dev libsodium-dev autoconf automake libtool pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -23,6 +36,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# Skipped when target/tools/fwup already holds fwup 1.16.0.
+bash "$fwup_vendor/build-fwup.sh" "$PWD/target/tools/fwup" >/dev/null
 
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+# The real fwup for every step: the update-chain tests (Rust, C, Python)
+# and the dev server's .fw metadata read it from here.
+export NHC_FWUP="$PWD/target/tools/fwup/bin/fwup"
 
 step() { printf '\n==== %s\n' "$*"; }
 

@@ -3,12 +3,15 @@
 //! expects. Every wait is bounded and driven by events, never by sleeps.
 
 mod common;
+#[path = "common/device_wait.rs"]
+mod device_wait;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{fast_config, json, server, WAIT};
+use device_wait::{connected, received, wait, wait_status};
 use nerves_hub_channel::nerves_hub::console::{ConsoleEvent, ConsoleOptions};
 use nerves_hub_channel::nerves_hub::device::Device;
 use nerves_hub_channel::nerves_hub::device_config::DeviceConfig;
@@ -31,58 +34,6 @@ fn config(server: &DevServer) -> DeviceConfig {
     config.fwup_version = Some("1.13.2".into());
     config.device_rejoin_after_close = Some(Duration::from_millis(20));
     config
-}
-
-async fn connected(config: DeviceConfig) -> Device {
-    let device = Device::new(config).expect("valid device config");
-    device.connect().expect("connect");
-    wait(
-        &device,
-        "device joined",
-        |e| matches!(e, DeviceEvent::Socket(Event::Joined { topic, .. }) if topic == "device"),
-    )
-    .await;
-    device
-}
-
-/// Waits for the first device event matching `pred`, failing with what was seen.
-async fn wait(
-    device: &Device,
-    what: &str,
-    mut pred: impl FnMut(&DeviceEvent) -> bool,
-) -> DeviceEvent {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, device.next_event()).await {
-            Ok(Some(event)) if pred(&event) => return event,
-            Ok(Some(event)) => seen.push(event),
-            Ok(None) => panic!("event stream ended while waiting for {what}; saw {seen:#?}"),
-            Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
-        }
-    }
-}
-
-/// The payloads of the `count` first `event`s the server received on `device`.
-async fn received(server: &DevServer, event: &str, count: usize) -> Vec<Value> {
-    server
-        .control()
-        .wait_for("device", event, count, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .map(|r| r.message.payload.to_value().expect("JSON payload"))
-        .collect()
-}
-
-/// Waits until the server received a `status_update` with this status.
-async fn wait_status(server: &DevServer, status: &str) {
-    for count in 1.. {
-        let all = received(server, "status_update", count).await;
-        if all.last().is_some_and(|s| s["status"] == status) {
-            return;
-        }
-    }
 }
 
 async fn push(server: &DevServer, event: &str, payload: Value) {

@@ -163,6 +163,16 @@ impl Firmware {
         Ok(answer)
     }
 
+    /// Stores a fwup `.fw` archive like [`Firmware::add`], with the
+    /// `firmware_meta` NervesHub would read from its meta.conf (`fwup -m`
+    /// run with this `fwup`); an archive fwup cannot read is refused.
+    pub fn add_fw(&self, name: &str, bytes: Vec<u8>, fwup: &str) -> Result<Value, String> {
+        let meta = crate::fw_meta::read(&bytes, fwup)?;
+        let mut answer = self.add(name, bytes)?;
+        answer["update"]["firmware_meta"] = meta;
+        Ok(answer)
+    }
+
     /// Replaces the faults of an image.
     pub fn set_faults(&self, name: &str, faults: FirmwareFaults) -> Result<(), String> {
         match self.lock().get_mut(name) {
@@ -313,6 +323,9 @@ struct AddBody {
     base64: Option<String>,
     size: Option<u64>,
     seed: Option<u64>,
+    /// The bytes are a fwup archive: `firmware_meta` comes from its meta.conf.
+    #[serde(default)]
+    fw: bool,
 }
 
 #[derive(Deserialize)]
@@ -389,8 +402,12 @@ fn add(firmware: &Firmware, request: &Request) -> Result<Response, Response> {
             ))
         }
     };
-    firmware
-        .add(&b.name, bytes)
+    let added = if b.fw {
+        firmware.add_fw(&b.name, bytes, &crate::fw_meta::fwup_command())
+    } else {
+        firmware.add(&b.name, bytes)
+    };
+    added
         .map(|answer| Response::json(200, &answer))
         .map_err(|e| Response::error(400, e))
 }

@@ -15,6 +15,7 @@ mod demo;
 mod device_messages;
 mod firmware;
 mod flood;
+mod fw_meta;
 mod handshake;
 mod http;
 mod httpdate;

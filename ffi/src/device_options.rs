@@ -137,11 +137,12 @@ pub struct nhc_device_options {
     pub fwup_public_keys: *const *const c_char,
     /// Number of `fwup_public_keys`.
     pub fwup_public_keys_len: usize,
-    /// Refuse every update while no fwup public key is known: the server
-    /// is told `failed` "Refusing unverified firmware : no public keys
-    /// available" and you get UPDATE_IGNORED with that reason (as
-    /// nerves_hub_link does). Default false. With it set and no
-    /// `fwup_public_keys`, the keys are requested at every join.
+    /// Refuse every update while no fwup public key is known, whatever the
+    /// sink: the server is told `failed` "Refusing unverified firmware : no
+    /// public keys available" and you get UPDATE_IGNORED with that reason
+    /// (as nerves_hub_link does). Default false (a fwup sink is refused
+    /// without keys anyway, see `allow_unverified_firmware`). With it set
+    /// and no `fwup_public_keys`, the keys are requested at every join.
     pub require_fwup_public_keys: CBool,
     /// A binary U-Boot environment image (the file or partition
     /// `fw_printenv` reads) to take the metadata from, like
@@ -175,6 +176,15 @@ pub struct nhc_device_options {
     /// this many milliseconds (default 5000); negative: never (the device
     /// stays un-joined until `nhc_device_connect`); 0 is refused.
     pub device_rejoin_after_close_ms: i64,
+    /// Let a `fwup_command` sink running fwup apply firmware while no fwup
+    /// public key is known (fwup then checks no signature). Default false:
+    /// like nerves_hub_link, such an update is refused and the server is
+    /// told `failed` "Refusing unverified firmware : no public keys
+    /// available" (UPDATE_IGNORED with `auto_update`, UPDATE_FINISHED and
+    /// `NHC_ERR_INVALID_ARGUMENT` from `nhc_device_apply_update`). File and
+    /// callback sinks are never refused for want of keys: check the
+    /// image's signature yourself (e.g. `fwup --verify --public-key`).
+    pub allow_unverified_firmware: CBool,
 }
 
 /// The size of the first published version of the struct (up to `geo`).
@@ -230,6 +240,7 @@ fn defaults() -> nhc_device_options {
         health_metadata_len: 0,
         device_rejoin_after_close_ms: i64::try_from(DEFAULT_DEVICE_REJOIN.as_millis())
             .unwrap_or(i64::MAX),
+        allow_unverified_firmware: false.into(),
     }
 }
 
@@ -335,6 +346,7 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
         )
     }?;
     c.require_fwup_public_keys = o.require_fwup_public_keys.get();
+    c.allow_unverified_firmware = o.allow_unverified_firmware.get();
     c.request_archive_public_keys = o.request_archive_public_keys.get();
     if validated.raw().call.is_some() {
         let v = Arc::new(validated);

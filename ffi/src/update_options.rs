@@ -37,7 +37,11 @@ pub struct nhc_update_options {
     /// Sink 2: your callbacks (see `nhc_update_sink`).
     pub sink: nhc_update_sink,
     /// Sink 3: a program reading the image on its stdin, typically "fwup"
-    /// (found in PATH unless it contains a '/').
+    /// (found in PATH unless it contains a '/'). A program named `fwup` is
+    /// run with `--framing`: progress and the failure reason (`FWUP error :
+    /// "..."`) come from fwup itself, and without a known fwup public key
+    /// the update is refused (see `allow_unverified_firmware`). Any other
+    /// program gets the plain image on stdin.
     pub fwup_command: *const c_char,
     /// Its arguments, e.g. {"--apply", "--no-unmount", "-d", "/dev/mmcblk0",
     /// "--task", "upgrade"}; NUL-terminated UTF-8 strings.

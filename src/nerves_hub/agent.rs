@@ -9,7 +9,6 @@ use serde_json::json;
 use super::device::Core;
 use super::device_config::UpdatePolicy;
 use super::device_events::{parse_keys, parse_script, ArchiveInfo, DeviceEvent};
-use super::fwup_keys::REFUSED_NO_KEYS;
 use super::http::netif::interface_for;
 use super::update::UpdateStatus;
 use super::update_flow::{self, UpdatePhase};
@@ -240,15 +239,15 @@ fn update(core: &Arc<Core>, info: UpdateInfo) {
             log::info!("update {uuid} offered while another is being applied; ignored");
             return;
         }
-        if update_flow::refused(core) {
-            // Before `received`, as link does: the offer is never considered.
+        let auto_sink = match &core.policy {
+            UpdatePolicy::Auto(options) => Some(&options.sink),
+            UpdatePolicy::Manual => None,
+        };
+        if update_flow::refused(core, auto_sink) {
             *phase = UpdatePhase::Idle;
             drop(phase);
-            let reason = REFUSED_NO_KEYS.to_owned();
-            log::warn!("update {uuid} refused: {reason}");
-            core.report(&UpdateStatus::Failed {
-                reason: reason.clone(),
-            });
+            // Before `received`, as link does: the offer is never considered.
+            let reason = update_flow::refuse(core, &uuid);
             core.emit(DeviceEvent::UpdateIgnored { uuid, reason });
             return;
         }

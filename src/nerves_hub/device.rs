@@ -41,6 +41,8 @@ pub(crate) struct Core {
     pub policy: UpdatePolicy,
     pub fwup_keys: FwupKeys,
     pub require_fwup_keys: bool,
+    /// A fwup sink may apply firmware without keys.
+    pub allow_unverified: bool,
     pub scripts: bool,
     pub report_timeout: Duration,
     pub validated_fn: Option<FirmwareValidatedFn>,
@@ -139,6 +141,7 @@ impl Device {
             policy: config.update_policy,
             fwup_keys: FwupKeys::new(&config.fwup_public_keys),
             require_fwup_keys: config.require_fwup_public_keys,
+            allow_unverified: config.allow_unverified_firmware,
             scripts: config.scripts,
             report_timeout: config.report_timeout,
             validated_fn: config.firmware_validated,

@@ -66,10 +66,17 @@ pub struct DeviceConfig {
     pub fwup_public_keys: Vec<String>,
     /// Refuse every update while no fwup public key is known (reported as
     /// `failed` "Refusing unverified firmware : no public keys available",
-    /// like nerves_hub_link). Off by default: images written to files or
-    /// custom sinks are not signature-checked by fwup anyway. With it on
-    /// and no configured key, the keys are requested at every join.
+    /// like nerves_hub_link), whatever the sink. Off by default: updates
+    /// into a fwup sink are refused without keys anyway (see
+    /// `allow_unverified_firmware`); images written to files or custom
+    /// sinks are not signature-checked by the library. With it on and no
+    /// configured key, the keys are requested at every join.
     pub require_fwup_public_keys: bool,
+    /// Let a fwup sink apply firmware while no fwup public key is known
+    /// (fwup then checks no signature). Off by default: like
+    /// nerves_hub_link, such an update is refused and reported as `failed`
+    /// "Refusing unverified firmware : no public keys available".
+    pub allow_unverified_firmware: bool,
     /// Ask the server for the organisation's archive signing keys at every join.
     pub request_archive_public_keys: bool,
     /// Sent as `meta.firmware_validated`; while it says `Some(false)` it is
@@ -125,6 +132,7 @@ impl DeviceConfig {
             request_fwup_public_keys: false,
             fwup_public_keys: Vec::new(),
             require_fwup_public_keys: false,
+            allow_unverified_firmware: false,
             request_archive_public_keys: false,
             firmware_validated: None,
             validation_poll_interval: Duration::from_secs(10),

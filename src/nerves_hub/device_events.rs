@@ -28,8 +28,9 @@ pub enum DeviceEvent {
     UpdateAvailable(UpdateInfo),
     /// An offer was skipped by the device itself; `reason` says why:
     /// with `UpdatePolicy::Auto`, the firmware already runs (`ignored` was
-    /// reported); with `require_fwup_public_keys`, no signing key is known
-    /// (`failed` was reported, and no `UpdateAvailable` comes).
+    /// reported); no signing key is known while `require_fwup_public_keys`
+    /// is on, or `UpdatePolicy::Auto` applies into a fwup sink (`failed`
+    /// was reported, and no `UpdateAvailable` comes).
     UpdateIgnored { uuid: String, reason: String },
     /// Progress of the update being applied.
     UpdateProgress { stage: Stage, percent: u8 },

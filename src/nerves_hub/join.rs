@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Map, Value};
 
-use super::device_config::DeviceConfig;
+use super::device_config::{DeviceConfig, UpdatePolicy};
 use super::metadata::FirmwareMetadata;
 use crate::message::Payload;
 use crate::JoinParams;
@@ -31,15 +31,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Whether updates are applied automatically into a fwup sink.
+fn auto_fwup(config: &DeviceConfig) -> bool {
+    matches!(&config.update_policy, UpdatePolicy::Auto(o) if o.sink.runs_fwup())
+}
+
 impl JoinState {
     pub fn new(config: &DeviceConfig, validated: Option<bool>) -> Arc<JoinState> {
         Arc::new(JoinState {
             device_api_version: config.device_api_version.clone(),
             fwup_version: config.fwup_version.clone(),
             update_tool: config.update_tool.clone(),
-            // As link: ask when told to, or when keys are needed and none are configured.
+            // As link: ask when told to, or when keys are needed (required,
+            // or for automatic updates into fwup) and none are configured.
             request_fwup_keys: config.request_fwup_public_keys
-                || (config.require_fwup_public_keys && config.fwup_public_keys.is_empty()),
+                || (config.fwup_public_keys.is_empty()
+                    && (config.require_fwup_public_keys
+                        || (!config.allow_unverified_firmware && auto_fwup(config)))),
             request_archive_keys: config.request_archive_public_keys,
             extra: Mutex::new(Map::new()),
             metadata: Mutex::new(config.metadata.clone()),

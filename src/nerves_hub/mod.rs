@@ -19,11 +19,13 @@ pub mod device_config;
 pub mod device_events;
 pub mod download;
 pub mod extensions;
+pub mod fwup_framing;
 pub mod fwup_keys;
 pub mod http;
 mod join;
 pub mod metadata;
 pub mod nh1;
+mod no_sigpipe;
 pub mod progress;
 #[cfg(target_os = "linux")]
 mod pty;

@@ -1,6 +1,10 @@
 //! Where a verified firmware image goes: a file, `fwup` (or another command
 //! reading the image on stdin), or the application's own [`ImageSink`].
 //!
+//! A command named `fwup` is run with `--framing` (see `fwup_framing`): the
+//! image goes in packets, progress and errors come back from fwup itself.
+//! Any other command gets the plain bytes on stdin.
+//!
 //! Sink methods block; the updater calls them on tokio's blocking pool,
 //! never on an I/O thread (writes come from the verification pipeline's
 //! last stage, `verify::Pipeline`).
@@ -13,6 +17,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use super::fwup_framing::{self, ProgressFn, Said, END_OF_INPUT};
+use super::no_sigpipe::without_sigpipe;
 use super::update::Stage;
 use super::update_info::UpdateInfo;
 
@@ -33,6 +39,13 @@ pub trait ImageSink: Send + Sync {
     /// that only store it.
     fn stage(&self) -> Stage {
         Stage::Downloading
+    }
+    /// Called once before `begin`. A sink that learns how far the image is
+    /// applied from the applier itself (fwup's progress packets) keeps
+    /// `progress`, calls it with percents and returns true; otherwise the
+    /// bytes written decide the progress.
+    fn report_progress(&self, _progress: ProgressFn) -> bool {
+        false
     }
 }
 
@@ -65,6 +78,15 @@ impl std::fmt::Debug for SinkSpec {
 }
 
 impl SinkSpec {
+    /// Whether this sink runs fwup (a command named `fwup`), which checks
+    /// the image's signature when given `--public-key`.
+    pub fn runs_fwup(&self) -> bool {
+        match self {
+            SinkSpec::Fwup { command, .. } => is_fwup(command),
+            _ => false,
+        }
+    }
+
     pub(crate) fn build(&self) -> Arc<dyn ImageSink> {
         match self {
             SinkSpec::File(path) => Arc::new(FileSink::new(path)),
@@ -320,16 +342,33 @@ fn wait_for_exit(pid: u32) {
     }
 }
 
+/// Whether `command` is fwup: empty (the default) or a file named `fwup`.
+fn is_fwup(command: &str) -> bool {
+    command.is_empty() || Path::new(command).file_name() == Some("fwup".as_ref())
+}
+
 /// Pipes the image into a command's stdin (`fwup` by default); its exit
-/// status decides success and the tail of its stderr explains failures.
+/// status decides success. fwup runs with `--framing`: its progress
+/// packets are the update's progress and its error packet is the failure
+/// reason (`FWUP error : "..."`). For other commands the tail of stderr
+/// explains failures.
 pub struct FwupSink {
     command: String,
     args: Vec<String>,
     running: Mutex<Option<Arc<Running>>>,
+    /// fwup with `--framing`.
+    framed: bool,
+    progress: Mutex<Option<ProgressFn>>,
+    /// What the current fwup run said (framed only).
+    said: Mutex<Option<Arc<Mutex<Said>>>>,
 }
 
 impl FwupSink {
-    pub fn new(command: &str, args: Vec<String>) -> FwupSink {
+    pub fn new(command: &str, mut args: Vec<String>) -> FwupSink {
+        let framed = is_fwup(command);
+        if framed && !args.iter().any(|a| a == "--framing" || a == "-F") {
+            args.push("--framing".into());
+        }
         FwupSink {
             command: if command.is_empty() {
                 "fwup".into()
@@ -338,7 +377,32 @@ impl FwupSink {
             },
             args,
             running: Mutex::new(None),
+            framed,
+            progress: Mutex::new(None),
+            said: Mutex::new(None),
         }
+    }
+
+    /// fwup's own error message in link's wording when it gave one,
+    /// otherwise `fallback` (the exit status and output tail).
+    fn explain(&self, fallback: String) -> String {
+        lock(&self.said)
+            .as_deref()
+            .and_then(fwup_framing::failure)
+            .unwrap_or(fallback)
+    }
+
+    /// Writes to the command's stdin; for fwup as one packet.
+    fn send(&self, stdin: &mut ChildStdin, chunk: &[u8]) -> std::io::Result<()> {
+        if self.framed {
+            if chunk.is_empty() {
+                return Ok(()); // an empty packet would end the input
+            }
+            let header = fwup_framing::input_header(chunk.len())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            without_sigpipe(|| stdin.write_all(&header))?;
+        }
+        without_sigpipe(|| stdin.write_all(chunk))
     }
 
     fn running(&self) -> Result<Arc<Running>, String> {
@@ -359,8 +423,14 @@ impl ImageSink for FwupSink {
             .map_err(|e| format!("cannot start {}: {e}", self.command))?;
         let (stdout, stderr) = (Arc::default(), Arc::default());
         let mut readers = Vec::new();
+        let said = Arc::new(Mutex::new(Said::default()));
+        *lock(&self.said) = self.framed.then(|| said.clone());
         if let Some(pipe) = child.stdout.take() {
-            readers.push(drain(pipe, Arc::clone(&stdout)));
+            readers.push(if self.framed {
+                fwup_framing::read(pipe, said, lock(&self.progress).clone())
+            } else {
+                drain(pipe, Arc::clone(&stdout))
+            });
         }
         if let Some(pipe) = child.stderr.take() {
             readers.push(drain(pipe, Arc::clone(&stderr)));
@@ -381,14 +451,14 @@ impl ImageSink for FwupSink {
     fn write(&self, chunk: &[u8]) -> Result<(), String> {
         let running = self.running()?;
         let result = match lock(&running.stdin).as_mut() {
-            Some(stdin) => stdin.write_all(chunk),
+            Some(stdin) => self.send(stdin, chunk),
             None => return Err(format!("{} stdin is closed", self.command)),
         };
         result.map_err(|e| {
             // A broken pipe means the command died: its exit says why.
             drop(lock(&running.stdin).take());
             match running.wait(&self.command) {
-                Err(exit) => exit,
+                Err(exit) => self.explain(exit),
                 Ok(()) => format!("{} stopped reading its input: {e}", self.command),
             }
         })
@@ -396,8 +466,14 @@ impl ImageSink for FwupSink {
 
     fn finish(&self) -> Result<(), String> {
         let running = self.running()?;
+        if self.framed {
+            if let Some(stdin) = lock(&running.stdin).as_mut() {
+                // A write error means fwup is gone: its exit says why.
+                let _ = without_sigpipe(|| stdin.write_all(&END_OF_INPUT));
+            }
+        }
         drop(lock(&running.stdin).take());
-        let result = running.wait(&self.command);
+        let result = running.wait(&self.command).map_err(|e| self.explain(e));
         *lock(&self.running) = None;
         result
     }
@@ -414,6 +490,11 @@ impl ImageSink for FwupSink {
 
     fn stage(&self) -> Stage {
         Stage::Updating
+    }
+
+    fn report_progress(&self, progress: ProgressFn) -> bool {
+        *lock(&self.progress) = Some(progress);
+        self.framed
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::download::{Download, DownloadEvent, Failure};
+use super::fwup_framing::FWUP_ERROR;
 use super::http::HttpClient;
 use super::progress::{percent, Clock, SystemClock, Throttle};
 use super::sink_stage::{SinkStage, Stopped};
@@ -312,6 +313,8 @@ fn describe(failure: &Failure) -> String {
     match failure {
         Failure::Download(m) => format!("Download failed : {m}"),
         Failure::Checksum(m) => format!("Checksum mismatch : {m}"),
+        // fwup's own message, already in nerves_hub_link's wording.
+        Failure::Sink(m) if m.starts_with(FWUP_ERROR) => m.clone(),
         Failure::Sink(m) => format!("Sink error : {m}"),
     }
 }
@@ -369,27 +372,32 @@ struct Job {
 
 impl Job {
     async fn run(self) -> std::result::Result<(), Failure> {
-        let (sink, info) = (self.sink.clone(), self.info.clone());
-        let stage = blocking(move || {
-            sink.begin(&info)?;
-            Ok::<_, String>(sink.stage())
-        })
-        .await?
-        .map_err(Failure::Sink)?;
-
-        // 0 = not known yet; learned from the update or the first response.
-        let total = Arc::new(AtomicU64::new(self.info.size.unwrap_or(0)));
+        let stage = self.sink.stage();
         let progress = Arc::new(ProgressReporter {
             stage,
             reporter: self.reporter.clone(),
             throttle: Mutex::new(Throttle::new()),
             clock: SystemClock,
         });
+        // fwup reports how far it applied the image; other sinks are as far
+        // as the bytes written to them.
+        let sink_reports = {
+            let progress = progress.clone();
+            self.sink
+                .report_progress(Arc::new(move |percent| progress.offer(percent)))
+        };
+        let (sink, info) = (self.sink.clone(), self.info.clone());
+        blocking(move || sink.begin(&info))
+            .await?
+            .map_err(Failure::Sink)?;
+
+        // 0 = not known yet; learned from the update or the first response.
+        let total = Arc::new(AtomicU64::new(self.info.size.unwrap_or(0)));
         let on_written = {
             let (total, progress) = (total.clone(), progress.clone());
             move |written| {
                 let t = total.load(Ordering::Relaxed);
-                if stage == Stage::Updating && t > 0 {
+                if stage == Stage::Updating && !sink_reports && t > 0 {
                     progress.offer(percent(written, t));
                 }
             }

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::device::Core;
 use super::device_events::DeviceEvent;
 use super::fwup_keys::{with_keys, REFUSED_NO_KEYS};
+use super::sink::SinkSpec;
 use super::update::{
     start_update, Stage, UpdateHandle, UpdateOptions, UpdateReporter, UpdateStatus, CANCELLED,
 };
@@ -28,18 +29,30 @@ pub(crate) enum UpdatePhase {
     },
 }
 
-/// Whether updates are refused for want of fwup public keys.
-pub(crate) fn refused(core: &Core) -> bool {
-    core.require_fwup_keys && !core.fwup_keys.available()
+/// Whether an update into `sink` (`None`: not chosen yet) is refused for
+/// want of fwup public keys: always with `require_fwup_keys`, and for a
+/// fwup sink unless unverified firmware is allowed (fwup given no key
+/// checks no signature; link refuses then too).
+pub(crate) fn refused(core: &Core, sink: Option<&SinkSpec>) -> bool {
+    !core.fwup_keys.available()
+        && (core.require_fwup_keys
+            || (!core.allow_unverified && sink.is_some_and(SinkSpec::runs_fwup)))
 }
 
 /// Starts applying `info`. Fails if another update is being applied, or
-/// if keys are required and none is known (nothing is reported then: the
-/// offer was already refused when it arrived).
+/// if no key is known and the sink needs one: then the server is told
+/// `failed` (unless `require_fwup_keys` refused the offer already).
 pub(crate) fn apply(core: &Arc<Core>, info: UpdateInfo, mut options: UpdateOptions) -> Result<()> {
     let uuid = info.firmware_meta.uuid.clone();
     let runtime = crate::runtime::handle()?;
-    if refused(core) {
+    if refused(core, Some(&options.sink)) {
+        if !refused(core, None) {
+            let reason = refuse(core, &uuid);
+            core.emit(DeviceEvent::UpdateFinished {
+                ok: false,
+                reason: Some(reason),
+            });
+        }
         return Err(Error::InvalidArgument(format!(
             "{REFUSED_NO_KEYS}: configure fwup_public_keys or let the server send them"
         )));
@@ -97,6 +110,16 @@ pub(crate) fn apply(core: &Arc<Core>, info: UpdateInfo, mut options: UpdateOptio
             Err(e)
         }
     }
+}
+
+/// Tells the server that `uuid` is refused for want of keys; the reason.
+pub(crate) fn refuse(core: &Core, uuid: &str) -> String {
+    let reason = REFUSED_NO_KEYS.to_owned();
+    log::warn!("update {uuid} refused: {reason}");
+    core.report(&UpdateStatus::Failed {
+        reason: reason.clone(),
+    });
+    reason
 }
 
 /// The updater is done: `completed` / `failed` were reported by it, except

@@ -108,26 +108,6 @@ static void finish(dev_ctx *c, nhc_device *dev) {
     tl_rec_destroy(&c->rec);
 }
 
-/* Copies the JSON value of "key" (an object) out of `json`: brace matching,
- * enough for the dev server's answers (no braces inside its strings). */
-static bool json_object(const char *json, const char *key, char *out, size_t cap) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":{", key);
-    const char *p = strstr(json, pat);
-    if (!p) return false;
-    p += strlen(pat) - 1;
-    int depth = 0;
-    const char *q = p;
-    for (; *q; q++) {
-        if (*q == '{') depth++;
-        if (*q == '}' && --depth == 0) break;
-    }
-    if (!*q || (size_t)(q - p + 2) > cap) return false;
-    memcpy(out, p, (size_t)(q - p + 1));
-    out[q - p + 1] = '\0';
-    return true;
-}
-
 /* --- firmware images ------------------------------------------------------ */
 
 static unsigned char *make_image(size_t len, unsigned seed) {
@@ -141,28 +121,10 @@ static unsigned char *make_image(size_t len, unsigned seed) {
     return b;
 }
 
-static char *base64(const unsigned char *in, size_t len) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    CHECK(out != NULL);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < len) v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < len) v |= in[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? tab[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* Stores `image` on the dev server as `name`; `answer` gets its JSON reply. */
 static void store_firmware(const char *name, const unsigned char *image, size_t len, char *answer,
                            size_t cap) {
-    char *b64 = base64(image, len);
+    char *b64 = tl_base64(image, len);
     size_t blen = strlen(b64) + 128;
     char *body = malloc(blen);
     snprintf(body, blen, "{\"name\":\"%s\",\"base64\":\"%s\"}", name, b64);
@@ -276,7 +238,7 @@ static void update_into_file(void) {
     unsigned char *image = make_image(len, 1);
     char answer[16384], update[16384];
     store_firmware("c-device-update", image, len, answer, sizeof answer);
-    CHECK(json_object(answer, "update", update, sizeof update));
+    CHECK(tl_json_object(answer, "update", update, sizeof update));
     wait_update_available(&c, update);
     char line[64];
     snprintf(line, sizeof line, "size=%zu", len);
@@ -379,7 +341,7 @@ static void update_into_callbacks(void) {
     unsigned char *image = make_image(len, 2);
     char answer[16384], update[16384];
     store_firmware("c-device-sink", image, len, answer, sizeof answer);
-    CHECK(json_object(answer, "update", update, sizeof update));
+    CHECK(tl_json_object(answer, "update", update, sizeof update));
     wait_update_available(&c, update);
 
     mem_sink m = {&srec, malloc(len), 0, len, 0, 0, 0};
@@ -419,7 +381,7 @@ static void update_into_command(void) {
     unsigned char *image = make_image(len, 4);
     char answer[16384], update[16384];
     store_firmware("c-device-command", image, len, answer, sizeof answer);
-    CHECK(json_object(answer, "update", update, sizeof update));
+    CHECK(tl_json_object(answer, "update", update, sizeof update));
     wait_update_available(&c, update);
     char path[256], script[512];
     snprintf(path, sizeof path, "/tmp/nhc-int-device-cmd-%d.fw", (int)getpid());

@@ -468,3 +468,42 @@ void tl_fast_options(nhc_socket_options *o, const tl_server *s) {
     o->rejoin_after_ms = 50;
     o->default_timeout_ms = (uint32_t)tl_ms(5000);
 }
+
+/* Copies the JSON value of "key" (an object) out of `json`: brace matching,
+ * enough for the dev server's answers (no braces inside its strings). */
+bool tl_json_object(const char *json, const char *key, char *out, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":{", key);
+    const char *p = strstr(json, pat);
+    if (!p) return false;
+    p += strlen(pat) - 1;
+    int depth = 0;
+    const char *q = p;
+    for (; *q; q++) {
+        if (*q == '{') depth++;
+        if (*q == '}' && --depth == 0) break;
+    }
+    if (!*q || (size_t)(q - p + 2) > cap) return false;
+    memcpy(out, p, (size_t)(q - p + 1));
+    out[q - p + 1] = '\0';
+    return true;
+}
+
+/* Standard base64 (with padding); free with free(). */
+char *tl_base64(const unsigned char *in, size_t len) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    CHECK(out != NULL);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < len) v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < len) v |= in[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}

@@ -120,4 +120,11 @@ char *tl_read_file(const char *path, size_t *len);
 /* Finds "key":"string" in a flat JSON object and unescapes it into out. */
 bool tl_json_string(const char *json, const char *key, char *out, size_t cap);
 
+/* Copies the JSON object under "key" out of `json` (brace matching: enough
+ * for the dev server's answers, which have no braces inside strings). */
+bool tl_json_object(const char *json, const char *key, char *out, size_t cap);
+
+/* Standard base64 of `len` bytes, NUL-terminated; free with free(). */
+char *tl_base64(const unsigned char *in, size_t len);
+
 #endif

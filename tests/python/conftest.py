@@ -126,16 +126,28 @@ class DevServer:
         self.control = Control(info["control_url"])
 
 
+def fwup_binary() -> Optional[Path]:
+    """The real fwup: $NHC_FWUP (scripts/test.sh sets it), else the one
+    scripts/setup.sh built into target/tools/fwup; None if neither exists."""
+    env = os.environ.get("NHC_FWUP")
+    candidate = Path(env) if env else ROOT / "target" / "tools" / "fwup" / "bin" / "fwup"
+    return candidate if candidate.is_file() else None
+
+
 @pytest.fixture(scope="session")
 def devserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     binary = devserver_binary()
     pki = tmp_path_factory.mktemp("pki")
+    env = {**os.environ, "NHC_LOG": os.environ.get("NHC_LOG", "warn")}
+    fwup = fwup_binary()
+    if fwup is not None:
+        env["NHC_FWUP"] = str(fwup)  # the server reads .fw metadata with it
     proc = subprocess.Popen(
         [str(binary), "--pki-dir", str(pki)],
         stdout=subprocess.PIPE,
         stderr=None,
         text=True,
-        env={**os.environ, "NHC_LOG": os.environ.get("NHC_LOG", "warn")},
+        env=env,
     )
     lines: "queue.Queue[str]" = queue.Queue()
     assert proc.stdout is not None

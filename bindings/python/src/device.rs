@@ -67,7 +67,8 @@ const KINDS: &[&str] = &[
 /// reads a binary U-Boot environment image instead. ``auto_update={...}``
 /// (``apply_update``'s keyword arguments) applies every new firmware by
 /// itself. ``fwup_public_keys`` / ``require_fwup_public_keys`` refuse
-/// updates while no firmware signing key is known.
+/// updates while no firmware signing key is known; a ``fwup`` sink is
+/// refused without a key unless ``allow_unverified_firmware=True``.
 ///
 /// Server events reach the handlers registered with :meth:`on` (typed
 /// objects, see ``nerves_hub_channel.EVENT_KINDS``); connection changes
@@ -108,7 +109,8 @@ impl Device {
         firmware_validated=None, validation_poll_interval=10.0, scripts=false, console=false,
         console_shell=None, console_shell_timeout=300.0, console_shell_env=None,
         console_decline_file_uploads=true, extensions=None, report_timeout=60.0, auto_update=None,
-        fwup_public_keys=None, require_fwup_public_keys=false, uboot_env_path=None,
+        fwup_public_keys=None, require_fwup_public_keys=false, allow_unverified_firmware=false,
+        uboot_env_path=None,
         uboot_env_size=None, uboot_env_redundant=false, headers=None, params=None,
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
@@ -143,6 +145,7 @@ impl Device {
         auto_update: Option<Bound<'py, PyAny>>,
         fwup_public_keys: Option<Vec<String>>,
         require_fwup_public_keys: bool,
+        allow_unverified_firmware: bool,
         uboot_env_path: Option<PathBuf>,
         uboot_env_size: Option<usize>,
         uboot_env_redundant: bool,
@@ -217,6 +220,7 @@ impl Device {
             auto_update,
             fwup_public_keys,
             require_fwup_public_keys,
+            allow_unverified_firmware,
             uboot_env_path,
             uboot_env_size,
             uboot_env_redundant,

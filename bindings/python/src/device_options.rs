@@ -53,6 +53,7 @@ pub struct DeviceOptions<'py> {
     pub auto_update: Option<Bound<'py, PyAny>>,
     pub fwup_public_keys: Option<Vec<String>>,
     pub require_fwup_public_keys: bool,
+    pub allow_unverified_firmware: bool,
     pub uboot_env_path: Option<PathBuf>,
     pub uboot_env_size: Option<usize>,
     pub uboot_env_redundant: bool,
@@ -91,6 +92,7 @@ impl DeviceOptions<'_> {
         c.request_fwup_public_keys = self.request_fwup_public_keys;
         c.fwup_public_keys = self.fwup_public_keys.unwrap_or_default();
         c.require_fwup_public_keys = self.require_fwup_public_keys;
+        c.allow_unverified_firmware = self.allow_unverified_firmware;
         c.request_archive_public_keys = self.request_archive_public_keys;
         c.firmware_validated = self
             .firmware_validated

@@ -143,9 +143,10 @@ class UpdateInfo(DeviceEvent):
 @dataclass(frozen=True)
 class UpdateIgnored(DeviceEvent):
     """An offer was skipped by the device itself: with ``auto_update``
-    that firmware is already running (``ignored`` was sent); with
-    ``require_fwup_public_keys`` no signing key is known (``failed`` was
-    sent, and no ``update`` event comes)."""
+    that firmware is already running (``ignored`` was sent); no signing
+    key is known while ``require_fwup_public_keys`` is on or
+    ``auto_update`` applies with ``fwup`` (``failed`` was sent, and no
+    ``update`` event comes)."""
 
     kind: ClassVar[str] = "update_ignored"
     uuid: str

@@ -215,6 +215,7 @@ class Device:
         auto_update: Optional[Mapping[str, Any]] = None,
         fwup_public_keys: Optional[Sequence[str]] = None,
         require_fwup_public_keys: bool = False,
+        allow_unverified_firmware: bool = False,
         uboot_env_path: Union[str, os.PathLike[str], None] = None,
         uboot_env_size: Optional[int] = None,
         uboot_env_redundant: bool = False,
