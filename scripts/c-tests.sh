@@ -59,6 +59,8 @@ if [ "${NHC_SKIP_TSAN:-0}" != 1 ]; then
   else
     echo "WARNING: TSan step skipped: needs the nightly toolchain with rust-src" >&2
     echo "         (rustup toolchain install nightly --component rust-src)" >&2
+    # scripts/setup.sh installs it, so in CI a missing toolchain is a failure.
+    [ "${CI:-}" != true ] || exit 1
   fi
 fi
 
