@@ -24,6 +24,10 @@ connection options:
   --cert-dir DIR                 simulate: DIR/<identity>.pem and DIR/<identity>-key.pem
   --shared-secret KEY:SECRET     NH1 shared secret (product key nhp_... or device key)
   --identifier ID                device identifier signed with the shared secret
+  --clock-offset SECS            NH1: seconds added to the system clock when signing
+                                 (negative: it is ahead); a refusal's Date corrects the rest
+  --stable-after SECS            a connection joined this long restarts the reconnect
+                                 backoff (default 120); shorter ones escalate it
 ";
 
 fn main() -> ExitCode {

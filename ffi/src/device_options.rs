@@ -170,6 +170,11 @@ pub struct nhc_device_options {
     pub health_metadata: *const nhc_key_value,
     /// Number of `health_metadata` entries.
     pub health_metadata_len: usize,
+    /// NH1: seconds added to the system clock for signatures (default 0;
+    /// negative when the system clock is ahead), for a device that knows
+    /// how wrong its clock is. Without it a wrong clock costs one refusal:
+    /// the server's `Date` then corrects the signing time by itself.
+    pub nh1_clock_offset_s: i64,
 }
 
 /// The size of the first published version of the struct (up to `geo`).
@@ -223,6 +228,7 @@ fn defaults() -> nhc_device_options {
         health_cpu_temp_path: std::ptr::null(),
         health_metadata: std::ptr::null(),
         health_metadata_len: 0,
+        nh1_clock_offset_s: 0,
     }
 }
 
@@ -455,8 +461,10 @@ type Auth = Option<Arc<dyn nerves_hub_channel::HeaderProvider>>;
 
 unsafe fn nh1(o: &nhc_device_options) -> FfiResult<Auth> {
     let Some(key) = opt_str_arg(o.nh1_key, "nh1_key")? else {
-        if !o.nh1_secret.is_null() || !o.nh1_identifier.is_null() {
-            return Err(invalid("nh1_secret and nh1_identifier need nh1_key"));
+        if !o.nh1_secret.is_null() || !o.nh1_identifier.is_null() || o.nh1_clock_offset_s != 0 {
+            return Err(invalid(
+                "nh1_secret, nh1_identifier and nh1_clock_offset_s need nh1_key",
+            ));
         }
         return Ok(None);
     };
@@ -472,7 +480,10 @@ unsafe fn nh1(o: &nhc_device_options) -> FfiResult<Auth> {
     }
     shared.iterations = o.nh1_iterations;
     shared.key_length = o.nh1_key_length;
-    Ok(Some(Arc::new(Nh1Auth::new(shared)?)))
+    Ok(Some(Arc::new(Nh1Auth::with_clock_offset(
+        shared,
+        o.nh1_clock_offset_s,
+    )?)))
 }
 
 #[cfg(test)]
