@@ -87,6 +87,14 @@ mod tests {
 
     const STABLE: Duration = Duration::from_secs(120);
 
+    /// The default schedule without jitter.
+    fn exact() -> Backoff {
+        Backoff {
+            jitter: 0.0,
+            ..Backoff::default()
+        }
+    }
+
     #[test]
     fn a_device_up_a_while_reconnects_at_the_first_step() {
         let b = Backoff::default();
@@ -101,10 +109,7 @@ mod tests {
 
     #[test]
     fn short_sessions_escalate_and_report_the_identity_once() {
-        let b = Backoff {
-            jitter: 0.0,
-            ..Backoff::default()
-        };
+        let b = exact();
         let mut r = Reconnects::default();
         let mut reported = Vec::new();
         let mut delays = Vec::new();
@@ -125,10 +130,7 @@ mod tests {
 
     #[test]
     fn a_refusal_with_news_retries_at_the_first_step() {
-        let b = Backoff {
-            jitter: 0.0,
-            ..Backoff::default()
-        };
+        let b = exact();
         let mut r = Reconnects::default();
         assert_eq!(r.next_delay(&b, Retry::Slow), Duration::from_secs(60));
         assert_eq!(r.next_delay(&b, Retry::Soon), Duration::from_secs(1));

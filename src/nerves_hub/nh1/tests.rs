@@ -238,35 +238,14 @@ fn signs_a_few_seconds_behind_the_device_clock_without_a_hint() {
     assert_eq!(auth.clock_offset(), None);
 }
 
-/// `Date` of the Unix second `t`.
+/// `Date` of the Unix second `t`, written by the dev server's independent
+/// formatter (so that it also cross-checks the parser).
 fn http_date(t: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (days, secs) = (t / 86_400, t % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    nhc_devserver::imf_fixdate(t)
 }
 
 #[test]
-fn the_test_date_formatter_agrees_with_the_parser() {
+fn the_dev_server_date_formatter_agrees_with_the_parser() {
     for t in [0, TIME, 1_795_867_200, 951_782_400] {
         assert_eq!(parse_http_date(&http_date(t)), Some(t), "{}", http_date(t));
     }
@@ -311,7 +290,10 @@ fn a_refusal_that_confirms_the_estimate_is_no_news() {
     let auth = Nh1Auth::with_clock(vector_secret(), fixed_clock(&now)).expect("valid");
     // A right clock refused for another reason (wrong secret): slow retry.
     assert!(!auth.refused(Some(&http_date(TIME + 1))));
-    assert!(!auth.refused(Some(&http_date(TIME - 1))), "2 s from the last estimate");
+    assert!(
+        !auth.refused(Some(&http_date(TIME - 1))),
+        "2 s from the last estimate"
+    );
     assert!(auth.refused(Some(&http_date(TIME + 300))));
     assert!(!auth.refused(Some(&http_date(TIME + 302))));
     // The device clock jumped (NTP): the next refusal replaces the estimate.
