@@ -415,6 +415,14 @@ typedef enum nhc_device_event_kind {
      * Any other message: `topic`, `event`, `payload`.
      */
     NHC_DEVICE_EVENT_OTHER = 23,
+    /**
+     * The server closed the last `attempt` connections soon after they
+     * joined: this identity (certificate or NH1 identifier) seems to be in
+     * use by another device, which NervesHub lets in by closing the older
+     * socket. `reason` says so for people. Reported once per run of such
+     * connections; the device keeps reconnecting with an escalating backoff.
+     */
+    NHC_DEVICE_EVENT_IDENTITY_IN_USE = 24,
 } nhc_device_event_kind;
 
 /**
@@ -696,6 +704,15 @@ typedef struct nhc_socket_options {
      * closure to two sockets.
      */
     struct nhc_state_closure on_state;
+    /**
+     * How long a connection must stay joined before its end restarts the
+     * reconnect backoff from `backoff_initial_ms` (default 120000). A
+     * connection the server closes sooner counts as a failure, so two
+     * devices sharing one identity escalate to the slow end instead of
+     * taking turns every second. Keep it above `backoff_max_ms` plus its
+     * jitter; 0 restarts the backoff after every join.
+     */
+    uint32_t stable_after_ms;
 } nhc_socket_options;
 
 /**
@@ -1086,7 +1103,8 @@ typedef struct nhc_device_event {
      */
     int64_t reconnect_in_ms;
     /**
-     * STATE (CONNECTING): the attempt number; 0 otherwise.
+     * STATE (CONNECTING): the attempt number; IDENTITY_IN_USE: the number
+     * of short connections; 0 otherwise.
      */
     uint32_t attempt;
     /**
@@ -1505,6 +1523,13 @@ typedef struct nhc_device_options {
      * image's signature yourself (e.g. `fwup --verify --public-key`).
      */
     bool allow_unverified_firmware;
+    /**
+     * NH1: seconds added to the system clock for signatures (default 0;
+     * negative when the system clock is ahead), for a device that knows
+     * how wrong its clock is. Without it a wrong clock costs one refusal:
+     * the server's `Date` then corrects the signing time by itself.
+     */
+    int64_t nh1_clock_offset_s;
 } nhc_device_options;
 
 #ifdef __cplusplus

@@ -16,6 +16,16 @@ use crate::tls::TlsOptions;
 /// is wrong.
 pub trait HeaderProvider: Send + Sync {
     fn headers(&self, server_date: Option<&str>) -> Vec<(String, String)>;
+
+    /// Called as soon as the server refuses an attempt with HTTP 401, with
+    /// the refusal's `Date` header. Return true when that taught something
+    /// that changes the next attempt (e.g. a new estimate of the server's
+    /// clock): the socket then retries at the first step of its backoff
+    /// instead of the slow end that other refusals get.
+    fn refused(&self, server_date: Option<&str>) -> bool {
+        let _ = server_date;
+        false
+    }
 }
 
 /// The Phoenix serializer version sent as `vsn` (V2 JSON).
@@ -49,6 +59,13 @@ pub struct SocketConfig {
     pub rejoin_after_close: bool,
     pub reconnect: bool,
     pub backoff: Backoff,
+    /// How long a connection must stay joined before its end restarts the
+    /// backoff from the first step. A connection the server closes sooner
+    /// counts as a failure, so that two devices sharing one identity
+    /// (NervesHub closes the older socket) escalate to the slow end instead
+    /// of taking turns every second. Keep it above `backoff.max` plus its
+    /// jitter; 0 restarts the backoff after every join.
+    pub stable_after: Duration,
     /// Pushes waiting for the wire (before join, while disconnected) at most.
     pub outbound_capacity: usize,
     /// Events waiting for the consumer before the socket stops reading.
@@ -88,6 +105,7 @@ impl SocketConfig {
             rejoin_after_close: false,
             reconnect: true,
             backoff: Backoff::default(),
+            stable_after: Duration::from_secs(120),
             outbound_capacity: 1024,
             event_capacity: 1024,
             max_message_size: 8 << 20,

@@ -52,6 +52,15 @@ pub enum Event {
         error: Error,
         reconnect_in: Option<Duration>,
     },
+    /// The server closed the last `sessions` connections soon after they
+    /// joined (before `stable_after`). On NervesHub this is what another
+    /// device connecting with the same certificate or NH1 identifier does:
+    /// the server closes the older socket whenever one authenticates.
+    /// Reported once per run of such sessions; the socket keeps
+    /// reconnecting with an escalating backoff.
+    IdentityInUse {
+        sessions: u32,
+    },
     Joined {
         channel: ChannelId,
         topic: String,
@@ -94,4 +103,13 @@ pub enum Event {
     },
     /// The socket was closed by the user; no event follows.
     Closed,
+}
+
+/// The text for people that goes with [`Event::IdentityInUse`] (the log
+/// line, C's `reason`, Python's `reason`).
+pub fn identity_in_use_reason(sessions: u32) -> String {
+    format!(
+        "the server closed the last {sessions} connections soon after they joined: this \
+         device's identity (certificate or NH1 identifier) seems to be in use by another device"
+    )
 }

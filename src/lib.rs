@@ -19,6 +19,7 @@ pub mod log_policy;
 pub mod message;
 pub mod nerves_hub;
 mod queue;
+mod reconnect;
 pub mod runtime;
 mod signal_fd;
 mod socket;

@@ -4,13 +4,14 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use nerves_hub_channel::nerves_hub::nh1::{Clock, Nh1Auth, Nh1Digest, SharedSecret};
 use nerves_hub_channel::{
-    Error, Event, HeaderProvider, PemSource, Socket, SocketConfig, TlsOptions,
+    Backoff, Error, Event, HeaderProvider, PemSource, Socket, SocketConfig, TlsOptions,
 };
 use nhc_devserver::{Config, DevServer, SharedSecretEntry, NO_CREDENTIALS};
 
@@ -136,6 +137,10 @@ impl HeaderProvider for Recording {
         self.sent.lock().expect("lock").push(headers.clone());
         headers
     }
+
+    fn refused(&self, server_date: Option<&str>) -> bool {
+        self.inner.refused(server_date)
+    }
 }
 
 fn value<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
@@ -227,15 +232,89 @@ async fn a_server_clock_ahead_is_recovered_the_same_way() {
     assert_eq!(auth_errors_before_connected(&sock).await, 0);
 }
 
+/// The slow end of this backoff (60-90 s) and its first step (10-15 ms)
+/// cannot be mistaken for each other, so `reconnect_in` shows which one a
+/// refusal got without measuring time.
+fn slow_end_config(url: &str, provider: Arc<dyn HeaderProvider>) -> SocketConfig {
+    let mut config = nh1_config(url, provider);
+    config.backoff = Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_secs(60),
+        jitter: 0.5,
+    };
+    config
+}
+
+/// Waits for `Connected`, asserting that exactly one refusal came first and
+/// that it was retried at the first step of the backoff.
+async fn joins_after_one_fast_retry(sock: &Socket) {
+    let first = wait_for(sock, "the first refusal", |e| {
+        matches!(e, Event::AuthError { .. } | Event::Connected)
+    })
+    .await;
+    let Event::AuthError { reconnect_in, .. } = first else {
+        panic!("expected a refusal first, got {first:?}");
+    };
+    let retry = reconnect_in.expect("retried");
+    assert!(
+        retry <= Duration::from_millis(15),
+        "a refusal with a new Date is retried at the first backoff step, not after {retry:?}"
+    );
+    assert_eq!(auth_errors_before_connected(sock).await, 0);
+}
+
 #[tokio::test]
-async fn a_device_clock_ahead_is_refused_as_from_the_future() {
+async fn a_device_clock_ten_minutes_ahead_joins_after_one_refusal() {
     let server = nh1_server().await;
     let secret = SharedSecret::new(PRODUCT_KEY, PRODUCT_SECRET, "fast-clock");
-    let sock = Socket::new(nh1_config(&server.ws_url(), auth(secret, 120))).expect("config");
+    let signer = auth(secret, 600);
+    let sock = Socket::new(slow_end_config(&server.ws_url(), signer.clone())).expect("config");
     sock.connect().expect("connect");
-    // The Date hint only ever moves the signing time forward.
-    assert_eq!(next_auth_error(&sock).await, (401, None));
-    assert_eq!(next_auth_error(&sock).await, (401, None));
+    joins_after_one_fast_retry(&sock).await;
+    let offset = signer.clock_offset().expect("learned");
+    assert!((-602..=-599).contains(&offset), "{offset}");
+}
+
+#[tokio::test]
+async fn a_device_clock_ten_minutes_behind_joins_after_one_refusal() {
+    let server = nh1_server().await;
+    let secret = SharedSecret::new(PRODUCT_KEY, PRODUCT_SECRET, "slow-clock");
+    let sock = Socket::new(slow_end_config(&server.ws_url(), auth(secret, -600))).expect("config");
+    sock.connect().expect("connect");
+    joins_after_one_fast_retry(&sock).await;
+}
+
+#[tokio::test]
+async fn a_refusal_without_news_waits_at_the_slow_end() {
+    let server = nh1_server().await;
+    let secret = SharedSecret::new(PRODUCT_KEY, "not-the-secret", "right-clock");
+    let sock = Socket::new(slow_end_config(&server.ws_url(), auth(secret, 0))).expect("config");
+    sock.connect().expect("connect");
+    let refusal = wait_for(&sock, "a refusal", |e| matches!(e, Event::AuthError { .. })).await;
+    let Event::AuthError { reconnect_in, .. } = refusal else {
+        unreachable!()
+    };
+    assert!(reconnect_in.expect("retried") >= Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_clock_that_jumps_while_connected_still_joins_after_a_reconnect() {
+    let server = nh1_server().await;
+    let secret = SharedSecret::new(PRODUCT_KEY, PRODUCT_SECRET, "jumpy-clock");
+    let offset = Arc::new(AtomicI64::new(0));
+    let shift = offset.clone();
+    let clock: Clock =
+        Arc::new(move || unix_now().saturating_add_signed(shift.load(Ordering::SeqCst)));
+    let signer = Arc::new(Nh1Auth::with_clock(secret, clock).expect("valid"));
+    let sock = Socket::new(slow_end_config(&server.ws_url(), signer)).expect("config");
+    sock.connect().expect("connect");
+    assert_eq!(auth_errors_before_connected(&sock).await, 0);
+    for jump in [600, -600] {
+        // The clock jumps (NTP, a user) while connected; the link then drops.
+        offset.store(jump, Ordering::SeqCst);
+        server.control().drop_connections().await;
+        joins_after_one_fast_retry(&sock).await;
+    }
 }
 
 #[tokio::test]

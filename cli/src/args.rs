@@ -14,6 +14,10 @@ pub struct Options {
     /// (key, secret); the secret is never printed.
     pub shared_secret: Option<(String, String)>,
     pub identifier: Option<String>,
+    /// Seconds added to the system clock for NH1 signatures.
+    pub clock_offset: i64,
+    /// `--stable-after`: how long a connection must stay joined to restart the backoff.
+    pub stable_after: Option<Duration>,
     pub firmware_dir: Option<PathBuf>,
     pub metadata_file: Option<PathBuf>,
     pub meta: Vec<(String, String)>,
@@ -52,6 +56,17 @@ pub fn parse(argv: &[String]) -> Result<Options, String> {
                 o.shared_secret = Some((key.to_owned(), secret.to_owned()));
             }
             "--identifier" => o.identifier = Some(value()?),
+            "--clock-offset" => {
+                let v = value()?;
+                o.clock_offset = v
+                    .parse()
+                    .map_err(|_| format!("--clock-offset wants whole seconds, got {v:?}"))?;
+            }
+            "--stable-after" => {
+                o.stable_after = Some(Duration::from_secs(
+                    number(&value()?, "--stable-after")? as u64
+                ))
+            }
             "--firmware-dir" => o.firmware_dir = Some(value()?.into()),
             "--metadata-file" => o.metadata_file = Some(value()?.into()),
             "--meta" => {

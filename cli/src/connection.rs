@@ -23,14 +23,18 @@ pub fn device_config(o: &Options, identity: Option<&str>) -> Result<DeviceConfig
             socket.tls.client_key = o.key.clone().map(PemSource::File);
         }
     }
+    if let Some(stable) = o.stable_after {
+        socket.stable_after = stable;
+    }
     let mut config = DeviceConfig::new(socket);
     if let Some((key, secret)) = &o.shared_secret {
         let identifier = identity
             .map(str::to_owned)
             .or_else(|| o.identifier.clone())
             .ok_or("--shared-secret needs --identifier")?;
-        let signer = Nh1Auth::new(SharedSecret::new(key.clone(), secret.clone(), identifier))
-            .map_err(|e| e.to_string())?;
+        let secret = SharedSecret::new(key.clone(), secret.clone(), identifier);
+        let signer =
+            Nh1Auth::with_clock_offset(secret, o.clock_offset).map_err(|e| e.to_string())?;
         config.auth = Some(Arc::new(signer));
     }
     let mut metadata = match &o.metadata_file {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nerves_hub_channel::event::identity_in_use_reason;
 use nerves_hub_channel::nerves_hub::update::{SinkSpec, UpdateOptions};
 use nerves_hub_channel::nerves_hub::{Device, DeviceEvent};
 use nerves_hub_channel::Event;
@@ -49,6 +50,9 @@ pub fn run(o: Options) -> Result<(), String> {
             DeviceEvent::Reboot => println!("reboot requested (nhc does not reboot the host)"),
             DeviceEvent::Identify => println!("identify requested"),
             DeviceEvent::Socket(Event::Closed) => return Ok(()),
+            DeviceEvent::Socket(Event::IdentityInUse { sessions }) => {
+                println!("identity in use: {}", identity_in_use_reason(sessions))
+            }
             DeviceEvent::Socket(e) => println!("{e:?}"),
             other => println!("{other:?}"),
         }

@@ -27,6 +27,10 @@ connection options:
   --device-rejoin-after-close SECS|never
                                  rejoin `device` SECS after the server closed it (default 5),
                                  or never
+  --clock-offset SECS            NH1: seconds added to the system clock when signing
+                                 (negative: it is ahead); a refusal's Date corrects the rest
+  --stable-after SECS            a connection joined this long restarts the reconnect
+                                 backoff (default 120); shorter ones escalate it
 ";
 
 fn main() -> ExitCode {

@@ -278,7 +278,7 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
         return Ok(response);
     }
     let expected = match path {
-        "/" | "/received" | "/connections" | "/updates_blocked" => "GET",
+        "/" | "/received" | "/connections" | "/updates_blocked" | "/kicks" => "GET",
         "/push" | "/broadcast" | "/wait" | "/wait_joined" | "/crash" | "/close" | "/drop"
         | "/close_connections" | "/heartbeats" | "/raw" | "/join_reply" | "/reset"
         | "/extensions" | "/public_keys" | "/issue_device" | "/flood" | "/shared_secret"
@@ -296,6 +296,7 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
         "/received" => received_json(&control.received().await),
         "/connections" => connections_json(&control.connections().await),
         "/updates_blocked" => blocked_json(&control.blocked_updates().await),
+        "/kicks" => Response::json(200, &json!({"kicks": control.kicks().await})),
         "/push" | "/broadcast" => {
             let b: PushBody = body(request)?;
             let p = payload(b.payload, b.binary_base64)?;

@@ -315,6 +315,24 @@ impl Control {
         all
     }
 
+    /// Connections closed because another one authenticated with the same
+    /// identity (as NervesHub does), since start or reset.
+    pub async fn kicks(&self) -> u64 {
+        self.shared.lock().kicks
+    }
+
+    /// Resolves once at least `count` kicks happened since start or reset.
+    pub async fn wait_kicks(&self, count: u64, timeout: Duration) -> Result<u64, String> {
+        let kicked = |state: &State| (state.kicks >= count).then_some(state.kicks);
+        match self.wait_until(timeout, kicked).await {
+            Some(n) => Ok(n),
+            None => Err(format!(
+                "timed out after {timeout:?} waiting for {count} kick(s); got {}",
+                self.shared.lock().kicks
+            )),
+        }
+    }
+
     /// Forgets received messages and join counters, and clears every override.
     pub async fn reset(&self) {
         self.shared.update(State::reset);

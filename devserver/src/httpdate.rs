@@ -51,7 +51,7 @@ pub(crate) fn civil(unix_secs: u64) -> CivilTime {
 }
 
 /// RFC 9110 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub(crate) fn imf_fixdate(unix_secs: u64) -> String {
+pub fn imf_fixdate(unix_secs: u64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -35,6 +35,7 @@ pub use control::Control;
 pub use firmware::{random_image, Firmware, FirmwareFaults, FirmwareRequest};
 pub use flood::Flood;
 pub use handshake::{MAX_MESSAGE_SIZE, SOCKET_PATHS};
+pub use httpdate::imf_fixdate;
 pub use hub::DUMMY_PUBLIC_KEY;
 pub use nh1::SharedSecretEntry;
 pub use pki::{Pki, DEVICE_CN};

@@ -15,6 +15,9 @@ use nerves_hub_channel::message::{Message, Reply};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+/// What Bandit sends when Phoenix stops a socket with a `{:shutdown, _}` reason.
+const CLOSE_NORMAL: u16 = 1000;
+
 /// One message a client sent on a channel.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -121,6 +124,9 @@ pub(crate) struct State {
     /// Per device identity (`None`: anonymous), when updates may be offered
     /// again after a `rescheduled` status.
     pub updates_blocked_until: HashMap<Option<String>, SystemTime>,
+    /// Connections closed because another one authenticated with the same
+    /// identity, since start or reset.
+    pub kicks: u64,
 }
 
 impl State {
@@ -135,6 +141,7 @@ impl State {
             generation: 0,
             demo_update: None,
             updates_blocked_until: HashMap::new(),
+            kicks: 0,
         }
     }
 
@@ -145,6 +152,7 @@ impl State {
         self.answer_heartbeats = true;
         self.hub = crate::hub::HubSettings::default();
         self.updates_blocked_until.clear();
+        self.kicks = 0;
         self.generation += 1;
     }
 }
@@ -196,9 +204,34 @@ impl Shared {
         self.changed.subscribe()
     }
 
+    /// Adds an authenticated connection. As NervesHub does (`DeviceSocket`
+    /// broadcasts "disconnect" to the socket id `device_socket:<device>`
+    /// when a device authenticates), every older connection with the same
+    /// identity (certificate CN or NH1 identifier) is closed: Phoenix stops
+    /// that socket with `{:shutdown, :disconnected}`, which Bandit sends as
+    /// close code 1000 without a reason; its channels get no message.
     pub fn register(&self, conn: Conn) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.update(|state| state.conns.insert(id, conn));
+        self.update(|state| {
+            if let Some(identity) = &conn.identity {
+                let older: Vec<u64> = state
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.identity.as_ref() == Some(identity))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for older_id in older {
+                    if let Some(older) = state.conns.remove(&older_id) {
+                        log::info!(
+                            "connection {older_id}: closed, {identity:?} connected again as {id}"
+                        );
+                        older.close(CLOSE_NORMAL, "");
+                        state.kicks += 1;
+                    }
+                }
+            }
+            state.conns.insert(id, conn)
+        });
         id
     }
 

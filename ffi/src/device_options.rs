@@ -185,6 +185,11 @@ pub struct nhc_device_options {
     /// callback sinks are never refused for want of keys: check the
     /// image's signature yourself (e.g. `fwup --verify --public-key`).
     pub allow_unverified_firmware: CBool,
+    /// NH1: seconds added to the system clock for signatures (default 0;
+    /// negative when the system clock is ahead), for a device that knows
+    /// how wrong its clock is. Without it a wrong clock costs one refusal:
+    /// the server's `Date` then corrects the signing time by itself.
+    pub nh1_clock_offset_s: i64,
 }
 
 /// The size of the first published version of the struct (up to `geo`).
@@ -241,6 +246,7 @@ fn defaults() -> nhc_device_options {
         device_rejoin_after_close_ms: i64::try_from(DEFAULT_DEVICE_REJOIN.as_millis())
             .unwrap_or(i64::MAX),
         allow_unverified_firmware: false.into(),
+        nh1_clock_offset_s: 0,
     }
 }
 
@@ -516,8 +522,10 @@ type Auth = Option<Arc<dyn nerves_hub_channel::HeaderProvider>>;
 unsafe fn nh1(o: &nhc_device_options) -> FfiResult<Auth> {
     // SAFETY: `o.nh1_key` is NULL or a NUL-terminated string (the caller's contract).
     let Some(key) = unsafe { opt_str_arg(o.nh1_key, "nh1_key") }? else {
-        if !o.nh1_secret.is_null() || !o.nh1_identifier.is_null() {
-            return Err(invalid("nh1_secret and nh1_identifier need nh1_key"));
+        if !o.nh1_secret.is_null() || !o.nh1_identifier.is_null() || o.nh1_clock_offset_s != 0 {
+            return Err(invalid(
+                "nh1_secret, nh1_identifier and nh1_clock_offset_s need nh1_key",
+            ));
         }
         return Ok(None);
     };
@@ -536,7 +544,10 @@ unsafe fn nh1(o: &nhc_device_options) -> FfiResult<Auth> {
     }
     shared.iterations = o.nh1_iterations;
     shared.key_length = o.nh1_key_length;
-    Ok(Some(Arc::new(Nh1Auth::new(shared)?)))
+    Ok(Some(Arc::new(Nh1Auth::with_clock_offset(
+        shared,
+        o.nh1_clock_offset_s,
+    )?)))
 }
 
 #[cfg(test)]

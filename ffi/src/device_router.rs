@@ -300,6 +300,11 @@ impl Draft {
                 ..Draft::state(nhc_state::NHC_STATE_PROTOCOL_ERROR)
             },
             Event::Closed => Draft::state(nhc_state::NHC_STATE_CLOSED),
+            Event::IdentityInUse { sessions } => Draft {
+                attempt: sessions,
+                reason: nerves_hub_channel::event::identity_in_use_reason(sessions),
+                ..Draft::new(K::NHC_DEVICE_EVENT_IDENTITY_IN_USE)
+            },
             Event::Joined {
                 topic, response, ..
             } => Draft::message(K::NHC_DEVICE_EVENT_JOINED, &topic, String::new(), response),

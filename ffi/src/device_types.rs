@@ -91,6 +91,12 @@ pub enum nhc_device_event_kind {
     NHC_DEVICE_EVENT_INVALID_MESSAGE = 22,
     /// Any other message: `topic`, `event`, `payload`.
     NHC_DEVICE_EVENT_OTHER = 23,
+    /// The server closed the last `attempt` connections soon after they
+    /// joined: this identity (certificate or NH1 identifier) seems to be in
+    /// use by another device, which NervesHub lets in by closing the older
+    /// socket. `reason` says so for people. Reported once per run of such
+    /// connections; the device keeps reconnecting with an escalating backoff.
+    NHC_DEVICE_EVENT_IDENTITY_IN_USE = 24,
 }
 
 /// The stage of an update's progress.
@@ -134,7 +140,8 @@ pub struct nhc_device_event {
     /// STATE: ms until the next connection attempt; JOIN_FAILED: ms until
     /// the rejoin; -1 if none or otherwise.
     pub reconnect_in_ms: i64,
-    /// STATE (CONNECTING): the attempt number; 0 otherwise.
+    /// STATE (CONNECTING): the attempt number; IDENTITY_IN_USE: the number
+    /// of short connections; 0 otherwise.
     pub attempt: u32,
     /// The topic (JOINED, JOIN_FAILED, CHANNEL_*, REPORT_FAILED, OTHER); "" otherwise.
     pub topic: *const c_char,

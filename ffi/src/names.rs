@@ -39,7 +39,7 @@ fn state_name(state: i32) -> &'static [u8] {
 }
 
 fn event_kind_name(kind: i32) -> &'static [u8] {
-    const ALL: [(K, &[u8]); 24] = [
+    const ALL: [(K, &[u8]); 25] = [
         (K::NHC_DEVICE_EVENT_STATE, b"STATE\0"),
         (K::NHC_DEVICE_EVENT_JOINED, b"JOINED\0"),
         (K::NHC_DEVICE_EVENT_JOIN_FAILED, b"JOIN_FAILED\0"),
@@ -70,6 +70,7 @@ fn event_kind_name(kind: i32) -> &'static [u8] {
         (K::NHC_DEVICE_EVENT_EXTENSION, b"EXTENSION\0"),
         (K::NHC_DEVICE_EVENT_INVALID_MESSAGE, b"INVALID_MESSAGE\0"),
         (K::NHC_DEVICE_EVENT_OTHER, b"OTHER\0"),
+        (K::NHC_DEVICE_EVENT_IDENTITY_IN_USE, b"IDENTITY_IN_USE\0"),
     ];
     lookup(&ALL, kind, |k| k as i32)
 }

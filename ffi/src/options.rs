@@ -122,11 +122,19 @@ pub struct nhc_socket_options {
     /// `nhc_socket_options_default` leaves it untouched): never give one
     /// closure to two sockets.
     pub on_state: nhc_state_closure,
+    // ---- Version 2: appended fields (a V1 program gets their defaults). ----
+    /// How long a connection must stay joined before its end restarts the
+    /// reconnect backoff from `backoff_initial_ms` (default 120000). A
+    /// connection the server closes sooner counts as a failure, so two
+    /// devices sharing one identity escalate to the slow end instead of
+    /// taking turns every second. Keep it above `backoff_max_ms` plus its
+    /// jitter; 0 restarts the backoff after every join.
+    pub stable_after_ms: u32,
 }
 
-/// Version 1 of the struct is all of it; a caller can never be older.
+/// The size of the first published version of the struct (up to `on_state`).
 /// cbindgen:ignore
-const V1_SIZE: usize = size_of::<nhc_socket_options>();
+const V1_SIZE: usize = std::mem::offset_of!(nhc_socket_options, stable_after_ms);
 
 fn ms(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
@@ -167,6 +175,7 @@ fn defaults() -> nhc_socket_options {
         read_buffer_size: c.read_buffer_size,
         delivery: nhc_delivery::NHC_DELIVERY_THREADED as i32,
         on_state: nhc_state_closure::none(),
+        stable_after_ms: ms(c.stable_after),
     }
 }
 
@@ -331,6 +340,7 @@ pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfi
         return Err(invalid("backoff_jitter must be between 0 and 10"));
     }
     c.backoff.jitter = o.backoff_jitter;
+    c.stable_after = millis(o.stable_after_ms);
     c.outbound_capacity = o.outbound_capacity;
     c.event_capacity = o.event_capacity;
     c.max_message_size = o.max_message_size;

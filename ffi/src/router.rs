@@ -280,6 +280,10 @@ impl Router {
                 reconnect_in,
                 0,
             ),
+            // A NervesHub notion with no place in the plain socket's state
+            // callback: the socket has logged it (and device handles get it
+            // as NHC_DEVICE_EVENT_IDENTITY_IN_USE).
+            Event::IdentityInUse { .. } => {}
             Event::ProtocolError { detail } => {
                 let error = Error::Protocol(detail);
                 self.state(nhc_state::NHC_STATE_PROTOCOL_ERROR, Some(&error), None, 0)

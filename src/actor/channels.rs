@@ -387,7 +387,7 @@ impl Actor {
     }
 
     async fn joined(&mut self, id: ChannelId, response: Payload) {
-        self.failures = 0;
+        self.session_joined();
         let Some(ch) = self.channels.get_mut(&id) else {
             return;
         };

@@ -10,6 +10,7 @@ use crate::codec;
 use crate::error::Error;
 use crate::event::Event;
 use crate::message::{events, Inbound, Message, Payload};
+use crate::reconnect::Retry;
 use crate::transport::{self, ConnectFailure, WsStream};
 
 impl Actor {
@@ -22,7 +23,7 @@ impl Actor {
         }
         self.set_state(ConnectionState::Connecting);
         self.emit(Event::Connecting {
-            attempt: self.failures + 1,
+            attempt: self.reconnects.attempt(),
         });
         let config = self.config.clone();
         let url = self.url.clone();
@@ -52,29 +53,49 @@ impl Actor {
                 self.heartbeat.paused = false;
                 self.heartbeat.next_at = Some(Instant::now() + self.config.heartbeat_interval);
                 if !self.rejoin_all().await {
-                    // Nothing to join: the connection itself is the success.
-                    self.failures = 0;
+                    // Nothing to join: the connection itself is the session.
+                    self.session_joined();
                 }
             }
             Err(failure) => {
+                let retry = match &failure.error {
+                    // Credentials or configuration refused: retry at the slow
+                    // end, since a clock or the server may recover; unless the
+                    // refusal taught the signer something new (the server's
+                    // clock), which the next attempt uses at once.
+                    Error::Auth { .. } => {
+                        let learned = self.config.header_provider.as_ref().is_some_and(|p| {
+                            // Read the device clock now, when the refusal arrived.
+                            p.refused(failure.server_date.as_deref())
+                        });
+                        if learned {
+                            Retry::Soon
+                        } else {
+                            Retry::Slow
+                        }
+                    }
+                    Error::Http { status: 403, .. } => Retry::Slow,
+                    _ => Retry::Backoff,
+                };
                 if failure.server_date.is_some() {
                     self.server_date = failure.server_date;
                 }
-                self.after_failure(failure.error);
+                self.after_failure(failure.error, retry);
             }
         }
     }
 
+    /// The connection joined (its first channel, or connected with none).
+    pub(super) fn session_joined(&mut self) {
+        if self.joined_at.is_none() {
+            self.joined_at = Some(Instant::now());
+        }
+    }
+
     /// Reports a failed or lost connection and schedules the next attempt.
-    fn after_failure(&mut self, error: Error) {
+    fn after_failure(&mut self, error: Error, retry: Retry) {
         self.set_state(ConnectionState::Disconnected);
-        let delay = match &error {
-            // Credentials or configuration refused: retry at the slow end,
-            // since a clock or the server may recover.
-            Error::Auth { .. } | Error::Http { status: 403, .. } => self.config.backoff.slowest(),
-            _ => self.config.backoff.delay(self.failures),
-        };
-        self.failures = self.failures.saturating_add(1);
+        let delay = self.reconnects.next_delay(&self.config.backoff, retry);
         let reconnect_in = (self.want_connected && self.config.reconnect).then_some(delay);
         self.reconnect_at = reconnect_in.map(|d| Instant::now() + d);
         match error {
@@ -91,6 +112,11 @@ impl Actor {
 
     /// The connection broke (or was taken for dead): error the channels and reconnect.
     pub(super) async fn connection_lost(&mut self, reason: Error) {
+        self.session_ended(reason, false).await;
+    }
+
+    /// Ends the session; `by_server`: the server closed it.
+    async fn session_ended(&mut self, reason: Error, by_server: bool) {
         if self.ws.take().is_none() {
             return;
         }
@@ -98,7 +124,18 @@ impl Actor {
         self.heartbeat.next_at = None;
         self.heartbeat.pending = None;
         self.error_channels("connection lost");
-        self.after_failure(reason);
+        let joined_for = self.joined_at.take().map(|at| at.elapsed());
+        let in_use = self
+            .reconnects
+            .session_ended(joined_for, by_server, self.config.stable_after);
+        self.after_failure(reason, Retry::Backoff);
+        if let Some(sessions) = in_use {
+            log::warn!(
+                "{}; reconnecting with an escalating backoff",
+                crate::event::identity_in_use_reason(sessions)
+            );
+            self.emit(Event::IdentityInUse { sessions });
+        }
     }
 
     /// Closes the connection on purpose; no reconnect until `connect_now`.
@@ -117,6 +154,10 @@ impl Actor {
             return;
         };
         let _ = ws.close(None).await;
+        // A stable session still restarts the backoff for the next connect.
+        let joined_for = self.joined_at.take().map(|at| at.elapsed());
+        self.reconnects
+            .session_ended(joined_for, false, self.config.stable_after);
         self.dirty = false;
         self.heartbeat.next_at = None;
         self.heartbeat.pending = None;
@@ -147,7 +188,7 @@ impl Actor {
                     ),
                     None => "server closed the connection".to_owned(),
                 };
-                self.connection_lost(Error::Connect(reason)).await;
+                self.session_ended(Error::Connect(reason), true).await;
                 return;
             }
             Some(Err(e)) => {

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::event::{ChannelId, Event, JoinFailure, PushId, PushOutcome};
 use crate::message::{Message, Payload};
 use crate::queue::EventQueue;
+use crate::reconnect::Reconnects;
 use crate::tls::TlsClient;
 use crate::transport::{ConnectFailure, WsStream};
 
@@ -137,8 +138,11 @@ pub(crate) struct Actor {
     connecting: Option<Connecting>,
     want_connected: bool,
     reconnect_at: Option<Instant>,
-    /// Consecutive failures since the last success; indexes the backoff.
-    failures: u32,
+    /// Backoff position and the run of short sessions.
+    reconnects: Reconnects,
+    /// When the current connection first joined (or connected, with nothing
+    /// to join): how long a session lasted decides its effect on the backoff.
+    joined_at: Option<Instant>,
     server_date: Option<String>,
     next_ref: u64,
     heartbeat: Heartbeat,
@@ -177,7 +181,8 @@ impl Actor {
             connecting: None,
             want_connected: false,
             reconnect_at: None,
-            failures: 0,
+            reconnects: Reconnects::default(),
+            joined_at: None,
             server_date: None,
             next_ref: 0,
             heartbeat: Heartbeat {

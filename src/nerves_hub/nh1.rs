@@ -22,7 +22,7 @@ mod etf;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{Clock, Nh1Auth};
+pub use auth::{offset_clock, Clock, Nh1Auth};
 pub use date::parse_http_date;
 
 /// The salt's first lines; the header lines follow.

@@ -61,8 +61,9 @@ static void result_strings(void) {
     CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_STATE), "STATE") == 0);
     CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_UPDATE_AVAILABLE), "UPDATE_AVAILABLE") == 0);
     CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_OTHER), "OTHER") == 0);
-    CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_OTHER + 1), "UNKNOWN") == 0);
-    for (int k = NHC_DEVICE_EVENT_STATE; k <= NHC_DEVICE_EVENT_OTHER; k++) {
+    CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_IDENTITY_IN_USE), "IDENTITY_IN_USE") == 0);
+    CHECK(strcmp(nhc_device_event_kind_str(NHC_DEVICE_EVENT_IDENTITY_IN_USE + 1), "UNKNOWN") == 0);
+    for (int k = NHC_DEVICE_EVENT_STATE; k <= NHC_DEVICE_EVENT_IDENTITY_IN_USE; k++) {
         CHECK(strcmp(nhc_device_event_kind_str(k), "UNKNOWN") != 0);
     }
     for (int s = NHC_STATE_DISCONNECTED; s <= NHC_STATE_PROTOCOL_ERROR; s++) {

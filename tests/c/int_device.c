@@ -675,6 +675,20 @@ static void nh1_shared_secret(void) {
     CHECK(strstr(conns, "c-nh1-serial-7") != NULL);
     finish(&c, dev);
 
+    /* A clock 10 minutes ahead (told by the offset): refused once as from
+     * the server's future, then the refusal's Date corrects it and the retry
+     * comes at the first backoff step; the slow end (60-90 s here) would
+     * outlast the wait. */
+    ctx_init(&c);
+    s.backoff_max_ms = 60000;
+    o.nh1_clock_offset_s = 600;
+    dev = start(&c, &o);
+    CHECK(tl_rec_wait(&c.rec, "dev JOINED topic=device", 1, 10000));
+    CHECK(tl_rec_count(&c.rec, "dev STATE AUTH_ERROR") == 1);
+    finish(&c, dev);
+    o.nh1_clock_offset_s = 0;
+    s.backoff_max_ms = 200;
+
     /* A wrong secret: an auth error, retried. */
     ctx_init(&c);
     o.nh1_secret = "not-the-secret";
@@ -682,6 +696,36 @@ static void nh1_shared_secret(void) {
     CHECK(tl_rec_wait(&c.rec, "dev STATE AUTH_ERROR err=-3", 1, 10000));
     CHECK(tl_rec_count(&c.rec, "dev JOINED") == 0);
     finish(&c, dev);
+}
+
+/* Two devices with one certificate: the server closes the older socket at
+ * every connect; both are told, and the backoff escalates. */
+static void identity_in_use(void) {
+    reset_server();
+    dev_ctx a, b;
+    ctx_init(&a);
+    ctx_init(&b);
+    nhc_socket_options s;
+    mtls_socket(&s);
+    s.stable_after_ms = 1000; /* above backoff_max_ms, as the defaults are */
+    nhc_device_options o;
+    CHECK_OK(nhc_device_options_default(&o));
+    o.socket = &s;
+    nhc_device *da = start(&a, &o);
+    CHECK(tl_rec_wait(&a.rec, "dev JOINED topic=device", 1, 10000));
+    nhc_device *db = start(&b, &o);
+    CHECK(tl_rec_wait(&a.rec, "dev IDENTITY_IN_USE", 1, 10000));
+    CHECK(tl_rec_wait(&b.rec, "dev IDENTITY_IN_USE", 1, 10000));
+    CHECK(tl_rec_count(&a.rec, "identity (certificate or NH1 identifier) seems to be in use") == 1);
+    char kicks[256];
+    CHECK(tl_http(&srv, "GET", "/kicks", NULL, kicks, sizeof kicks) == 200);
+    long n = 0;
+    const char *at = strstr(kicks, "\"kicks\":");
+    CHECK(at != NULL);
+    n = strtol(at + 8, NULL, 10);
+    CHECK(n >= 6);
+    finish(&a, da);
+    finish(&b, db);
 }
 
 static void polled_free_in_callback(void) {
@@ -725,6 +769,7 @@ int main(void) {
     extensions_scripts_archive();
     archive_download();
     nh1_shared_secret();
+    identity_in_use();
     polled_free_in_callback();
     nhc_shutdown();
     /* The next test of this shared server counts joins from zero. */

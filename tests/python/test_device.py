@@ -311,6 +311,45 @@ def test_nh1_shared_secret_connects_and_a_wrong_one_is_an_auth_error(
         wrong.wait_connected(timeout=WAIT)
 
 
+def test_a_clock_ten_minutes_ahead_joins_after_one_fast_retry(
+    server: DevServer, make_device: DeviceFactory
+) -> None:
+    server.control.call("/shared_secret", {"key": "nhp_pyclock", "secret": "py-secret"})
+    url = server.ws_url.replace("/socket/", "/device-socket/")
+    states: "queue.Queue[Any]" = queue.Queue()
+    # The slow end of this backoff (60-90 s) would outlast WAIT: joining in
+    # time shows the refusal's new Date was retried at the first step.
+    device = make_device(
+        url=url,
+        shared_secret=("nhp_pyclock", "py-secret", "py-fast-clock"),
+        clock_offset=600,
+        backoff_max=60.0,
+        on_state=states.put,
+    )
+    connected(device)
+    seen = [get(states).state]
+    while seen[-1] != "connected":
+        seen.append(get(states).state)
+    assert seen.count("auth_error") == 1, seen
+
+
+def test_two_devices_with_one_certificate_are_told_and_back_off(
+    server: DevServer, make_device: DeviceFactory
+) -> None:
+    tls = dict(ca=server.ca, cert=server.device_cert, key=server.device_key, stable_after=1.0)
+    first = make_device(url=server.wss_url, backoff_max=0.2, backoff_jitter=0.0, **tls)
+    told_first = events(first, "identity_in_use")
+    connected(first)
+    second = make_device(url=server.wss_url, backoff_max=0.2, backoff_jitter=0.0, **tls)
+    told_second = events(second, "identity_in_use")
+    second.connect()
+    for told in (get(told_first), get(told_second)):
+        assert isinstance(told, nhc.IdentityInUse)
+        assert told.sessions == 3
+        assert "in use by another device" in told.reason
+    assert server.control.call("/kicks")["kicks"] >= 6
+
+
 def test_bad_arguments_are_invalid_argument(server: DevServer) -> None:
     with pytest.raises(nhc.InvalidArgument, match="device-socket"):
         nhc.Device(server.ws_url.replace("/socket/", "/other/"))

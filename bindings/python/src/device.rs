@@ -47,6 +47,7 @@ const KINDS: &[&str] = &[
     "channel",
     "message",
     "invalid_message",
+    "identity_in_use",
     "*",
 ];
 
@@ -103,7 +104,7 @@ impl Drop for Dispatching<'_> {
 impl Device {
     #[new]
     #[pyo3(signature = (
-        url, *, ca=None, cert=None, key=None, server_name=None, shared_secret=None,
+        url, *, ca=None, cert=None, key=None, server_name=None, shared_secret=None, clock_offset=0,
         device_api_version="2.3.0", metadata=None, fwup_env_path=None, fwup_version=None,
         update_tool="fwup", request_fwup_public_keys=false, request_archive_public_keys=false,
         firmware_validated=None, validation_poll_interval=10.0, scripts=false, console=false,
@@ -114,8 +115,8 @@ impl Device {
         uboot_env_size=None, uboot_env_redundant=false, headers=None, params=None,
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
-        backoff_jitter=0.5, event_capacity=1024, on_state=None, delivery="threaded",
-        device_rejoin_after_close=5.0
+        backoff_jitter=0.5, stable_after=120.0, event_capacity=1024, on_state=None,
+        delivery="threaded", device_rejoin_after_close=5.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -125,6 +126,7 @@ impl Device {
         key: Option<Bound<'py, PyAny>>,
         server_name: Option<String>,
         shared_secret: Option<Bound<'py, PyAny>>,
+        clock_offset: i64,
         device_api_version: &str,
         metadata: Option<Bound<'py, PyAny>>,
         fwup_env_path: Option<PathBuf>,
@@ -160,6 +162,7 @@ impl Device {
         backoff_initial: f64,
         backoff_max: f64,
         backoff_jitter: f64,
+        stable_after: f64,
         event_capacity: usize,
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
@@ -193,6 +196,7 @@ impl Device {
             backoff_initial,
             backoff_max,
             backoff_jitter,
+            stable_after,
             outbound_capacity: 1024,
             event_capacity,
             max_message_size: 8 * 1024 * 1024,
@@ -200,6 +204,7 @@ impl Device {
         };
         let config = DeviceOptions {
             shared_secret,
+            clock_offset,
             device_api_version: device_api_version.to_owned(),
             metadata,
             fwup_env_path,

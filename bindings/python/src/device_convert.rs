@@ -203,6 +203,23 @@ fn channel<'py>(py: Python<'py>, event: &Event) -> PyResult<Option<Bound<'py, Py
             )
             .map(Some)
         }
+        Event::IdentityInUse { sessions } => {
+            return make(
+                py,
+                "IdentityInUse",
+                vec![
+                    ("sessions", any(py, sessions)?),
+                    (
+                        "reason",
+                        any(
+                            py,
+                            nerves_hub_channel::event::identity_in_use_reason(*sessions),
+                        )?,
+                    ),
+                ],
+            )
+            .map(Some)
+        }
         _ => return Ok(None),
     };
     make(

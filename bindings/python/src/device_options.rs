@@ -33,6 +33,8 @@ use crate::py_sink::PySink;
 /// The device-specific keyword arguments of `Device(...)`.
 pub struct DeviceOptions<'py> {
     pub shared_secret: Option<Bound<'py, PyAny>>,
+    /// Seconds added to the system clock for NH1 signatures.
+    pub clock_offset: i64,
     pub device_api_version: String,
     pub metadata: Option<Bound<'py, PyAny>>,
     pub fwup_env_path: Option<PathBuf>,
@@ -64,8 +66,15 @@ pub struct DeviceOptions<'py> {
 impl DeviceOptions<'_> {
     pub fn into_config(self, socket: Options<'_>) -> PyResult<DeviceConfig> {
         let mut c = DeviceConfig::new(socket.into_config()?);
-        if let Some(secret) = self.shared_secret.filter(|s| !s.is_none()) {
-            let auth = Nh1Auth::new(shared_secret(&secret)?).map_err(py_err)?;
+        let secret = self.shared_secret.filter(|s| !s.is_none());
+        if secret.is_none() && self.clock_offset != 0 {
+            return Err(invalid(
+                "clock_offset is for NH1 signatures: it needs shared_secret",
+            ));
+        }
+        if let Some(secret) = secret {
+            let auth = Nh1Auth::with_clock_offset(shared_secret(&secret)?, self.clock_offset)
+                .map_err(py_err)?;
             c.auth = Some(Arc::new(auth));
         }
         c.device_api_version = self.device_api_version;

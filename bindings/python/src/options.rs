@@ -31,6 +31,7 @@ pub struct Options<'py> {
     pub backoff_initial: f64,
     pub backoff_max: f64,
     pub backoff_jitter: f64,
+    pub stable_after: f64,
     pub outbound_capacity: usize,
     pub event_capacity: usize,
     pub max_message_size: usize,
@@ -63,6 +64,7 @@ impl Options<'_> {
             return Err(invalid("backoff_jitter must be between 0 and 10"));
         }
         c.backoff.jitter = self.backoff_jitter;
+        c.stable_after = seconds_or_zero(self.stable_after, "stable_after")?;
         c.outbound_capacity = self.outbound_capacity;
         c.event_capacity = self.event_capacity;
         c.max_message_size = self.max_message_size;
@@ -163,6 +165,7 @@ pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("backoff_initial", c.backoff.initial.as_secs_f64())?;
     d.set_item("backoff_max", c.backoff.max.as_secs_f64())?;
     d.set_item("backoff_jitter", c.backoff.jitter)?;
+    d.set_item("stable_after", c.stable_after.as_secs_f64())?;
     d.set_item("outbound_capacity", c.outbound_capacity)?;
     d.set_item("event_capacity", c.event_capacity)?;
     d.set_item("max_message_size", c.max_message_size)?;

@@ -71,7 +71,7 @@ impl Socket {
         url, *, ca=None, cert=None, key=None, server_name=None, headers=None, params=None,
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, rejoin_after_close=false, reconnect=true, backoff_initial=1.0,
-        backoff_max=60.0, backoff_jitter=0.5, outbound_capacity=1024, event_capacity=1024,
+        backoff_max=60.0, backoff_jitter=0.5, stable_after=120.0, outbound_capacity=1024, event_capacity=1024,
         max_message_size=8388608, read_buffer_size=4096, on_state=None, delivery="threaded"
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -93,6 +93,7 @@ impl Socket {
         backoff_initial: f64,
         backoff_max: f64,
         backoff_jitter: f64,
+        stable_after: f64,
         outbound_capacity: usize,
         event_capacity: usize,
         max_message_size: usize,
@@ -128,6 +129,7 @@ impl Socket {
             backoff_initial,
             backoff_max,
             backoff_jitter,
+            stable_after,
             outbound_capacity,
             event_capacity,
             max_message_size,

@@ -1,9 +1,9 @@
 //! [`Nh1Auth`]: NH1 headers signed afresh for every connection attempt, with
-//! recovery from a device clock that is behind the server's.
+//! recovery from a device clock that is behind or ahead of the server's.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{parse_http_date, sign_headers, SharedSecret};
 use crate::config::HeaderProvider;
@@ -13,14 +13,21 @@ use crate::error::Result;
 /// with an RTC of their own) decide what "now" is.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// How far behind the server's time a hinted signature is dated: the middle
-/// of NervesHub's 90 s window. The refusal's `Date` was produced somewhere
-/// between the start of the refused attempt and its answer, so dating from
-/// the attempt's start could run ahead of the server by up to the handshake
-/// time (and a signature from the server's future is refused). Half the
-/// window absorbs handshakes of up to 45 s (the default connect timeout is
-/// 15 s) while leaving 45 s for the rest.
-const HINT_MARGIN_SECS: u64 = 45;
+/// How far behind the (estimated) server time every signature is dated.
+/// NervesHub main (plug_crypto 2.2) refuses a signature from its future,
+/// compared in milliseconds against a signing time in whole seconds: a
+/// clock a fraction of a second ahead would fail now and then. The estimate
+/// learned from a `Date` header can also be up to 1 s too far ahead (both
+/// clocks are read in whole seconds), and clocks drift apart after it was
+/// learned. 5 s covers all of that and leaves 85 s of the 90 s window for
+/// the TCP, TLS and upgrade handshakes.
+const SIGNING_MARGIN_SECS: u64 = 5;
+
+/// A new estimate that differs from the previous one by at most this much
+/// is the rounding of the two whole-second clocks, not news about the
+/// server's clock: the refusal had another cause, and the attempt after it
+/// waits at the slow end of the backoff.
+const CHANGE_TOLERANCE_SECS: i64 = 2;
 
 fn system_clock() -> u64 {
     // A clock before 1970 is as wrong as a clock can be; the server's Date
@@ -30,38 +37,40 @@ fn system_clock() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// What the server's last refusal taught about its clock.
+/// The system clock shifted by `offset_secs` (negative: back), saturating.
+pub fn offset_clock(offset_secs: i64) -> Clock {
+    Arc::new(move || system_clock().saturating_add_signed(offset_secs))
+}
+
+/// What the server's refusals taught about its clock.
 #[derive(Default)]
 struct Hint {
-    /// When the previous attempt was signed: its refusal is what the next
-    /// call's `server_date` reports.
-    last_attempt: Option<Instant>,
-    /// The `Date` value already learned from, so a repeated one is not re-learned.
+    /// The `Date` value last learned from: the socket passes it to `headers`
+    /// again after `refused` learned it, and reading it against a later
+    /// device clock would skew the estimate.
     seen_date: Option<String>,
-    /// Server Unix seconds at a monotonic instant; the server's "now" is
-    /// extrapolated from it with the monotonic clock.
-    anchor: Option<(u64, Instant)>,
+    /// Server clock minus device clock, in seconds, from the last refusal.
+    offset: Option<i64>,
 }
 
 /// A [`HeaderProvider`] that signs NH1 headers immediately before each
 /// connection attempt.
 ///
-/// Clock recovery (nerves_hub_link PR #434, refined): NervesHub accepts a
-/// signature made within the last 90 s of *its* clock. When a refusal carried
-/// a `Date` header, the server's time is estimated as that date plus the
-/// monotonic time elapsed since the refused attempt started, minus a 45 s
-/// safety margin, and the next signature uses `max(device clock, estimate)`.
-/// Using the elapsed time matters: after a 401 the socket waits the slow end
-/// of its backoff (60-90 s by default), and a signature dated at the refusal
-/// itself would then be about to expire. The margin keeps the estimate out
-/// of the server's future (see `HINT_MARGIN_SECS`). The estimate is kept
-/// across reconnects, so a device without a real-time clock pays for one
-/// refusal, not one per reconnect; if it drifts out of the window, the next
-/// refusal's `Date` replaces it. A device clock *ahead* of the server is not
-/// corrected (as in nerves_hub_link): keep it in sync.
+/// Clock recovery: NervesHub accepts a signature made within the last 90 s
+/// of *its* clock, and servers built from nerves_hub_web main (plug_crypto
+/// 2.2) also refuse one made in their future. When the server refuses an
+/// attempt, the `Date` header of its 401 is compared with the device clock
+/// read when the refusal arrives: the difference is the estimated offset of
+/// the server's clock, behind or ahead. Every signature is dated at device
+/// clock + offset - 5 s (the margin keeps it out of the server's future; see
+/// `SIGNING_MARGIN_SECS`). A refusal whose `Date` changed the estimate by
+/// more than 2 s reports so ([`HeaderProvider::refused`]), and the socket
+/// retries at the first step of its backoff instead of the slow end. The
+/// estimate is kept across reconnects, so a device with a wrong clock pays
+/// for one refusal, not one per reconnect; if the device clock jumps (NTP
+/// corrected it), the next refusal replaces the estimate.
 ///
-/// Use one `Nh1Auth` per socket: the estimate relies on seeing that socket's
-/// attempts in order. Nothing secret is ever logged.
+/// Use one `Nh1Auth` per socket. Nothing secret is ever logged.
 pub struct Nh1Auth {
     secret: SharedSecret,
     clock: Clock,
@@ -82,6 +91,13 @@ impl Nh1Auth {
         Nh1Auth::with_clock(secret, Arc::new(system_clock))
     }
 
+    /// Signs with the system clock shifted by `offset_secs`: for a device
+    /// that knows how wrong its clock is (negative: the system clock is
+    /// ahead). The server's `Date` still corrects what is left.
+    pub fn with_clock_offset(secret: SharedSecret, offset_secs: i64) -> Result<Nh1Auth> {
+        Nh1Auth::with_clock(secret, offset_clock(offset_secs))
+    }
+
     /// Signs with `clock` as the device's wall clock (Unix seconds).
     pub fn with_clock(secret: SharedSecret, clock: Clock) -> Result<Nh1Auth> {
         secret.validate()?;
@@ -96,49 +112,72 @@ impl Nh1Auth {
         &self.secret
     }
 
-    /// The Unix seconds the next signature uses, learning from `server_date`.
-    fn signing_time(&self, server_date: Option<&str>) -> u64 {
-        let device = (self.clock)();
-        let now = Instant::now();
+    /// The estimated server clock minus the device clock, in seconds, once
+    /// a refusal taught it.
+    pub fn clock_offset(&self) -> Option<i64> {
+        self.lock().offset
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Hint> {
         // Only bookkeeping happens under the lock; a poisoned one is still consistent.
-        let mut hint = self.hint.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut learned = false;
-        if let Some(date) = server_date {
-            if hint.seen_date.as_deref() != Some(date) {
-                hint.seen_date = Some(date.to_owned());
-                match parse_http_date(date) {
-                    Some(server) => {
-                        let refused_attempt = hint.last_attempt.unwrap_or(now);
-                        hint.anchor = Some((server, refused_attempt));
-                        learned = true;
-                    }
-                    None => log::debug!("NH1: ignoring an unreadable Date header: {date:?}"),
-                }
-            }
+        self.hint.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Learns the server's clock from the `Date` of a refusal that arrived
+    /// just now (`again`: also when that same value was learned before, as
+    /// two refusals within one second carry). True when the estimate moved
+    /// by more than the tolerance.
+    fn learn(&self, server_date: &str, again: bool) -> bool {
+        let device = (self.clock)();
+        let mut hint = self.lock();
+        if !again && hint.seen_date.as_deref() == Some(server_date) {
+            return false;
         }
-        hint.last_attempt = Some(now);
-        let estimate = hint.anchor.map(|(server, at)| {
-            server
-                .saturating_add(now.duration_since(at).as_secs())
-                .saturating_sub(HINT_MARGIN_SECS)
-        });
-        match estimate {
-            Some(server) if server > device => {
-                if learned {
-                    log::info!(
-                        "NH1: this device's clock is at least {} s behind the server's; signing with the server's time",
-                        server - device
-                    );
-                }
-                server
-            }
-            _ => device,
+        hint.seen_date = Some(server_date.to_owned());
+        let Some(server) = parse_http_date(server_date) else {
+            log::debug!("NH1: ignoring an unreadable Date header: {server_date:?}");
+            return false;
+        };
+        let offset = i64::try_from(server)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(device).unwrap_or(i64::MAX));
+        let previous = hint.offset.unwrap_or(0);
+        hint.offset = Some(offset);
+        let changed = offset.saturating_sub(previous).abs() > CHANGE_TOLERANCE_SECS;
+        if changed {
+            let (how, secs) = if offset < 0 {
+                ("ahead of", offset.unsigned_abs())
+            } else {
+                ("behind", offset.unsigned_abs())
+            };
+            log::info!(
+                "NH1: this device's clock is about {secs} s {how} the server's; signing with the server's time"
+            );
         }
+        changed
+    }
+
+    /// The Unix seconds the next signature uses.
+    fn signing_time(&self) -> u64 {
+        let device = (self.clock)();
+        let offset = self.lock().offset.unwrap_or(0);
+        device
+            .saturating_add_signed(offset)
+            .saturating_sub(SIGNING_MARGIN_SECS)
     }
 }
 
 impl HeaderProvider for Nh1Auth {
     fn headers(&self, server_date: Option<&str>) -> Vec<(String, String)> {
-        sign_headers(&self.secret, self.signing_time(server_date))
+        // The socket already reported this date through `refused`; a caller
+        // driving `headers` alone learns from it here.
+        if let Some(date) = server_date {
+            self.learn(date, false);
+        }
+        sign_headers(&self.secret, self.signing_time())
+    }
+
+    fn refused(&self, server_date: Option<&str>) -> bool {
+        server_date.is_some_and(|date| self.learn(date, true))
     }
 }

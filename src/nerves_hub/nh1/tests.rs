@@ -227,40 +227,97 @@ fn signed_time(headers: &[(String, String)]) -> u64 {
 }
 
 #[test]
-fn signs_with_the_device_clock_without_a_hint() {
+fn signs_a_few_seconds_behind_the_device_clock_without_a_hint() {
     let now = Arc::new(AtomicU64::new(TIME));
     let auth = Nh1Auth::with_clock(vector_secret(), fixed_clock(&now)).expect("valid");
-    let headers = auth.headers(None);
-    assert_eq!(headers, sign_headers(&vector_secret(), TIME));
+    // The margin keeps a clock a fraction of a second ahead out of the
+    // server's future (plug_crypto 2.2 compares milliseconds).
+    assert_eq!(auth.headers(None), sign_headers(&vector_secret(), TIME - 5));
     now.store(TIME + 5, Ordering::SeqCst);
-    assert_eq!(signed_time(&auth.headers(None)), TIME + 5, "re-signed");
+    assert_eq!(signed_time(&auth.headers(None)), TIME, "re-signed");
+    assert_eq!(auth.clock_offset(), None);
+}
+
+/// `Date` of the Unix second `t`, written by the dev server's independent
+/// formatter (so that it also cross-checks the parser).
+fn http_date(t: u64) -> String {
+    nhc_devserver::imf_fixdate(t)
 }
 
 #[test]
-fn a_later_server_date_moves_the_signing_time_forward_and_sticks() {
-    let now = Arc::new(AtomicU64::new(1_000));
-    let auth = Nh1Auth::with_clock(vector_secret(), fixed_clock(&now)).expect("valid");
-    assert_eq!(signed_time(&auth.headers(None)), 1_000);
-    let server = "Sat, 28 Nov 2026 12:00:00 GMT";
-    let t = signed_time(&auth.headers(Some(server)));
-    // The server's time plus the (sub-second) time since the refused attempt,
-    // less the margin that keeps it out of the server's future.
-    let hinted = 1_795_867_200 - 45;
-    assert!((hinted..hinted + 3).contains(&t), "{t}");
-    // Kept after a success (the core then passes None) and for a repeated date.
-    assert!(signed_time(&auth.headers(None)) >= hinted);
-    assert!(signed_time(&auth.headers(Some(server))) >= hinted);
-    // A device clock that is now ahead of the estimate wins.
-    now.store(1_900_000_000, Ordering::SeqCst);
-    assert_eq!(signed_time(&auth.headers(None)), 1_900_000_000);
+fn the_dev_server_date_formatter_agrees_with_the_parser() {
+    for t in [0, TIME, 1_795_867_200, 951_782_400] {
+        assert_eq!(parse_http_date(&http_date(t)), Some(t), "{}", http_date(t));
+    }
 }
 
 #[test]
-fn an_earlier_or_unreadable_server_date_changes_nothing() {
+fn a_refusal_from_a_server_ahead_moves_the_signing_time_forward_and_sticks() {
     let now = Arc::new(AtomicU64::new(TIME));
     let auth = Nh1Auth::with_clock(vector_secret(), fixed_clock(&now)).expect("valid");
-    auth.headers(None);
-    let earlier = "Thu, 01 Jan 2026 00:00:00 GMT";
-    assert_eq!(signed_time(&auth.headers(Some(earlier))), TIME);
-    assert_eq!(signed_time(&auth.headers(Some("not a date"))), TIME);
+    assert!(
+        auth.refused(Some(&http_date(TIME + 600))),
+        "news: retry soon"
+    );
+    assert_eq!(auth.clock_offset(), Some(600));
+    assert_eq!(signed_time(&auth.headers(None)), TIME + 600 - 5);
+    // Kept while the device clock runs on, also when the socket passes the
+    // date it already reported to `headers` again.
+    now.store(TIME + 100, Ordering::SeqCst);
+    assert_eq!(
+        signed_time(&auth.headers(Some(&http_date(TIME + 600)))),
+        TIME + 700 - 5
+    );
+    // A second refusal within the same second is learned again: the device
+    // clock may have jumped in between.
+    now.store(TIME - 600, Ordering::SeqCst);
+    assert!(auth.refused(Some(&http_date(TIME + 600))));
+    assert_eq!(auth.clock_offset(), Some(1200));
+}
+
+#[test]
+fn a_refusal_from_a_server_behind_moves_the_signing_time_back() {
+    let now = Arc::new(AtomicU64::new(TIME));
+    let auth = Nh1Auth::with_clock(vector_secret(), fixed_clock(&now)).expect("valid");
+    assert!(auth.refused(Some(&http_date(TIME - 600))));
+    assert_eq!(auth.clock_offset(), Some(-600));
+    assert_eq!(signed_time(&auth.headers(None)), TIME - 600 - 5);
+}
+
+#[test]
+fn a_refusal_that_confirms_the_estimate_is_no_news() {
+    let now = Arc::new(AtomicU64::new(TIME));
+    let auth = Nh1Auth::with_clock(vector_secret(), fixed_clock(&now)).expect("valid");
+    // A right clock refused for another reason (wrong secret): slow retry.
+    assert!(!auth.refused(Some(&http_date(TIME + 1))));
+    assert!(
+        !auth.refused(Some(&http_date(TIME - 1))),
+        "2 s from the last estimate"
+    );
+    assert!(auth.refused(Some(&http_date(TIME + 300))));
+    assert!(!auth.refused(Some(&http_date(TIME + 302))));
+    // The device clock jumped (NTP): the next refusal replaces the estimate.
+    now.store(TIME + 300, Ordering::SeqCst);
+    assert!(auth.refused(Some(&http_date(TIME + 303))));
+    assert_eq!(auth.clock_offset(), Some(3));
+    assert!(!auth.refused(None));
+    assert!(!auth.refused(Some("not a date")));
+    assert_eq!(auth.clock_offset(), Some(3));
+}
+
+#[test]
+fn a_date_passed_to_headers_alone_is_learned_too() {
+    let now = Arc::new(AtomicU64::new(TIME));
+    let auth = Nh1Auth::with_clock(vector_secret(), fixed_clock(&now)).expect("valid");
+    let t = signed_time(&auth.headers(Some(&http_date(TIME - 120))));
+    assert_eq!(t, TIME - 125);
+    assert_eq!(signed_time(&auth.headers(Some("not a date"))), TIME - 125);
+}
+
+#[test]
+fn an_offset_clock_shifts_the_system_clock() {
+    let system = offset_clock(0)();
+    let ahead = offset_clock(600)();
+    assert!((600..=601).contains(&(ahead - system)), "{system} {ahead}");
+    assert_eq!(offset_clock(i64::MIN)(), 0);
 }

@@ -32,6 +32,7 @@ __all__ = [
     "ChannelEvent",
     "DeviceMessage",
     "InvalidMessage",
+    "IdentityInUse",
     "DeviceEvent",
 ]
 
@@ -369,6 +370,21 @@ class InvalidMessage(DeviceEvent):
     """The payload as received."""
 
 
+@dataclass(frozen=True)
+class IdentityInUse(DeviceEvent):
+    """The server closed the last ``sessions`` connections soon after they
+    joined: this identity (certificate or NH1 identifier) seems to be in use
+    by another device, which NervesHub lets in by closing the older socket.
+    Reported once per run of such connections (a warning is logged too); the
+    device keeps reconnecting with an escalating backoff."""
+
+    kind: ClassVar[str] = "identity_in_use"
+    sessions: int
+    """How many connections in a row the server closed soon after the join."""
+    reason: str
+    """The same, as text for people."""
+
+
 EVENT_KINDS: Tuple[str, ...] = (
     "update",
     "update_ignored",
@@ -389,5 +405,6 @@ EVENT_KINDS: Tuple[str, ...] = (
     "channel",
     "message",
     "invalid_message",
+    "identity_in_use",
 )
 """Every ``kind`` a handler can be registered for (``"*"`` matches all)."""
