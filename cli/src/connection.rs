@@ -33,9 +33,13 @@ pub fn device_config(o: &Options, identity: Option<&str>) -> Result<DeviceConfig
             .map_err(|e| e.to_string())?;
         config.auth = Some(Arc::new(signer));
     }
-    let mut metadata = match &o.metadata_file {
-        Some(path) => FirmwareMetadata::from_env_file(path).map_err(|e| e.to_string())?,
-        None => FirmwareMetadata::new(),
+    let mut metadata = match (&o.metadata_file, &o.uboot_env) {
+        (Some(path), _) => FirmwareMetadata::from_env_file(path).map_err(|e| e.to_string())?,
+        (None, Some(env)) => {
+            config.firmware_validated = Some(env.validated_fn());
+            env.metadata()?
+        }
+        (None, None) => FirmwareMetadata::new(),
     };
     for (k, v) in &o.meta {
         metadata.set(k.clone(), v.clone());
