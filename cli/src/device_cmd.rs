@@ -1,7 +1,7 @@
 //! `nhc device`: one device that prints its events and applies updates.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nerves_hub_channel::nerves_hub::fwup_keys::{validate_key, REFUSED_NO_KEYS};
 use nerves_hub_channel::nerves_hub::update::{SinkSpec, UpdateOptions};
@@ -64,7 +64,7 @@ pub fn run(o: Options) -> Result<(), String> {
                 println!("update: {uuid} not applied: {reason}");
                 // Refused for want of keys (reported `failed`): the update ended.
                 if o.exit_after_update && reason == REFUSED_NO_KEYS {
-                    device.close();
+                    close(&device);
                     return Err("the update failed".into());
                 }
             }
@@ -80,7 +80,7 @@ pub fn run(o: Options) -> Result<(), String> {
                     None => println!("update: finished ok={ok}"),
                 }
                 if o.exit_after_update {
-                    device.close();
+                    close(&device);
                     return if ok {
                         Ok(())
                     } else {
@@ -93,6 +93,21 @@ pub fn run(o: Options) -> Result<(), String> {
             DeviceEvent::Socket(Event::Closed) => return Ok(()),
             DeviceEvent::Socket(e) => println!("{e:?}"),
             other => println!("{other:?}"),
+        }
+    }
+}
+
+/// Closes the connection once what was queued (the last status report) is
+/// sent: `close` only asks for it, and `Closed`, the last event, says it is
+/// done. Bounded, in case the library's thread is gone.
+fn close(device: &Device) {
+    device.close();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(DeviceEvent::Socket(Event::Closed)) =
+            device.recv_timeout(Duration::from_millis(200))
+        {
+            return;
         }
     }
 }
