@@ -22,6 +22,15 @@ pub struct Options {
     pub metadata_file: Option<PathBuf>,
     pub meta: Vec<(String, String)>,
     pub exit_after_update: bool,
+    /// `--fwup-device`: updates are applied by fwup to this disk (image).
+    pub fwup_device: Option<PathBuf>,
+    pub fwup_task: String,
+    /// `--fwup`: the fwup binary (default: `fwup` on PATH).
+    pub fwup: Option<String>,
+    pub fwup_public_keys: Vec<String>,
+    pub allow_unverified_firmware: bool,
+    /// `--uboot-env`: metadata (and validation) from a binary U-Boot environment.
+    pub uboot_env: Option<UbootEnv>,
     pub devices: usize,
     pub prefix: String,
     pub duration: Option<Duration>,
@@ -31,13 +40,24 @@ pub struct Options {
     pub device_rejoin_after_close: Option<Option<Duration>>,
 }
 
+/// Where the U-Boot environment is: `fw_env.config`'s device, offset and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UbootEnv {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub size: usize,
+    pub redundant: bool,
+}
+
 pub fn parse(argv: &[String]) -> Result<Options, String> {
     let mut o = Options {
         devices: 1,
         prefix: "nhc-sim-".into(),
         workers: 1,
+        fwup_task: "upgrade".into(),
         ..Options::default()
     };
+    let (mut env_path, mut env_offset, mut env_size, mut env_redundant) = (None, None, None, false);
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
@@ -77,6 +97,15 @@ pub fn parse(argv: &[String]) -> Result<Options, String> {
                 o.meta.push((k.to_owned(), val.to_owned()));
             }
             "--exit-after-update" => o.exit_after_update = true,
+            "--fwup-device" => o.fwup_device = Some(value()?.into()),
+            "--fwup-task" => o.fwup_task = value()?,
+            "--fwup" => o.fwup = Some(value()?),
+            "--fwup-public-key" => o.fwup_public_keys.push(value()?),
+            "--allow-unverified-firmware" => o.allow_unverified_firmware = true,
+            "--uboot-env" => env_path = Some(PathBuf::from(value()?)),
+            "--uboot-env-offset" => env_offset = Some(number(&value()?, "--uboot-env-offset")?),
+            "--uboot-env-size" => env_size = Some(number(&value()?, "--uboot-env-size")?),
+            "--uboot-env-redundant" => env_redundant = true,
             "--devices" => o.devices = number(&value()?, "--devices")?,
             "--prefix" => o.prefix = value()?,
             "--duration" => {
@@ -103,6 +132,41 @@ pub fn parse(argv: &[String]) -> Result<Options, String> {
     }
     if o.devices == 0 || o.workers == 0 {
         return Err("--devices and --workers must be at least 1".into());
+    }
+    if o.fwup_device.is_some() && o.firmware_dir.is_some() {
+        return Err("--fwup-device and --firmware-dir are two different sinks: give one".into());
+    }
+    if o.fwup_device.is_none()
+        && (o.fwup.is_some()
+            || !o.fwup_public_keys.is_empty()
+            || o.allow_unverified_firmware
+            || o.fwup_task != "upgrade")
+    {
+        return Err(
+            "--fwup, --fwup-task, --fwup-public-key and --allow-unverified-firmware \
+                    need --fwup-device"
+                .into(),
+        );
+    }
+    o.uboot_env = match (env_path, env_size) {
+        (Some(path), Some(size)) => Some(UbootEnv {
+            path,
+            offset: env_offset.unwrap_or(0) as u64,
+            size,
+            redundant: env_redundant,
+        }),
+        (Some(_), None) => return Err("--uboot-env needs --uboot-env-size BYTES".into()),
+        (None, _) if env_size.is_some() || env_offset.is_some() || env_redundant => {
+            return Err(
+                "--uboot-env-size, --uboot-env-offset and --uboot-env-redundant \
+                        need --uboot-env PATH"
+                    .into(),
+            )
+        }
+        (None, _) => None,
+    };
+    if o.uboot_env.is_some() && o.metadata_file.is_some() {
+        return Err("--uboot-env and --metadata-file both give the metadata: give one".into());
     }
     Ok(o)
 }
@@ -155,6 +219,61 @@ mod tests {
         );
         assert_eq!(o.devices, 7);
         assert!(o.exit_when_joined);
+        assert_eq!(o.fwup_device, None);
+        assert_eq!(o.fwup_task, "upgrade");
+    }
+
+    #[test]
+    fn parses_the_fwup_sink_and_the_uboot_environment() {
+        let o = parse(&argv(&[
+            "--url",
+            "u",
+            "--fwup-device",
+            "/dev/mmcblk0",
+            "--fwup-task",
+            "upgrade.b",
+            "--fwup",
+            "/opt/bin/fwup",
+            "--fwup-public-key",
+            "K1",
+            "--fwup-public-key",
+            "K2",
+            "--allow-unverified-firmware",
+            "--uboot-env",
+            "/dev/mmcblk0",
+            "--uboot-env-offset",
+            "2048",
+            "--uboot-env-size",
+            "8192",
+            "--uboot-env-redundant",
+        ]))
+        .unwrap();
+        assert_eq!(o.fwup_device, Some(PathBuf::from("/dev/mmcblk0")));
+        assert_eq!(o.fwup_task, "upgrade.b");
+        assert_eq!(o.fwup.as_deref(), Some("/opt/bin/fwup"));
+        assert_eq!(o.fwup_public_keys, ["K1", "K2"]);
+        assert!(o.allow_unverified_firmware);
+        assert_eq!(
+            o.uboot_env,
+            Some(UbootEnv {
+                path: "/dev/mmcblk0".into(),
+                offset: 2048,
+                size: 8192,
+                redundant: true,
+            })
+        );
+        let plain = parse(&argv(&[
+            "--url",
+            "u",
+            "--uboot-env",
+            "e",
+            "--uboot-env-size",
+            "64",
+        ]));
+        assert_eq!(
+            plain.unwrap().uboot_env.map(|e| (e.offset, e.redundant)),
+            Some((0, false))
+        );
     }
 
     #[test]
@@ -169,5 +288,14 @@ mod tests {
         assert!(
             err(&["--url", "x", "--device-rejoin-after-close", "soon"]).contains("whole number")
         );
+        let fwup = ["--url", "x", "--fwup-device", "d"];
+        assert!(err(&[&fwup[..], &["--firmware-dir", "f"]].concat()).contains("give one"));
+        assert!(err(&["--url", "x", "--fwup-public-key", "K"]).contains("need --fwup-device"));
+        assert!(err(&["--url", "x", "--allow-unverified-firmware"]).contains("need --fwup-device"));
+        assert!(err(&["--url", "x", "--uboot-env", "e"]).contains("--uboot-env-size"));
+        assert!(err(&["--url", "x", "--uboot-env-size", "64"]).contains("need --uboot-env"));
+        let env = ["--uboot-env", "e", "--uboot-env-size", "64"];
+        assert!(err(&[&fwup[..], &env, &["--metadata-file", "m"]].concat()).contains("give one"));
+        assert!(err(&[&fwup[..], &["--uboot-env-offset", "-1"]].concat()).contains("whole number"));
     }
 }

@@ -37,9 +37,13 @@ pub fn device_config(o: &Options, identity: Option<&str>) -> Result<DeviceConfig
             Nh1Auth::with_clock_offset(secret, o.clock_offset).map_err(|e| e.to_string())?;
         config.auth = Some(Arc::new(signer));
     }
-    let mut metadata = match &o.metadata_file {
-        Some(path) => FirmwareMetadata::from_env_file(path).map_err(|e| e.to_string())?,
-        None => FirmwareMetadata::new(),
+    let mut metadata = match (&o.metadata_file, &o.uboot_env) {
+        (Some(path), _) => FirmwareMetadata::from_env_file(path).map_err(|e| e.to_string())?,
+        (None, Some(env)) => {
+            config.firmware_validated = Some(env.validated_fn());
+            env.metadata()?
+        }
+        (None, None) => FirmwareMetadata::new(),
     };
     for (k, v) in &o.meta {
         metadata.set(k.clone(), v.clone());

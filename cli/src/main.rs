@@ -8,13 +8,14 @@ mod args;
 mod connection;
 mod device_cmd;
 mod simulate;
+mod uboot_env;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage:
-  nhc device   --url URL [connection options] [--firmware-dir DIR] [--metadata-file FILE]
-               [--meta KEY=VALUE]... [--exit-after-update]
+  nhc device   --url URL [connection options] [sink options] [metadata options]
+               [--exit-after-update]
   nhc simulate --url URL --devices N [connection options] [--prefix NAME] [--duration SECS]
                [--workers N] [--exit-when-joined]
 
@@ -31,6 +32,25 @@ connection options:
                                  (negative: it is ahead); a refusal's Date corrects the rest
   --stable-after SECS            a connection joined this long restarts the reconnect
                                  backoff (default 120); shorter ones escalate it
+
+sink options (device; one of):
+  --firmware-dir DIR             store each update as DIR/<uuid>.fw (default: .); its fwup
+                                 signature is not checked
+  --fwup-device PATH             apply each update with fwup to PATH (disk image or block
+                                 device), checking its signature
+    --fwup-task TASK             the fwup task (default upgrade)
+    --fwup PATH                  the fwup binary (default fwup on PATH)
+    --fwup-public-key KEY        a firmware signing key (base64, fwup-key.pub), repeatable;
+                                 without one the keys come from the server (fwup_public_keys)
+    --allow-unverified-firmware  apply firmware while no key is known (fwup then checks no
+                                 signature); by default such updates are refused
+
+metadata options (device):
+  --metadata-file FILE           fw_printenv output
+  --uboot-env PATH --uboot-env-size BYTES [--uboot-env-offset BYTES] [--uboot-env-redundant]
+                                 a binary U-Boot environment (fw_env.config's device, offset
+                                 and size), also read for nerves_fw_validated
+  --meta KEY=VALUE               add or override a key (repeatable)
 ";
 
 fn main() -> ExitCode {

@@ -19,10 +19,20 @@ use nerves_hub_channel::nerves_hub::UbootEnvLayout;
 /// at the start of the disk image.
 pub const ENV_SIZE: usize = 8192;
 
+/// The repository's root: this file is also compiled into the tests of
+/// workspace members (cli/), whose manifest directory is one level down.
+fn repo_root() -> &'static Path {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("tests/fixtures/fwup-fixture.sh").is_file())
+        .unwrap_or(manifest)
+}
+
 /// The fwup to use, or `None` (skip) outside CI when there is none.
 pub fn fwup() -> Option<PathBuf> {
     let from_env = std::env::var_os("NHC_FWUP").map(PathBuf::from);
-    let cached = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/fwup/bin/fwup");
+    let cached = repo_root().join("target/tools/fwup/bin/fwup");
     let found = from_env
         .clone()
         .or(Some(cached.clone()))
@@ -50,7 +60,7 @@ impl FwupFixture {
         let fwup = fwup()?;
         let dir = std::env::temp_dir().join(format!("nhc-fwup-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fwup-fixture.sh");
+        let script = repo_root().join("tests/fixtures/fwup-fixture.sh");
         let out = Command::new("bash")
             .arg(&script)
             .arg(&fwup)
