@@ -96,6 +96,7 @@ mod tests {
         assert_eq!(state_name(2), b"CONNECTED\0");
         assert_eq!(state_name(6), UNKNOWN);
         assert_eq!(event_kind_name(23), b"OTHER\0");
-        assert_eq!(event_kind_name(24), UNKNOWN);
+        assert_eq!(event_kind_name(24), b"IDENTITY_IN_USE\0");
+        assert_eq!(event_kind_name(25), UNKNOWN);
     }
 }
