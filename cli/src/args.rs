@@ -1,43 +1,133 @@
-//! Command-line options shared by the commands (no parser crate: a handful
-//! of flags does not justify the dependency in a firmware tool).
+//! Command-line options shared by the commands, parsed with clap. The same
+//! structures are what the agent's TOML file fills (see `agent_config`), so
+//! `nhc device`, `nhc simulate` and `nhc agent` build their devices with one
+//! function (`connection::device_config`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Default)]
-pub struct Options {
-    pub url: String,
+use clap::{Args, ValueEnum};
+
+/// How the device reaches and authenticates to the server.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConnectionArgs {
+    /// Device socket URL (wss://HOST/socket/websocket for mutual TLS,
+    /// wss://HOST/device-socket/websocket for a shared secret)
+    #[arg(long, env = "NHC_URL")]
+    pub url: Option<String>,
+    /// CA bundle (PEM) the server certificate must chain to
+    #[arg(long, value_name = "FILE", env = "NHC_CA")]
     pub ca: Option<PathBuf>,
+    /// Device certificate (mutual TLS)
+    #[arg(long, value_name = "FILE", env = "NHC_CERT")]
     pub cert: Option<PathBuf>,
+    /// Device private key (mutual TLS)
+    #[arg(long, value_name = "FILE", env = "NHC_KEY")]
     pub key: Option<PathBuf>,
-    pub cert_dir: Option<PathBuf>,
-    /// (key, secret); the secret is never printed.
-    pub shared_secret: Option<(String, String)>,
+    /// NH1 shared secret (product key nhp_... or device key); never printed
+    #[arg(long, value_name = "KEY:SECRET", value_parser = shared_secret, env = "NHC_SHARED_SECRET", hide_env_values = true)]
+    pub shared_secret: Option<SharedSecretArg>,
+    /// Device identifier signed with the shared secret
+    #[arg(long, value_name = "ID", env = "NHC_IDENTIFIER")]
     pub identifier: Option<String>,
-    /// Seconds added to the system clock for NH1 signatures.
-    pub clock_offset: i64,
-    /// `--stable-after`: how long a connection must stay joined to restart the backoff.
-    pub stable_after: Option<Duration>,
-    pub firmware_dir: Option<PathBuf>,
+    /// NH1: seconds added to the system clock when signing (negative: it is
+    /// ahead); a refusal's Date corrects the rest
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub clock_offset: Option<i64>,
+    /// A connection joined this long restarts the reconnect backoff (default 120);
+    /// shorter ones escalate it
+    #[arg(long, value_name = "SECS")]
+    pub stable_after: Option<u64>,
+    /// Rejoin `device` SECS after the server closed it (default 5), or never
+    #[arg(long, value_name = "SECS|never", value_parser = rejoin)]
+    pub device_rejoin_after_close: Option<Rejoin>,
+}
+
+/// `KEY:SECRET`, split; the secret is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedSecretArg {
+    pub key: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for SharedSecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedSecretArg({}:***)", self.key)
+    }
+}
+
+/// `--device-rejoin-after-close`: a delay, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejoin {
+    After(Duration),
+    Never,
+}
+
+/// The knobs of the device layer, in every command.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DeviceKnobs {
+    /// Sent as device_api_version (default 2.3.0; 2.2.0+ gets extensions, 2.1.0+ scripts)
+    #[arg(long, value_name = "VERSION")]
+    pub device_api_version: Option<String>,
+    /// Sent as fwup_version (default: `fwup --version` when fwup is installed)
+    #[arg(long, value_name = "VERSION")]
+    pub fwup_version: Option<String>,
+    /// Join the remote console with a shell behind it (off by default)
+    #[arg(long)]
+    pub console: bool,
+    /// The console's shell command (default "/bin/sh -l")
+    #[arg(long, value_name = "COMMAND", requires = "console")]
+    pub console_shell: Option<String>,
+    /// Accept support scripts (scripts/run); they are printed, and answered
+    /// as not run by `device`/`simulate`
+    #[arg(long)]
+    pub scripts: bool,
+    /// Extensions offered to the server, comma-separated
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME,...")]
+    pub extensions: Vec<Extension>,
+    /// First reconnect delay in seconds (default 1)
+    #[arg(long, value_name = "SECS")]
+    pub backoff_initial: Option<f64>,
+    /// Longest reconnect delay in seconds (default 60)
+    #[arg(long, value_name = "SECS")]
+    pub backoff_max: Option<f64>,
+    /// Random part of each delay, 0..=10 (default 0.5)
+    #[arg(long, value_name = "FACTOR")]
+    pub backoff_jitter: Option<f64>,
+}
+
+/// An extension the CLI can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Extension {
+    /// health reports with the Linux system metrics
+    Health,
+    /// log lines (the agent forwards its own)
+    Logging,
+}
+
+/// Where the running firmware's metadata comes from.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MetadataArgs {
+    /// fw_printenv output
+    #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+    /// A binary U-Boot environment (fw_env.config's device), also read for
+    /// nerves_fw_validated
+    #[arg(long, value_name = "PATH", requires = "uboot_env_size")]
+    pub uboot_env: Option<PathBuf>,
+    /// Size of one environment copy
+    #[arg(long, value_name = "BYTES", requires = "uboot_env")]
+    pub uboot_env_size: Option<usize>,
+    /// Offset of the environment in PATH (default 0)
+    #[arg(long, value_name = "BYTES", requires = "uboot_env")]
+    pub uboot_env_offset: Option<u64>,
+    /// CONFIG_ENV_REDUNDANT: two copies
+    #[arg(long, requires = "uboot_env")]
+    pub uboot_env_redundant: bool,
+    /// Add or override a key (repeatable)
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
     pub meta: Vec<(String, String)>,
-    pub exit_after_update: bool,
-    /// `--fwup-device`: updates are applied by fwup to this disk (image).
-    pub fwup_device: Option<PathBuf>,
-    pub fwup_task: String,
-    /// `--fwup`: the fwup binary (default: `fwup` on PATH).
-    pub fwup: Option<String>,
-    pub fwup_public_keys: Vec<String>,
-    pub allow_unverified_firmware: bool,
-    /// `--uboot-env`: metadata (and validation) from a binary U-Boot environment.
-    pub uboot_env: Option<UbootEnv>,
-    pub devices: usize,
-    pub prefix: String,
-    pub duration: Option<Duration>,
-    pub workers: usize,
-    pub exit_when_joined: bool,
-    /// `--device-rejoin-after-close`: `Some(None)` for "never"; `None`: the library's default.
-    pub device_rejoin_after_close: Option<Option<Duration>>,
 }
 
 /// Where the U-Boot environment is: `fw_env.config`'s device, offset and size.
@@ -49,183 +139,198 @@ pub struct UbootEnv {
     pub redundant: bool,
 }
 
-pub fn parse(argv: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        devices: 1,
-        prefix: "nhc-sim-".into(),
-        workers: 1,
-        fwup_task: "upgrade".into(),
-        ..Options::default()
-    };
-    let (mut env_path, mut env_offset, mut env_size, mut env_redundant) = (None, None, None, false);
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => o.url = value()?,
-            "--ca" => o.ca = Some(value()?.into()),
-            "--cert" => o.cert = Some(value()?.into()),
-            "--key" => o.key = Some(value()?.into()),
-            "--cert-dir" => o.cert_dir = Some(value()?.into()),
-            "--shared-secret" => {
-                let v = value()?;
-                let (key, secret) = v
-                    .split_once(':')
-                    .filter(|(k, s)| !k.is_empty() && !s.is_empty())
-                    .ok_or("--shared-secret wants KEY:SECRET")?;
-                o.shared_secret = Some((key.to_owned(), secret.to_owned()));
-            }
-            "--identifier" => o.identifier = Some(value()?),
-            "--clock-offset" => {
-                let v = value()?;
-                o.clock_offset = v
-                    .parse()
-                    .map_err(|_| format!("--clock-offset wants whole seconds, got {v:?}"))?;
-            }
-            "--stable-after" => {
-                o.stable_after = Some(Duration::from_secs(
-                    number(&value()?, "--stable-after")? as u64
-                ))
-            }
-            "--firmware-dir" => o.firmware_dir = Some(value()?.into()),
-            "--metadata-file" => o.metadata_file = Some(value()?.into()),
-            "--meta" => {
-                let v = value()?;
-                let (k, val) = v
-                    .split_once('=')
-                    .ok_or(format!("--meta wants KEY=VALUE, got {v:?}"))?;
-                o.meta.push((k.to_owned(), val.to_owned()));
-            }
-            "--exit-after-update" => o.exit_after_update = true,
-            "--fwup-device" => o.fwup_device = Some(value()?.into()),
-            "--fwup-task" => o.fwup_task = value()?,
-            "--fwup" => o.fwup = Some(value()?),
-            "--fwup-public-key" => o.fwup_public_keys.push(value()?),
-            "--allow-unverified-firmware" => o.allow_unverified_firmware = true,
-            "--uboot-env" => env_path = Some(PathBuf::from(value()?)),
-            "--uboot-env-offset" => env_offset = Some(number(&value()?, "--uboot-env-offset")?),
-            "--uboot-env-size" => env_size = Some(number(&value()?, "--uboot-env-size")?),
-            "--uboot-env-redundant" => env_redundant = true,
-            "--devices" => o.devices = number(&value()?, "--devices")?,
-            "--prefix" => o.prefix = value()?,
-            "--duration" => {
-                o.duration = Some(Duration::from_secs(number(&value()?, "--duration")? as u64))
-            }
-            "--workers" => o.workers = number(&value()?, "--workers")?,
-            "--exit-when-joined" => o.exit_when_joined = true,
-            "--device-rejoin-after-close" => {
-                o.device_rejoin_after_close = Some(match value()?.as_str() {
-                    "never" => None,
-                    secs => match number(secs, "--device-rejoin-after-close")? {
-                        0 => {
-                            return Err("--device-rejoin-after-close wants SECS > 0 or never".into())
-                        }
-                        n => Some(Duration::from_secs(n as u64)),
-                    },
-                })
-            }
-            other => return Err(format!("unknown option {other:?} (see nhc --help)")),
+impl MetadataArgs {
+    pub fn uboot(&self) -> Option<UbootEnv> {
+        Some(UbootEnv {
+            path: self.uboot_env.clone()?,
+            offset: self.uboot_env_offset.unwrap_or(0),
+            size: self.uboot_env_size?,
+            redundant: self.uboot_env_redundant,
+        })
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if self.uboot_env.is_some() && self.metadata_file.is_some() {
+            return Err("--uboot-env and --metadata-file both give the metadata: give one".into());
         }
+        Ok(())
     }
-    if o.url.is_empty() {
-        return Err("--url is required".into());
-    }
-    if o.devices == 0 || o.workers == 0 {
-        return Err("--devices and --workers must be at least 1".into());
-    }
-    if o.fwup_device.is_some() && o.firmware_dir.is_some() {
-        return Err("--fwup-device and --firmware-dir are two different sinks: give one".into());
-    }
-    if o.fwup_device.is_none()
-        && (o.fwup.is_some()
-            || !o.fwup_public_keys.is_empty()
-            || o.allow_unverified_firmware
-            || o.fwup_task != "upgrade")
-    {
-        return Err(
-            "--fwup, --fwup-task, --fwup-public-key and --allow-unverified-firmware \
-                    need --fwup-device"
-                .into(),
-        );
-    }
-    o.uboot_env = match (env_path, env_size) {
-        (Some(path), Some(size)) => Some(UbootEnv {
-            path,
-            offset: env_offset.unwrap_or(0) as u64,
-            size,
-            redundant: env_redundant,
-        }),
-        (Some(_), None) => return Err("--uboot-env needs --uboot-env-size BYTES".into()),
-        (None, _) if env_size.is_some() || env_offset.is_some() || env_redundant => {
-            return Err(
-                "--uboot-env-size, --uboot-env-offset and --uboot-env-redundant \
-                        need --uboot-env PATH"
-                    .into(),
-            )
-        }
-        (None, _) => None,
-    };
-    if o.uboot_env.is_some() && o.metadata_file.is_some() {
-        return Err("--uboot-env and --metadata-file both give the metadata: give one".into());
-    }
-    Ok(o)
 }
 
-fn number(text: &str, flag: &str) -> Result<usize, String> {
-    text.parse()
-        .map_err(|_| format!("{flag} wants a whole number, got {text:?}"))
+/// `nhc device`.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub knobs: DeviceKnobs,
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    /// Store each update as DIR/<uuid>.fw (default: .); its fwup signature is not checked
+    #[arg(long, value_name = "DIR", conflicts_with = "fwup_device")]
+    pub firmware_dir: Option<PathBuf>,
+    /// Apply each update with fwup to PATH (disk image or block device),
+    /// checking its signature
+    #[arg(long, value_name = "PATH")]
+    pub fwup_device: Option<PathBuf>,
+    /// The fwup task
+    #[arg(
+        long,
+        value_name = "TASK",
+        default_value = "upgrade",
+        requires = "fwup_device"
+    )]
+    pub fwup_task: String,
+    /// The fwup binary (default fwup on PATH)
+    #[arg(long, value_name = "PATH", requires = "fwup_device")]
+    pub fwup: Option<String>,
+    /// A firmware signing key (base64, fwup-key.pub), repeatable; without one
+    /// the keys come from the server
+    #[arg(long, value_name = "KEY", requires = "fwup_device")]
+    pub fwup_public_key: Vec<String>,
+    /// Apply firmware while no key is known (fwup then checks no signature)
+    #[arg(long, requires = "fwup_device")]
+    pub allow_unverified_firmware: bool,
+    /// End after the first update (exit code 0 when it succeeded)
+    #[arg(long)]
+    pub exit_after_update: bool,
+    /// Close and exit (code 0) after SECS
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// One JSON object per event on stdout instead of text lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `nhc simulate`.
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub knobs: DeviceKnobs,
+    /// Each device uses DIR/<identity>.pem and DIR/<identity>-key.pem
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// How many devices
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub devices: u32,
+    /// Identities are <prefix><n>
+    #[arg(long, value_name = "NAME", default_value = "nhc-sim-")]
+    pub prefix: String,
+    /// Stop after SECS
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// I/O threads
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: u32,
+    /// Stop once every device has joined (exit code 0)
+    #[arg(long)]
+    pub exit_when_joined: bool,
+}
+
+fn shared_secret(v: &str) -> Result<SharedSecretArg, String> {
+    v.split_once(':')
+        .filter(|(k, s)| !k.is_empty() && !s.is_empty())
+        .map(|(key, secret)| SharedSecretArg {
+            key: key.to_owned(),
+            secret: secret.to_owned(),
+        })
+        .ok_or_else(|| "wants KEY:SECRET".into())
+}
+
+pub fn rejoin(v: &str) -> Result<Rejoin, String> {
+    match v {
+        "never" => Ok(Rejoin::Never),
+        secs => match secs.parse::<u64>() {
+            Ok(0) | Err(_) => Err(format!("wants SECS > 0 or never, got {v:?}")),
+            Ok(n) => Ok(Rejoin::After(Duration::from_secs(n))),
+        },
+    }
+}
+
+fn key_value(v: &str) -> Result<(String, String), String> {
+    v.split_once('=')
+        .map(|(k, val)| (k.to_owned(), val.to_owned()))
+        .ok_or_else(|| format!("wants KEY=VALUE, got {v:?}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Cli;
+    use clap::Parser;
 
-    fn argv(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| s.to_string()).collect()
+    fn parse(items: &[&str]) -> Result<crate::Command, String> {
+        Cli::try_parse_from(std::iter::once("nhc").chain(items.iter().copied()))
+            .map(|c| c.command)
+            .map_err(|e| e.to_string())
+    }
+
+    fn device(items: &[&str]) -> DeviceArgs {
+        match parse(&[&["device"][..], items].concat()) {
+            Ok(crate::Command::Device(d)) => d,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn parses_every_kind_of_option() {
-        let o = parse(&argv(&[
+        let d = device(&[
             "--url",
             "wss://h/socket/websocket",
             "--shared-secret",
             "nhp_k:s3:cret",
             "--meta",
             "nerves_fw_version=1.2.3",
+            "--device-rejoin-after-close",
+            "never",
+            "--extensions",
+            "health,logging",
+            "--console",
+            "--json",
+        ]);
+        let c = &d.connection;
+        assert_eq!(c.device_rejoin_after_close, Some(Rejoin::Never));
+        assert_eq!(
+            c.shared_secret,
+            Some(SharedSecretArg {
+                key: "nhp_k".into(),
+                secret: "s3:cret".into()
+            })
+        );
+        assert!(!format!("{c:?}").contains("s3:cret"));
+        assert_eq!(
+            d.metadata.meta,
+            [("nerves_fw_version".to_owned(), "1.2.3".to_owned())]
+        );
+        assert_eq!(d.knobs.extensions, [Extension::Health, Extension::Logging]);
+        assert!(d.knobs.console && d.json);
+        assert_eq!(d.fwup_device, None);
+        assert_eq!(d.fwup_task, "upgrade");
+        let thirty = device(&["--url", "u", "--device-rejoin-after-close", "30"]);
+        assert_eq!(
+            thirty.connection.device_rejoin_after_close,
+            Some(Rejoin::After(Duration::from_secs(30)))
+        );
+        let sim = match parse(&[
+            "simulate",
+            "--url",
+            "u",
             "--devices",
             "7",
             "--exit-when-joined",
-            "--device-rejoin-after-close",
-            "never",
-        ]))
-        .unwrap();
-        assert_eq!(o.device_rejoin_after_close, Some(None));
-        let thirty = parse(&argv(&["--url", "u", "--device-rejoin-after-close", "30"])).unwrap();
-        assert_eq!(
-            thirty.device_rejoin_after_close,
-            Some(Some(Duration::from_secs(30)))
-        );
-        assert_eq!(
-            parse(&argv(&["--url", "u"]))
-                .unwrap()
-                .device_rejoin_after_close,
-            None
-        );
-        assert_eq!(o.shared_secret, Some(("nhp_k".into(), "s3:cret".into())));
-        assert_eq!(
-            o.meta,
-            [("nerves_fw_version".to_owned(), "1.2.3".to_owned())]
-        );
-        assert_eq!(o.devices, 7);
-        assert!(o.exit_when_joined);
-        assert_eq!(o.fwup_device, None);
-        assert_eq!(o.fwup_task, "upgrade");
+        ]) {
+            Ok(crate::Command::Simulate(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(sim.devices, 7);
+        assert!(sim.exit_when_joined);
     }
 
     #[test]
     fn parses_the_fwup_sink_and_the_uboot_environment() {
-        let o = parse(&argv(&[
+        let d = device(&[
             "--url",
             "u",
             "--fwup-device",
@@ -246,15 +351,14 @@ mod tests {
             "--uboot-env-size",
             "8192",
             "--uboot-env-redundant",
-        ]))
-        .unwrap();
-        assert_eq!(o.fwup_device, Some(PathBuf::from("/dev/mmcblk0")));
-        assert_eq!(o.fwup_task, "upgrade.b");
-        assert_eq!(o.fwup.as_deref(), Some("/opt/bin/fwup"));
-        assert_eq!(o.fwup_public_keys, ["K1", "K2"]);
-        assert!(o.allow_unverified_firmware);
+        ]);
+        assert_eq!(d.fwup_device, Some(PathBuf::from("/dev/mmcblk0")));
+        assert_eq!(d.fwup_task, "upgrade.b");
+        assert_eq!(d.fwup.as_deref(), Some("/opt/bin/fwup"));
+        assert_eq!(d.fwup_public_key, ["K1", "K2"]);
+        assert!(d.allow_unverified_firmware);
         assert_eq!(
-            o.uboot_env,
+            d.metadata.uboot(),
             Some(UbootEnv {
                 path: "/dev/mmcblk0".into(),
                 offset: 2048,
@@ -262,40 +366,54 @@ mod tests {
                 redundant: true,
             })
         );
-        let plain = parse(&argv(&[
-            "--url",
-            "u",
-            "--uboot-env",
-            "e",
-            "--uboot-env-size",
-            "64",
-        ]));
+        let plain = device(&["--url", "u", "--uboot-env", "e", "--uboot-env-size", "64"]);
         assert_eq!(
-            plain.unwrap().uboot_env.map(|e| (e.offset, e.redundant)),
+            plain.metadata.uboot().map(|e| (e.offset, e.redundant)),
             Some((0, false))
         );
     }
 
     #[test]
     fn refuses_bad_input_with_a_reason() {
-        let err = |a: &[&str]| parse(&argv(a)).unwrap_err();
-        assert!(err(&[]).contains("--url"));
-        assert!(err(&["--url", "x", "--devices", "many"]).contains("whole number"));
-        assert!(err(&["--url", "x", "--shared-secret", "nosecret"]).contains("KEY:SECRET"));
-        assert!(err(&["--url", "x", "--bogus"]).contains("unknown option"));
-        assert!(err(&["--url"]).contains("needs a value"));
-        assert!(err(&["--url", "x", "--device-rejoin-after-close", "0"]).contains("or never"));
+        let err = |a: &[&str]| parse(a).unwrap_err();
+        assert!(err(&["device", "--url", "x", "--duration", "long"]).contains("--duration"));
+        assert!(err(&["simulate", "--url", "x", "--devices", "many"]).contains("--devices"));
+        assert!(err(&["simulate", "--url", "x", "--devices", "0"]).contains("--devices"));
         assert!(
-            err(&["--url", "x", "--device-rejoin-after-close", "soon"]).contains("whole number")
+            err(&["device", "--url", "x", "--shared-secret", "nosecret"]).contains("KEY:SECRET")
         );
-        let fwup = ["--url", "x", "--fwup-device", "d"];
-        assert!(err(&[&fwup[..], &["--firmware-dir", "f"]].concat()).contains("give one"));
-        assert!(err(&["--url", "x", "--fwup-public-key", "K"]).contains("need --fwup-device"));
-        assert!(err(&["--url", "x", "--allow-unverified-firmware"]).contains("need --fwup-device"));
-        assert!(err(&["--url", "x", "--uboot-env", "e"]).contains("--uboot-env-size"));
-        assert!(err(&["--url", "x", "--uboot-env-size", "64"]).contains("need --uboot-env"));
-        let env = ["--uboot-env", "e", "--uboot-env-size", "64"];
-        assert!(err(&[&fwup[..], &env, &["--metadata-file", "m"]].concat()).contains("give one"));
-        assert!(err(&[&fwup[..], &["--uboot-env-offset", "-1"]].concat()).contains("whole number"));
+        assert!(err(&["device", "--url", "x", "--bogus"]).contains("--bogus"));
+        assert!(err(&["device", "--url"]).contains("a value is required"));
+        assert!(
+            err(&["device", "--url", "x", "--device-rejoin-after-close", "0"]).contains("or never")
+        );
+        assert!(err(&[
+            "device",
+            "--url",
+            "x",
+            "--device-rejoin-after-close",
+            "soon"
+        ])
+        .contains("or never"));
+        let fwup = ["device", "--url", "x", "--fwup-device", "d"];
+        assert!(err(&[&fwup[..], &["--firmware-dir", "f"]].concat()).contains("cannot be used"));
+        assert!(err(&["device", "--url", "x", "--fwup-public-key", "K"]).contains("--fwup-device"));
+        assert!(
+            err(&["device", "--url", "x", "--allow-unverified-firmware"]).contains("--fwup-device")
+        );
+        assert!(err(&["device", "--url", "x", "--uboot-env", "e"]).contains("--uboot-env-size"));
+        assert!(err(&["device", "--url", "x", "--uboot-env-size", "64"]).contains("--uboot-env"));
+        assert!(parse(&[&fwup[..], &["--uboot-env-offset", "-1"]].concat()).is_err());
+        let both = device(&[
+            "--url",
+            "x",
+            "--uboot-env",
+            "e",
+            "--uboot-env-size",
+            "64",
+            "--metadata-file",
+            "m",
+        ]);
+        assert!(both.metadata.check().unwrap_err().contains("give one"));
     }
 }

@@ -1,56 +1,140 @@
-//! Turns the command-line options into a device configuration for one identity.
+//! Turns the options (flags, or the agent's file) into a device
+//! configuration for one identity: the one builder of `nhc device`, `nhc
+//! simulate` and `nhc agent`.
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
+use nerves_hub_channel::nerves_hub::console::{ConsoleOptions, ShellOptions};
+use nerves_hub_channel::nerves_hub::extensions::{ExtensionsOptions, HealthOptions};
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, SharedSecret};
 use nerves_hub_channel::nerves_hub::{DeviceConfig, FirmwareMetadata};
 use nerves_hub_channel::{PemSource, SocketConfig};
 
-use crate::args::Options;
+use crate::args::{ConnectionArgs, DeviceKnobs, Extension, MetadataArgs, Rejoin};
 
-/// The configuration of the device with this identity (`None`: the
-/// certificate's own identity, or `--identifier`).
-pub fn device_config(o: &Options, identity: Option<&str>) -> Result<DeviceConfig, String> {
-    let mut socket = SocketConfig::new(&o.url);
-    socket.tls.ca = o.ca.clone().map(PemSource::File);
-    match (&o.cert_dir, identity) {
+/// The configuration of the device with this identity (`cert_dir` and
+/// `identity`: `DIR/<identity>.pem`; `identity` alone: the NH1 identifier).
+pub fn device_config(
+    c: &ConnectionArgs,
+    knobs: &DeviceKnobs,
+    cert_dir: Option<&Path>,
+    identity: Option<&str>,
+) -> Result<DeviceConfig, String> {
+    let url = c
+        .url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or("--url is required")?;
+    let mut socket = SocketConfig::new(url);
+    socket.tls.ca = c.ca.clone().map(PemSource::File);
+    match (cert_dir, identity) {
         (Some(dir), Some(id)) => {
             socket.tls.client_cert = Some(PemSource::File(dir.join(format!("{id}.pem"))));
             socket.tls.client_key = Some(PemSource::File(dir.join(format!("{id}-key.pem"))));
         }
         _ => {
-            socket.tls.client_cert = o.cert.clone().map(PemSource::File);
-            socket.tls.client_key = o.key.clone().map(PemSource::File);
+            socket.tls.client_cert = c.cert.clone().map(PemSource::File);
+            socket.tls.client_key = c.key.clone().map(PemSource::File);
         }
     }
-    if let Some(stable) = o.stable_after {
-        socket.stable_after = stable;
+    if let Some(stable) = c.stable_after {
+        socket.stable_after = Duration::from_secs(stable);
+    }
+    let b = &mut socket.backoff;
+    for (value, slot, name) in [
+        (knobs.backoff_initial, &mut b.initial, "backoff initial"),
+        (knobs.backoff_max, &mut b.max, "backoff max"),
+    ] {
+        if let Some(secs) = value {
+            *slot = Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or(format!("{name} wants seconds > 0, got {secs}"))?;
+        }
+    }
+    if let Some(jitter) = knobs.backoff_jitter {
+        if !(0.0..=10.0).contains(&jitter) {
+            return Err(format!("backoff jitter wants 0..=10, got {jitter}"));
+        }
+        b.jitter = jitter;
+    }
+    if b.initial > b.max {
+        return Err("backoff initial must not be longer than backoff max".into());
     }
     let mut config = DeviceConfig::new(socket);
-    if let Some((key, secret)) = &o.shared_secret {
+    if let Some(s) = &c.shared_secret {
         let identifier = identity
             .map(str::to_owned)
-            .or_else(|| o.identifier.clone())
+            .or_else(|| c.identifier.clone())
             .ok_or("--shared-secret needs --identifier")?;
-        let secret = SharedSecret::new(key.clone(), secret.clone(), identifier);
-        let signer =
-            Nh1Auth::with_clock_offset(secret, o.clock_offset).map_err(|e| e.to_string())?;
+        let secret = SharedSecret::new(s.key.clone(), s.secret.clone(), identifier);
+        let signer = Nh1Auth::with_clock_offset(secret, c.clock_offset.unwrap_or(0))
+            .map_err(|e| e.to_string())?;
         config.auth = Some(Arc::new(signer));
     }
-    let mut metadata = match (&o.metadata_file, &o.uboot_env) {
-        (Some(path), _) => FirmwareMetadata::from_env_file(path).map_err(|e| e.to_string())?,
+    match c.device_rejoin_after_close {
+        Some(Rejoin::Never) => config.device_rejoin_after_close = None,
+        Some(Rejoin::After(d)) => config.device_rejoin_after_close = Some(d),
+        None => {}
+    }
+    if let Some(v) = &knobs.device_api_version {
+        config.device_api_version = v.clone();
+    }
+    config.fwup_version = knobs.fwup_version.clone();
+    config.scripts = knobs.scripts;
+    if knobs.console {
+        let mut shell = ShellOptions::default();
+        if let Some(command) = &knobs.console_shell {
+            shell.command = command.split_whitespace().map(str::to_owned).collect();
+            if shell.command.is_empty() {
+                return Err("the console shell command is empty".into());
+            }
+        }
+        config.console = Some(ConsoleOptions {
+            device_api_version: config.device_api_version.clone(),
+            shell: Some(shell),
+            ..ConsoleOptions::default()
+        });
+    }
+    if !knobs.extensions.is_empty() {
+        config.extensions = Some(ExtensionsOptions {
+            health: knobs
+                .extensions
+                .contains(&Extension::Health)
+                .then(HealthOptions::default),
+            geo: None,
+            logging: knobs.extensions.contains(&Extension::Logging),
+        });
+    }
+    Ok(config)
+}
+
+/// Sets the metadata (and, from a U-Boot environment, the validation state).
+pub fn apply_metadata(config: &mut DeviceConfig, m: &MetadataArgs) -> Result<(), String> {
+    m.check()?;
+    let mut metadata = match (&m.metadata_file, m.uboot()) {
+        (Some(path), _) => {
+            FirmwareMetadata::from_env_file(path).map_err(|e| format!("{}: {e}", path.display()))?
+        }
         (None, Some(env)) => {
             config.firmware_validated = Some(env.validated_fn());
             env.metadata()?
         }
         (None, None) => FirmwareMetadata::new(),
     };
-    for (k, v) in &o.meta {
+    for (k, v) in &m.meta {
         metadata.set(k.clone(), v.clone());
     }
     config.metadata = metadata;
-    if let Some(rejoin) = o.device_rejoin_after_close {
-        config.device_rejoin_after_close = rejoin;
-    }
-    Ok(config)
+    Ok(())
+}
+
+/// `fwup --version` of this fwup binary, when it runs.
+pub fn detect_fwup_version(fwup: &str) -> Option<String> {
+    let out = Command::new(fwup).arg("--version").output().ok()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !version.is_empty()).then_some(version)
 }

@@ -1,117 +1,66 @@
-//! `nhc device`: one device that prints its events and applies updates.
+//! `nhc device`: one device in the foreground, the interactive front-end of
+//! the agent's code (`device_runner`): prints its events (text or `--json`)
+//! and applies updates into a directory or with fwup; never reboots the host.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nerves_hub_channel::event::identity_in_use_reason;
-use nerves_hub_channel::nerves_hub::fwup_keys::{validate_key, REFUSED_NO_KEYS};
+use nerves_hub_channel::nerves_hub::fwup_keys::validate_key;
 use nerves_hub_channel::nerves_hub::update::{SinkSpec, UpdateOptions};
-use nerves_hub_channel::nerves_hub::{Device, DeviceEvent, UpdatePolicy};
-use nerves_hub_channel::Event;
+use nerves_hub_channel::nerves_hub::{Device, UpdatePolicy};
 
-use crate::args::Options;
-use crate::connection::device_config;
+use crate::args::DeviceArgs;
+use crate::connection::{apply_metadata, detect_fwup_version, device_config};
+use crate::device_runner::{self, Plan};
+use crate::event_output::Output;
 
-pub fn run(o: Options) -> Result<(), String> {
-    let mut config = device_config(&o, None)?;
+pub fn run(o: DeviceArgs) -> Result<(), String> {
+    let mut config = device_config(&o.connection, &o.knobs, None, None)?;
+    apply_metadata(&mut config, &o.metadata)?;
     if let Some(disk) = &o.fwup_device {
-        for key in &o.fwup_public_keys {
+        for key in &o.fwup_public_key {
             validate_key(key).map_err(|e| format!("--fwup-public-key: {e}"))?;
         }
-        config.fwup_public_keys = o.fwup_public_keys.clone();
+        let fwup = o.fwup.clone().unwrap_or_else(|| "fwup".into());
+        if config.fwup_version.is_none() {
+            config.fwup_version = detect_fwup_version(&fwup);
+        }
+        config.fwup_public_keys = o.fwup_public_key.clone();
         config.allow_unverified_firmware = o.allow_unverified_firmware;
         // Automatic, as nerves_hub_link: the library skips the firmware that
         // already runs, asks the server for keys when none is given, and
         // refuses (fail closed) while it knows none.
-        let sink = SinkSpec::Fwup {
-            command: o.fwup.clone().unwrap_or_else(|| "fwup".into()),
-            args: vec![
-                "--apply".into(),
-                "--no-unmount".into(),
-                "-d".into(),
-                disk.display().to_string(),
-                "--task".into(),
-                o.fwup_task.clone(),
-            ],
-        };
-        config.update_policy = UpdatePolicy::Auto(UpdateOptions::new(sink));
+        config.update_policy = UpdatePolicy::Auto(UpdateOptions::new(fwup_sink(
+            fwup,
+            &disk.display().to_string(),
+            &o.fwup_task,
+        )));
     }
-    let firmware_dir = o.firmware_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    crate::signals::install();
     let device = Device::new(config).map_err(|e| e.to_string())?;
-    device.connect().map_err(|e| e.to_string())?;
-    loop {
-        // Wake up now and then so a closed stdout or a signal is noticed.
-        let Some(event) = device.recv_timeout(Duration::from_secs(1)) else {
-            continue;
-        };
-        match event {
-            DeviceEvent::UpdateAvailable(info) => match &o.fwup_device {
-                Some(disk) => println!(
-                    "update: {} -> fwup task {} on {}",
-                    info.firmware_meta.uuid,
-                    o.fwup_task,
-                    disk.display()
-                ),
-                None => {
-                    let path = firmware_dir.join(format!("{}.fw", info.firmware_meta.uuid));
-                    println!("update: {} -> {}", info.firmware_meta.uuid, path.display());
-                    let options = UpdateOptions::new(SinkSpec::File(path));
-                    if let Err(e) = device.apply_update(&info, options) {
-                        println!("update: cannot apply: {e}");
-                    }
-                }
-            },
-            DeviceEvent::UpdateIgnored { uuid, reason } => {
-                println!("update: {uuid} not applied: {reason}");
-                // Refused for want of keys (reported `failed`): the update ended.
-                if o.exit_after_update && reason == REFUSED_NO_KEYS {
-                    close(&device);
-                    return Err("the update failed".into());
-                }
-            }
-            DeviceEvent::FwupPublicKeys(keys) => {
-                println!("fwup public keys: {} from the server", keys.len())
-            }
-            DeviceEvent::UpdateProgress { stage, percent } => {
-                println!("update: {} {percent}%", stage.as_str())
-            }
-            DeviceEvent::UpdateFinished { ok, reason } => {
-                match reason {
-                    Some(r) => println!("update: finished ok={ok}: {r}"),
-                    None => println!("update: finished ok={ok}"),
-                }
-                if o.exit_after_update {
-                    close(&device);
-                    return if ok {
-                        Ok(())
-                    } else {
-                        Err("the update failed".into())
-                    };
-                }
-            }
-            DeviceEvent::Reboot => println!("reboot requested (nhc does not reboot the host)"),
-            DeviceEvent::Identify => println!("identify requested"),
-            DeviceEvent::Socket(Event::Closed) => return Ok(()),
-            DeviceEvent::Socket(Event::IdentityInUse { sessions }) => {
-                println!("identity in use: {}", identity_in_use_reason(sessions))
-            }
-            DeviceEvent::Socket(e) => println!("{e:?}"),
-            other => println!("{other:?}"),
-        }
-    }
+    let plan = Plan {
+        output: if o.json { Output::Json } else { Output::Text },
+        firmware_dir: match o.fwup_device {
+            Some(_) => None,
+            None => Some(o.firmware_dir.unwrap_or_else(|| PathBuf::from("."))),
+        },
+        ignore_offers: false,
+        exit_after_update: o.exit_after_update,
+        deadline: o
+            .duration
+            .map(|secs| Instant::now() + Duration::from_secs(secs)),
+        reboot_command: None,
+    };
+    device_runner::run(&device, &plan)
 }
 
-/// Closes the connection once what was queued (the last status report) is
-/// sent: `close` only asks for it, and `Closed`, the last event, says it is
-/// done. Bounded, in case the library's thread is gone.
-fn close(device: &Device) {
-    device.close();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Some(DeviceEvent::Socket(Event::Closed)) =
-            device.recv_timeout(Duration::from_millis(200))
-        {
-            return;
-        }
+/// `fwup --apply --no-unmount -d DISK --task TASK` (the library adds
+/// `--framing` and the public keys).
+pub fn fwup_sink(command: String, disk: &str, task: &str) -> SinkSpec {
+    SinkSpec::Fwup {
+        command,
+        args: ["--apply", "--no-unmount", "-d", disk, "--task", task]
+            .map(str::to_owned)
+            .to_vec(),
     }
 }

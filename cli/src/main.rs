@@ -1,74 +1,71 @@
 //! `nhc`: a NervesHub device from the command line.
 //!
-//! `nhc device ...` runs one device that prints its events and applies
-//! updates into a directory; `nhc simulate --devices N ...` runs N devices
-//! with distinct identities in one process, for load-testing a server.
+//! `nhc agent --config FILE` is the daemon that makes a Linux board a
+//! NervesHub device; `nhc device ...` runs one device in the foreground,
+//! printing its events; `nhc simulate --devices N ...` runs N devices with
+//! distinct identities in one process, for load-testing a server.
 
+mod agent;
+mod agent_config;
 mod args;
 mod connection;
 mod device_cmd;
+mod device_runner;
+mod event_output;
+mod file_command_sink;
+mod logger;
+mod signals;
 mod simulate;
 mod uboot_env;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage:
-  nhc device   --url URL [connection options] [sink options] [metadata options]
-               [--exit-after-update]
-  nhc simulate --url URL --devices N [connection options] [--prefix NAME] [--duration SECS]
-               [--workers N] [--exit-when-joined]
+use clap::{Parser, Subcommand};
 
-connection options:
-  --ca FILE                      CA bundle (PEM) the server certificate must chain to
-  --cert FILE --key FILE         device certificate and key (mutual TLS)
-  --cert-dir DIR                 simulate: DIR/<identity>.pem and DIR/<identity>-key.pem
-  --shared-secret KEY:SECRET     NH1 shared secret (product key nhp_... or device key)
-  --identifier ID                device identifier signed with the shared secret
-  --device-rejoin-after-close SECS|never
-                                 rejoin `device` SECS after the server closed it (default 5),
-                                 or never
-  --clock-offset SECS            NH1: seconds added to the system clock when signing
-                                 (negative: it is ahead); a refusal's Date corrects the rest
-  --stable-after SECS            a connection joined this long restarts the reconnect
-                                 backoff (default 120); shorter ones escalate it
+#[derive(Parser, Debug)]
+#[command(
+    name = "nhc",
+    version,
+    about = "A NervesHub device from the command line"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-sink options (device; one of):
-  --firmware-dir DIR             store each update as DIR/<uuid>.fw (default: .); its fwup
-                                 signature is not checked
-  --fwup-device PATH             apply each update with fwup to PATH (disk image or block
-                                 device), checking its signature
-    --fwup-task TASK             the fwup task (default upgrade)
-    --fwup PATH                  the fwup binary (default fwup on PATH)
-    --fwup-public-key KEY        a firmware signing key (base64, fwup-key.pub), repeatable;
-                                 without one the keys come from the server (fwup_public_keys)
-    --allow-unverified-firmware  apply firmware while no key is known (fwup then checks no
-                                 signature); by default such updates are refused
-
-metadata options (device):
-  --metadata-file FILE           fw_printenv output
-  --uboot-env PATH --uboot-env-size BYTES [--uboot-env-offset BYTES] [--uboot-env-redundant]
-                                 a binary U-Boot environment (fw_env.config's device, offset
-                                 and size), also read for nerves_fw_validated
-  --meta KEY=VALUE               add or override a key (repeatable)
-";
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The daemon: a NervesHub device configured by a TOML file
+    Agent(agent::AgentArgs),
+    /// One device in the foreground, printing its events and applying updates
+    Device(args::DeviceArgs),
+    /// N devices with distinct identities in one process, for load tests
+    Simulate(args::SimulateArgs),
+}
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let result = match argv.first().map(String::as_str) {
-        Some("device") => args::parse(&argv[1..]).and_then(device_cmd::run),
-        Some("simulate") => args::parse(&argv[1..]).and_then(simulate::run),
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
+    // Usage errors exit with 2, `--help` and `--version` with 0.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Agent(a) => match agent::run(a) {
+            Ok(()) => Ok(()),
+            Err(agent::AgentError::Config(e)) => Err((2, e)),
+            Err(agent::AgentError::Run(e)) => Err((1, e)),
+        },
+        Command::Device(d) => {
+            logger::init(log::LevelFilter::Warn);
+            device_cmd::run(d).map_err(|e| (2, e))
         }
-        _ => Err(format!("expected a command\n{USAGE}")),
+        Command::Simulate(s) => {
+            logger::init(log::LevelFilter::Warn);
+            simulate::run(s).map_err(|e| (2, e))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("nhc: {e}");
-            ExitCode::from(2)
+            ExitCode::from(code)
         }
     }
 }

@@ -9,7 +9,7 @@ use nerves_hub_channel::nerves_hub::device::DEVICE_TOPIC;
 use nerves_hub_channel::nerves_hub::{Device, DeviceEvent};
 use nerves_hub_channel::Event;
 
-use crate::args::Options;
+use crate::args::SimulateArgs;
 use crate::connection::device_config;
 
 #[derive(Default)]
@@ -19,19 +19,25 @@ struct Counts {
     auth_errors: AtomicUsize,
 }
 
-pub fn run(o: Options) -> Result<(), String> {
-    if o.shared_secret.is_none() && o.cert_dir.is_none() && o.devices > 1 {
+pub fn run(o: SimulateArgs) -> Result<(), String> {
+    let devices_wanted = o.devices as usize;
+    if o.connection.shared_secret.is_none() && o.cert_dir.is_none() && devices_wanted > 1 {
         return Err("simulating several devices needs distinct identities: \
                     --shared-secret with a product key, or --cert-dir"
             .into());
     }
-    nerves_hub_channel::runtime::configure(o.workers).map_err(|e| e.to_string())?;
+    nerves_hub_channel::runtime::configure(o.workers as usize).map_err(|e| e.to_string())?;
     let counts = Arc::new(Counts::default());
-    let mut devices = Vec::with_capacity(o.devices);
+    let mut devices = Vec::with_capacity(devices_wanted);
     let started = Instant::now();
-    for n in 0..o.devices {
+    for n in 0..devices_wanted {
         let identity = format!("{}{n}", o.prefix);
-        let mut config = device_config(&o, Some(&identity))?;
+        let mut config = device_config(
+            &o.connection,
+            &o.knobs,
+            o.cert_dir.as_deref(),
+            Some(&identity),
+        )?;
         config.metadata.set("nerves_fw_product", "nhc-simulate");
         let device = Device::new(config).map_err(|e| format!("{identity}: {e}"))?;
         let mut tracker = Tracker {
@@ -47,12 +53,12 @@ pub fn run(o: Options) -> Result<(), String> {
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let joined = counts.joined.load(Ordering::Relaxed);
-        if joined >= o.devices && all_joined_at.is_none() {
+        if joined >= devices_wanted && all_joined_at.is_none() {
             all_joined_at = Some(started.elapsed());
         }
         println!(
             "devices {} connected {} joined {} auth_errors {} rss_kib {} elapsed_s {:.1}{}",
-            o.devices,
+            devices_wanted,
             counts.connected.load(Ordering::Relaxed),
             joined,
             counts.auth_errors.load(Ordering::Relaxed),
@@ -63,7 +69,9 @@ pub fn run(o: Options) -> Result<(), String> {
                 t.as_secs_f64()
             )),
         );
-        let over = o.duration.is_some_and(|d| started.elapsed() >= d);
+        let over = o
+            .duration
+            .is_some_and(|d| started.elapsed() >= Duration::from_secs(d));
         if (o.exit_when_joined && all_joined_at.is_some()) || over {
             break;
         }
@@ -76,7 +84,7 @@ pub fn run(o: Options) -> Result<(), String> {
         None => Err(format!(
             "only {} of {} devices joined",
             counts.joined.load(Ordering::Relaxed),
-            o.devices
+            devices_wanted
         )),
     }
 }

@@ -1,0 +1,439 @@
+//! `nhc agent` run as a process against the in-process dev server, with NH1
+//! on /device-socket and one identifier per test: an update through a
+//! command sink then the reboot command, a reboot asked by the server, a
+//! bad configuration file, SIGTERM in the middle of a (throttled) download
+//! then a restart that completes the update, and a console session.
+//! Every wait is on an output line or a message the server received.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use nerves_hub_channel::Payload;
+use nhc_devserver::{Config, DevServer, FirmwareFaults, SharedSecretEntry};
+use serde_json::{json, Value};
+
+const KEY: &str = "nhp_cli_agent_product_key";
+const SECRET: &str = "cli-agent-test-secret";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn server() -> DevServer {
+    let server = DevServer::start(Config::default()).await.unwrap();
+    server
+        .add_shared_secret(SharedSecretEntry::new(KEY, SECRET, None))
+        .unwrap();
+    server
+}
+
+/// A fresh directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nhc-agent-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `[server]` for this identifier, then `rest`; written to `<dir>/agent.toml`.
+fn config(server: &DevServer, dir: &Path, identifier: &str, rest: &str) -> PathBuf {
+    let url = server
+        .ws_url()
+        .replace("/socket/websocket", "/device-socket/websocket");
+    std::fs::write(dir.join("secret"), format!("{SECRET}\n")).unwrap();
+    let text = format!(
+        "output = \"json\"\n\n[server]\nurl = \"{url}\"\nidentifier = \"{identifier}\"\n\
+         shared_secret_key = \"{KEY}\"\nshared_secret_file = \"{}\"\n\n\
+         [metadata.static]\nnerves_fw_version = \"1.0.0\"\nnerves_fw_uuid = \"old-uuid\"\n\n{rest}",
+        dir.join("secret").display()
+    );
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The running agent and its events (one JSON object per stdout line).
+struct Agent {
+    /// Taken by `exit_code`.
+    child: Option<Child>,
+    events: Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Agent {
+    fn start(config: &Path) -> Agent {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nhc"))
+            .args(["agent", "--config"])
+            .arg(config)
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Agent {
+            child: Some(child),
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first event (from now on) that `wanted` accepts.
+    fn wait(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) => {
+                    self.seen.push(event.clone());
+                    if wanted(&event) {
+                        return event;
+                    }
+                }
+                Err(_) => panic!("no {what} event; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn wait_event(&mut self, name: &str) -> Value {
+        self.wait(name, |e| e["event"] == name)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Its exit code, once it exited (bounded: killed after WAIT).
+    async fn exit_code(mut self) -> Option<i32> {
+        let pid = self.pid().to_string();
+        let mut child = self.child.take().unwrap();
+        let waiting = tokio::task::spawn_blocking(move || child.wait().unwrap().code());
+        match tokio::time::timeout(WAIT, waiting).await {
+            Ok(code) => code.unwrap(),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                panic!("the agent did not exit; saw {:#?}", self.seen);
+            }
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits in a blocking thread so the server keeps running.
+async fn wait_event(agent: Agent, name: &'static str) -> (Agent, Value) {
+    tokio::task::spawn_blocking(move || {
+        let mut agent = agent;
+        let event = agent.wait_event(name);
+        (agent, event)
+    })
+    .await
+    .unwrap()
+}
+
+async fn statuses(server: &DevServer, identity: &str) -> Vec<String> {
+    server
+        .control()
+        .received()
+        .await
+        .into_iter()
+        .filter(|r| r.identity.as_deref() == Some(identity))
+        .filter(|r| r.message.topic == "device" && r.message.event == "status_update")
+        .filter_map(|r| r.message.payload.to_value())
+        .filter_map(|v| v["status"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applies_an_update_through_a_command_sink_then_reboots() {
+    let server = server().await;
+    let dir = scratch("command");
+    let image = nhc_devserver::random_image(1_500_000, 19);
+    let offer = server.firmware().add("agent.fw", image.clone()).unwrap();
+    let written = dir.join("written.img");
+    let rebooted = dir.join("rebooted");
+    let path = config(
+        &server,
+        &dir,
+        "agent-command",
+        &format!(
+            "[update]\nsink = \"command\"\ncommand = [\"sh\", \"-c\", \"cat > '{}'\"]\n\
+             reboot_command = [\"touch\", \"{}\"]\n",
+            written.display(),
+            rebooted.display()
+        ),
+    );
+    let agent = Agent::start(&path);
+    let (agent, _) = wait_event(agent, "joined").await;
+    server
+        .control()
+        .wait_joined("device", 1, WAIT)
+        .await
+        .unwrap();
+    let update = Payload::json(&offer["update"]);
+    assert_eq!(server.control().push("device", "update", update).await, 1);
+    let (agent, progress) = wait_event(agent, "update_progress").await;
+    assert!(progress["percent"].as_u64().is_some(), "{progress}");
+    let (agent, finished) = wait_event(agent, "update_finished").await;
+    assert_eq!(finished["ok"], true, "{finished}");
+    let (agent, rebooting) = wait_event(agent, "rebooting").await;
+    assert_eq!(rebooting["command"][0], "touch");
+    assert_eq!(agent.exit_code().await, Some(0));
+    assert!(rebooted.exists(), "the reboot command did not run");
+    assert!(
+        std::fs::read(&written).unwrap() == image,
+        "the command got other bytes than the served image"
+    );
+    let statuses = statuses(&server, "agent-command").await;
+    assert!(
+        statuses.starts_with(&["received".into()]) && statuses.ends_with(&["completed".into()]),
+        "{statuses:?}"
+    );
+    server
+        .control()
+        .wait_for("device", "rebooting", 1, WAIT)
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reboot_asked_by_the_server_runs_the_reboot_command() {
+    let server = server().await;
+    let dir = scratch("reboot");
+    let rebooted = dir.join("rebooted");
+    let path = config(
+        &server,
+        &dir,
+        "agent-reboot",
+        &format!(
+            "[update]\nreboot_command = [\"touch\", \"{}\"]\n",
+            rebooted.display()
+        ),
+    );
+    let agent = Agent::start(&path);
+    let (agent, _) = wait_event(agent, "joined").await;
+    server
+        .control()
+        .wait_joined("device", 1, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        server
+            .control()
+            .push("device", "reboot", Payload::json(&json!({})))
+            .await,
+        1
+    );
+    let (agent, _) = wait_event(agent, "reboot_requested").await;
+    let (agent, _) = wait_event(agent, "rebooting").await;
+    assert_eq!(agent.exit_code().await, Some(0));
+    assert!(rebooted.exists(), "the reboot command did not run");
+    server
+        .control()
+        .wait_for("device", "rebooting", 1, WAIT)
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_config_file_names_the_line_and_the_key_and_exits_with_2() {
+    let dir = scratch("bad");
+    let path = dir.join("agent.toml");
+    std::fs::write(
+        &path,
+        "[server]\nurl = \"wss://h/device-socket/websocket\"\n\n[update]\nsink = \"fwup\"\nfwup_tsk = \"upgrade\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["agent", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("line 6, key `update.fwup_tsk`") && stderr.contains("unknown field"),
+        "{stderr}"
+    );
+    // A combination serde accepts but the agent cannot run.
+    std::fs::write(&path, "[update]\nsink = \"fwup\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["agent", "--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 1, key `update.fwup_device`: sink \"fwup\" needs fwup_device"),
+        "{stderr}"
+    );
+    // A good file, checked only; the URL comes from the environment.
+    std::fs::write(
+        &path,
+        "[update]\nsink = \"file\"\nfirmware_dir = \"/tmp\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["agent", "--check", "--config"])
+        .arg(&path)
+        .env("NHC_URL", "wss://h/socket/websocket")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_download_reports_it_and_a_restart_completes_the_update() {
+    let server = server().await;
+    let dir = scratch("sigterm");
+    let image = nhc_devserver::random_image(3_000_000, 23);
+    let offer = server.firmware().add("slow.fw", image.clone()).unwrap();
+    server
+        .firmware()
+        .set_faults(
+            "slow.fw",
+            FirmwareFaults {
+                bytes_per_second: Some(300_000),
+                ..FirmwareFaults::default()
+            },
+        )
+        .unwrap();
+    let fw_dir = dir.join("firmware");
+    let path = config(
+        &server,
+        &dir,
+        "agent-sigterm",
+        &format!(
+            "[update]\nsink = \"file\"\nfirmware_dir = \"{}\"\n",
+            fw_dir.display()
+        ),
+    );
+    let agent = Agent::start(&path);
+    let (agent, _) = wait_event(agent, "joined").await;
+    server
+        .control()
+        .wait_joined("device", 1, WAIT)
+        .await
+        .unwrap();
+    let update = Payload::json(&offer["update"]);
+    assert_eq!(
+        server
+            .control()
+            .push("device", "update", update.clone())
+            .await,
+        1
+    );
+    let (agent, progress) = wait_event(agent, "update_progress").await;
+    assert_eq!(progress["stage"], "downloading");
+    agent.signal("-TERM");
+    let (agent, stopping) = wait_event(agent, "stopping").await;
+    assert_eq!(stopping["reason"], "SIGTERM");
+    assert_eq!(stopping["update_in_progress"], true, "{stopping}");
+    assert_eq!(agent.exit_code().await, Some(0));
+    let statuses = statuses(&server, "agent-sigterm").await;
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("failed"),
+        "{statuses:?}"
+    );
+
+    // The restart joins again and the update (offered again) completes.
+    server
+        .firmware()
+        .set_faults("slow.fw", FirmwareFaults::default())
+        .unwrap();
+    let agent = Agent::start(&path);
+    let (agent, _) = wait_event(agent, "joined").await;
+    server
+        .control()
+        .wait_joined("device", 2, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(server.control().push("device", "update", update).await, 1);
+    let (agent, finished) = wait_event(agent, "update_finished").await;
+    assert_eq!(finished["ok"], true, "{finished}");
+    let uuid = offer["update"]["firmware_meta"]["uuid"].as_str().unwrap();
+    assert!(std::fs::read(fw_dir.join(format!("{uuid}.fw"))).unwrap() == image);
+    agent.signal("-TERM");
+    assert_eq!(agent.exit_code().await, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_session_runs_the_configured_shell() {
+    let server = server().await;
+    let dir = scratch("console");
+    let path = config(
+        &server,
+        &dir,
+        "agent-console",
+        "[console]\nenabled = true\nshell = [\"/bin/sh\"]\n",
+    );
+    let agent = Agent::start(&path);
+    let (agent, _) = wait_event(agent, "joined").await;
+    server
+        .control()
+        .wait_joined("console", 1, WAIT)
+        .await
+        .unwrap();
+    let input = Payload::json(&json!({"data": "echo agent-$((6*7))\n"}));
+    assert_eq!(server.control().push("console", "dn", input).await, 1);
+    // The output comes in pieces: wait until one says 42.
+    let deadline = Instant::now() + WAIT;
+    for count in 1.. {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ups = server
+            .control()
+            .wait_for("console", "up", count, left)
+            .await
+            .unwrap();
+        let text: String = ups
+            .iter()
+            .filter_map(|r| r.message.payload.to_value())
+            .filter_map(|v| v["data"].as_str().map(str::to_owned))
+            .collect();
+        if text.contains("agent-42") {
+            break;
+        }
+    }
+    agent.signal("-TERM");
+    assert_eq!(agent.exit_code().await, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
