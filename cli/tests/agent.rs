@@ -2,7 +2,9 @@
 //! on /device-socket and one identifier per test: an update through a
 //! command sink then the reboot command, a reboot asked by the server, a
 //! bad configuration file, SIGTERM in the middle of a (throttled) download
-//! then a restart that completes the update, and a console session.
+//! then a restart that completes the update, a console session,
+//! firmware_validated from a check command, a failing install command, and
+//! `nhc device --json --duration`, `--help` on every subcommand.
 //! Every wait is on an output line or a message the server received.
 
 use std::io::{BufRead, BufReader};
@@ -169,6 +171,25 @@ async fn statuses(server: &DevServer, identity: &str) -> Vec<String> {
         .filter_map(|r| r.message.payload.to_value())
         .filter_map(|v| v["status"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// The first `status_update` the server received with this status.
+async fn loop_until_status(server: &DevServer, status: &str) -> Value {
+    for count in 1.. {
+        let all = server
+            .control()
+            .wait_for("device", "status_update", count, WAIT)
+            .await
+            .unwrap();
+        if let Some(found) = all
+            .iter()
+            .filter_map(|r| r.message.payload.to_value())
+            .find(|v| v["status"] == status)
+        {
+            return found;
+        }
+    }
+    unreachable!()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -436,4 +457,129 @@ async fn a_console_session_runs_the_configured_shell() {
     agent.signal("-TERM");
     assert_eq!(agent.exit_code().await, Some(0));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn firmware_validated_is_sent_once_the_check_command_succeeds() {
+    let server = server().await;
+    let dir = scratch("validate");
+    let marker = dir.join("healthy");
+    let path = config(
+        &server,
+        &dir,
+        "agent-validate",
+        &format!(
+            "[device]\nvalidate_command = [\"test\", \"-e\", \"{}\"]\n",
+            marker.display()
+        ),
+    );
+    let agent = Agent::start(&path);
+    let joins = server
+        .control()
+        .wait_for("device", "phx_join", 1, WAIT)
+        .await
+        .unwrap();
+    let join = joins[0].message.payload.to_value().unwrap();
+    assert_eq!(join["meta"]["firmware_validated"], false, "{join}");
+    std::fs::write(&marker, "").unwrap();
+    server
+        .control()
+        .wait_for("device", "firmware_validated", 1, WAIT)
+        .await
+        .unwrap();
+    agent.signal("-TERM");
+    assert_eq!(agent.exit_code().await, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_install_command_fails_the_update_with_its_message() {
+    let server = server().await;
+    let dir = scratch("install");
+    let offer = server
+        .firmware()
+        .add("install.fw", nhc_devserver::random_image(200_000, 31))
+        .unwrap();
+    let path = config(
+        &server,
+        &dir,
+        "agent-install",
+        &format!(
+            "[update]\nsink = \"file\"\nfirmware_dir = \"{}\"\n\
+             install_command = [\"sh\", \"-c\", \"echo no space left >&2; exit 3\"]\n",
+            dir.join("fw").display()
+        ),
+    );
+    let agent = Agent::start(&path);
+    let (agent, _) = wait_event(agent, "joined").await;
+    server
+        .control()
+        .wait_joined("device", 1, WAIT)
+        .await
+        .unwrap();
+    let update = Payload::json(&offer["update"]);
+    assert_eq!(server.control().push("device", "update", update).await, 1);
+    let (agent, finished) = wait_event(agent, "update_finished").await;
+    assert_eq!(finished["ok"], false, "{finished}");
+    let reason = finished["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no space left"), "{finished}");
+    // The server hears `failed` with the command's message.
+    let failed = loop_until_status(&server, "failed").await;
+    let said = failed["reason"].as_str().unwrap_or_default();
+    assert!(said.contains("no space left"), "{failed}");
+    agent.signal("-TERM");
+    assert_eq!(agent.exit_code().await, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_json_prints_one_object_per_event_and_honours_duration() {
+    let server = server().await;
+    let url = server
+        .ws_url()
+        .replace("/socket/websocket", "/device-socket/websocket");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_nhc"))
+            .args(["device", "--json", "--duration", "2", "--url", &url])
+            .args(["--identifier", "device-json"])
+            .env("NHC_SHARED_SECRET", format!("{KEY}:{SECRET}"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "joined" && e["topic"] == "device"),
+        "{stdout}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "stopping" && e["reason"] == "duration"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(SECRET));
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["agent", "device", "simulate"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{sub}: {stdout}");
+        assert!(stdout.contains(&format!("Usage: nhc {sub}")), "{stdout}");
+        assert!(stdout.contains("--url"), "{stdout}");
+    }
 }
