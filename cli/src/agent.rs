@@ -16,7 +16,7 @@ use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata, UpdatePolicy};
 
 use crate::agent_config::{self, AgentConfig, LogLevel, OutputKind, SecsOrNever, SinkKind};
 use crate::args::{ConnectionArgs, DeviceKnobs, Rejoin, SharedSecretArg, UbootEnv};
-use crate::connection::{detect_fwup_version, device_config};
+use crate::connection::{console_options, detect_fwup_version, device_config};
 use crate::device_cmd::fwup_sink;
 use crate::device_runner::{self, Plan};
 use crate::event_output::Output;
@@ -109,11 +109,7 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
         if let Some(secs) = c.inactivity_timeout {
             shell.inactivity_timeout = Duration::from_secs(secs);
         }
-        config.console = Some(nerves_hub_channel::nerves_hub::console::ConsoleOptions {
-            device_api_version: config.device_api_version.clone(),
-            shell: Some(shell),
-            ..Default::default()
-        });
+        config.console = Some(console_options(&config.device_api_version, shell));
     }
     metadata(&mut config, file)?;
     if let Some(command) = &d.validate_command {

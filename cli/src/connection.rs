@@ -93,11 +93,7 @@ pub fn device_config(
                 return Err("the console shell command is empty".into());
             }
         }
-        config.console = Some(ConsoleOptions {
-            device_api_version: config.device_api_version.clone(),
-            shell: Some(shell),
-            ..ConsoleOptions::default()
-        });
+        config.console = Some(console_options(&config.device_api_version, shell));
     }
     if !knobs.extensions.is_empty() {
         config.extensions = Some(ExtensionsOptions {
@@ -110,6 +106,18 @@ pub fn device_config(
         });
     }
     Ok(config)
+}
+
+/// The console with this shell. `nhc` declines browser uploads, so it
+/// announces console_version 1.0.0: NervesHub's UI offers drag-and-drop
+/// uploads only to consoles of version 2.0.0 or later.
+pub fn console_options(device_api_version: &str, shell: ShellOptions) -> ConsoleOptions {
+    ConsoleOptions {
+        console_version: "1.0.0".into(),
+        device_api_version: device_api_version.to_owned(),
+        shell: Some(shell),
+        decline_file_uploads: true,
+    }
 }
 
 /// Sets the metadata (and, from a U-Boot environment, the validation state).

@@ -434,6 +434,14 @@ async fn a_console_session_runs_the_configured_shell() {
         .wait_joined("console", 1, WAIT)
         .await
         .unwrap();
+    // Uploads are declined: the UI must not offer them (it does from 2.0.0).
+    let joins = server
+        .control()
+        .wait_for("console", "phx_join", 1, WAIT)
+        .await
+        .unwrap();
+    let join = joins[0].message.payload.to_value().unwrap();
+    assert_eq!(join["console_version"], "1.0.0", "{join}");
     let input = Payload::json(&json!({"data": "echo agent-$((6*7))\n"}));
     assert_eq!(server.control().push("console", "dn", input).await, 1);
     // The output comes in pieces: wait until one says 42.
