@@ -149,6 +149,26 @@ impl Drop for Agent {
     }
 }
 
+impl Agent {
+    /// SIGTERM, then exit code 0.
+    async fn stop(self) {
+        self.signal("-TERM");
+        assert_eq!(self.exit_code().await, Some(0));
+    }
+}
+
+/// Starts the agent and waits until it said it joined and the server
+/// counted `joins` joins of `topic`.
+async fn start_joined(server: &DevServer, path: &Path, topic: &str, joins: usize) -> Agent {
+    let (agent, _) = wait_event(Agent::start(path), "joined").await;
+    server
+        .control()
+        .wait_joined(topic, joins, WAIT)
+        .await
+        .unwrap();
+    agent
+}
+
 /// Waits in a blocking thread so the server keeps running.
 async fn wait_event(agent: Agent, name: &'static str) -> (Agent, Value) {
     tokio::task::spawn_blocking(move || {
@@ -211,13 +231,7 @@ async fn applies_an_update_through_a_command_sink_then_reboots() {
             rebooted.display()
         ),
     );
-    let agent = Agent::start(&path);
-    let (agent, _) = wait_event(agent, "joined").await;
-    server
-        .control()
-        .wait_joined("device", 1, WAIT)
-        .await
-        .unwrap();
+    let agent = start_joined(&server, &path, "device", 1).await;
     let update = Payload::json(&offer["update"]);
     assert_eq!(server.control().push("device", "update", update).await, 1);
     let (agent, progress) = wait_event(agent, "update_progress").await;
@@ -259,13 +273,7 @@ async fn a_reboot_asked_by_the_server_runs_the_reboot_command() {
             rebooted.display()
         ),
     );
-    let agent = Agent::start(&path);
-    let (agent, _) = wait_event(agent, "joined").await;
-    server
-        .control()
-        .wait_joined("device", 1, WAIT)
-        .await
-        .unwrap();
+    let agent = start_joined(&server, &path, "device", 1).await;
     assert_eq!(
         server
             .control()
@@ -366,13 +374,7 @@ async fn sigterm_during_a_download_reports_it_and_a_restart_completes_the_update
             fw_dir.display()
         ),
     );
-    let agent = Agent::start(&path);
-    let (agent, _) = wait_event(agent, "joined").await;
-    server
-        .control()
-        .wait_joined("device", 1, WAIT)
-        .await
-        .unwrap();
+    let agent = start_joined(&server, &path, "device", 1).await;
     let update = Payload::json(&offer["update"]);
     assert_eq!(
         server
@@ -400,20 +402,13 @@ async fn sigterm_during_a_download_reports_it_and_a_restart_completes_the_update
         .firmware()
         .set_faults("slow.fw", FirmwareFaults::default())
         .unwrap();
-    let agent = Agent::start(&path);
-    let (agent, _) = wait_event(agent, "joined").await;
-    server
-        .control()
-        .wait_joined("device", 2, WAIT)
-        .await
-        .unwrap();
+    let agent = start_joined(&server, &path, "device", 2).await;
     assert_eq!(server.control().push("device", "update", update).await, 1);
     let (agent, finished) = wait_event(agent, "update_finished").await;
     assert_eq!(finished["ok"], true, "{finished}");
     let uuid = offer["update"]["firmware_meta"]["uuid"].as_str().unwrap();
     assert!(std::fs::read(fw_dir.join(format!("{uuid}.fw"))).unwrap() == image);
-    agent.signal("-TERM");
-    assert_eq!(agent.exit_code().await, Some(0));
+    agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -427,13 +422,7 @@ async fn a_console_session_runs_the_configured_shell() {
         "agent-console",
         "[console]\nenabled = true\nshell = [\"/bin/sh\"]\n",
     );
-    let agent = Agent::start(&path);
-    let (agent, _) = wait_event(agent, "joined").await;
-    server
-        .control()
-        .wait_joined("console", 1, WAIT)
-        .await
-        .unwrap();
+    let agent = start_joined(&server, &path, "console", 1).await;
     // Uploads are declined: the UI must not offer them (it does from 2.0.0).
     let joins = server
         .control()
@@ -462,8 +451,7 @@ async fn a_console_session_runs_the_configured_shell() {
             break;
         }
     }
-    agent.signal("-TERM");
-    assert_eq!(agent.exit_code().await, Some(0));
+    agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -495,8 +483,7 @@ async fn firmware_validated_is_sent_once_the_check_command_succeeds() {
         .wait_for("device", "firmware_validated", 1, WAIT)
         .await
         .unwrap();
-    agent.signal("-TERM");
-    assert_eq!(agent.exit_code().await, Some(0));
+    agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -518,13 +505,7 @@ async fn a_failing_install_command_fails_the_update_with_its_message() {
             dir.join("fw").display()
         ),
     );
-    let agent = Agent::start(&path);
-    let (agent, _) = wait_event(agent, "joined").await;
-    server
-        .control()
-        .wait_joined("device", 1, WAIT)
-        .await
-        .unwrap();
+    let agent = start_joined(&server, &path, "device", 1).await;
     let update = Payload::json(&offer["update"]);
     assert_eq!(server.control().push("device", "update", update).await, 1);
     let (agent, finished) = wait_event(agent, "update_finished").await;
@@ -535,8 +516,7 @@ async fn a_failing_install_command_fails_the_update_with_its_message() {
     let failed = loop_until_status(&server, "failed").await;
     let said = failed["reason"].as_str().unwrap_or_default();
     assert!(said.contains("no space left"), "{failed}");
-    agent.signal("-TERM");
-    assert_eq!(agent.exit_code().await, Some(0));
+    agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
