@@ -375,6 +375,14 @@ enabled = true
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../../examples/agent/agent.toml");
+        let c = parse(text, "agent.toml").unwrap();
+        assert_eq!(c.update.sink, Some(SinkKind::Fwup));
+        assert_eq!(c.metadata.fw_printenv.as_deref(), Some("fw_printenv"));
+    }
+
+    #[test]
     fn a_bad_file_names_the_line_and_the_key() {
         let e = parse("[server]\nurl = \"u\"\nidentifer = \"x\"\n", "a.toml").unwrap_err();
         assert!(

@@ -102,7 +102,7 @@ pub struct DeviceKnobs {
 pub enum Extension {
     /// health reports with the Linux system metrics
     Health,
-    /// log lines (the agent forwards its own)
+    /// the logging extension (nhc itself sends no lines through it yet)
     Logging,
 }
 
