@@ -571,3 +571,45 @@ fn every_subcommand_has_help() {
         assert!(stdout.contains("--url"), "{stdout}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_journald_events_are_priority_prefixed_log_lines_on_stderr() {
+    let server = server().await;
+    let dir = scratch("journald");
+    let path = config(&server, &dir, "agent-journald", "");
+    // Without `output` in the file: JOURNAL_STREAM picks the log output.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("output = \"json\"\n", "");
+    std::fs::write(&path, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["agent", "--config"])
+        .arg(&path)
+        .env("JOURNAL_STREAM", "8:12345")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = tokio::time::timeout(
+        WAIT,
+        tokio::task::spawn_blocking(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .find(|l| l.contains("Joined") && l.contains("device"))
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .expect("no joined line on stderr");
+    assert!(line.starts_with("<6>"), "{line}");
+    let _ = child.kill();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let _ = child.wait();
+    assert_eq!(stdout, "", "nothing on stdout under journald");
+    let _ = std::fs::remove_dir_all(&dir);
+}
