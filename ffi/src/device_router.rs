@@ -20,6 +20,7 @@ use crate::closure::Owned;
 use crate::device_closure::nhc_device_event_closure;
 use crate::device_types::{nhc_device_event, nhc_device_event_kind as K, nhc_update_stage};
 use crate::error::code_of;
+use crate::handle::Route;
 use crate::nhc_result::{self, NHC_OK};
 use crate::types::{ms_or_minus_one, nhc_state, PayloadBuf};
 
@@ -102,6 +103,22 @@ impl DeviceRouter {
         if last {
             self.ended.store(true, Ordering::Release);
         }
+    }
+}
+
+impl Route<DeviceEvent> for DeviceRouter {
+    type Removed = Option<Shared>;
+    fn route(&self, event: DeviceEvent) {
+        DeviceRouter::route(self, event)
+    }
+    fn ended(&self) -> bool {
+        DeviceRouter::ended(self)
+    }
+    fn is_closed(&self) -> bool {
+        DeviceRouter::is_closed(self)
+    }
+    fn close(&self) -> Option<Shared> {
+        DeviceRouter::close(self)
     }
 }
 

@@ -49,6 +49,7 @@ mod boundary;
 mod cbool;
 mod ctext;
 mod device_router;
+mod handle;
 mod params;
 mod router;
 mod versioned;

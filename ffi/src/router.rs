@@ -21,6 +21,7 @@ use crate::closure::{
 };
 use crate::ctext::CText;
 use crate::error::{code_of, Failure, FfiResult};
+use crate::handle::Route;
 use crate::nhc_result::{self, NHC_OK};
 use crate::types::*;
 
@@ -589,6 +590,22 @@ impl Router {
         pending.closure.call(&reply);
         // `pending` (and the closure's drop) goes before the router is idle again.
         drop(pending);
+    }
+}
+
+impl Route<Event> for Router {
+    type Removed = Removed;
+    fn route(&self, event: Event) {
+        Router::route(self, event)
+    }
+    fn ended(&self) -> bool {
+        Router::ended(self)
+    }
+    fn is_closed(&self) -> bool {
+        Router::is_closed(self)
+    }
+    fn close(&self) -> Removed {
+        Router::close(self)
     }
 }
 
