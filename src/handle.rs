@@ -49,64 +49,42 @@ pub trait Handle: Send + Sync + 'static {
     fn set_handler(&self, handler: Option<Handler<Self::Event>>);
 }
 
-impl Handle for Socket {
-    type Event = Event;
-    fn is_last(event: &Event) -> bool {
-        matches!(event, Event::Closed)
-    }
-    fn connect(&self) -> Result<()> {
-        Socket::connect(self)
-    }
-    fn disconnect(&self) -> Result<()> {
-        Socket::disconnect(self)
-    }
-    fn close(&self) {
-        Socket::close(self)
-    }
-    fn state(&self) -> ConnectionState {
-        Socket::state(self)
-    }
-    fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
-        Socket::recv_timeout(self, timeout)
-    }
-    fn try_recv(&self) -> Option<Event> {
-        Socket::try_recv(self)
-    }
-    fn event_fd(&self) -> Result<RawFd> {
-        Socket::event_fd(self)
-    }
-    fn set_handler(&self, handler: Option<Handler<Event>>) {
-        Socket::set_handler(self, handler)
-    }
+/// `Handle` by the type's own methods of the same names (kept inherent so
+/// that callers need not import the trait).
+macro_rules! handle_by_own_methods {
+    ($ty:ty, $event:ty, $last:pat) => {
+        impl Handle for $ty {
+            type Event = $event;
+            fn is_last(event: &$event) -> bool {
+                matches!(event, $last)
+            }
+            fn connect(&self) -> Result<()> {
+                <$ty>::connect(self)
+            }
+            fn disconnect(&self) -> Result<()> {
+                <$ty>::disconnect(self)
+            }
+            fn close(&self) {
+                <$ty>::close(self)
+            }
+            fn state(&self) -> ConnectionState {
+                <$ty>::state(self)
+            }
+            fn recv_timeout(&self, timeout: Duration) -> Option<$event> {
+                <$ty>::recv_timeout(self, timeout)
+            }
+            fn try_recv(&self) -> Option<$event> {
+                <$ty>::try_recv(self)
+            }
+            fn event_fd(&self) -> Result<RawFd> {
+                <$ty>::event_fd(self)
+            }
+            fn set_handler(&self, handler: Option<Handler<$event>>) {
+                <$ty>::set_handler(self, handler)
+            }
+        }
+    };
 }
 
-impl Handle for Device {
-    type Event = DeviceEvent;
-    fn is_last(event: &DeviceEvent) -> bool {
-        matches!(event, DeviceEvent::Socket(Event::Closed))
-    }
-    fn connect(&self) -> Result<()> {
-        Device::connect(self)
-    }
-    fn disconnect(&self) -> Result<()> {
-        Device::disconnect(self)
-    }
-    fn close(&self) {
-        Device::close(self)
-    }
-    fn state(&self) -> ConnectionState {
-        Device::state(self)
-    }
-    fn recv_timeout(&self, timeout: Duration) -> Option<DeviceEvent> {
-        Device::recv_timeout(self, timeout)
-    }
-    fn try_recv(&self) -> Option<DeviceEvent> {
-        Device::try_recv(self)
-    }
-    fn event_fd(&self) -> Result<RawFd> {
-        Device::event_fd(self)
-    }
-    fn set_handler(&self, handler: Option<Handler<DeviceEvent>>) {
-        Device::set_handler(self, handler)
-    }
-}
+handle_by_own_methods!(Socket, Event, Event::Closed);
+handle_by_own_methods!(Device, DeviceEvent, DeviceEvent::Socket(Event::Closed));
