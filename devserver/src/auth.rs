@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::server::Request;
 
 use crate::clock::ServerClock;
-use crate::handshake::Rejection;
 use crate::nh1::Nh1Store;
+use crate::rejection::Rejection;
 
 /// NervesHub's exact reason when a device brings no credentials at all.
 pub const NO_CREDENTIALS: &str =

@@ -8,28 +8,8 @@ use serde_json::{json, Value};
 
 use crate::state::Conn;
 
-/// A dummy fwup public key (base64 of 32 zero bytes), the default answer to
-/// `fwup_public_keys: "on_connect"`.
-pub const DUMMY_PUBLIC_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-
-/// Settings the control API can change; `reset` restores the defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HubSettings {
-    pub fwup_public_keys: Vec<String>,
-    pub archive_public_keys: Vec<String>,
-    /// Extensions the "product" has enabled.
-    pub extensions: Vec<String>,
-}
-
-impl Default for HubSettings {
-    fn default() -> HubSettings {
-        HubSettings {
-            fwup_public_keys: vec![DUMMY_PUBLIC_KEY.into()],
-            archive_public_keys: vec![DUMMY_PUBLIC_KEY.into()],
-            extensions: ["health", "geo", "logging"].map(String::from).to_vec(),
-        }
-    }
-}
+pub(crate) use crate::hub_settings::HubSettings;
+pub use crate::hub_settings::DUMMY_PUBLIC_KEY;
 
 /// NervesHub's device-facing topics, whose pushes `device_messages` answers.
 pub(crate) fn is_device_facing(topic: &str) -> bool {

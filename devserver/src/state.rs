@@ -116,7 +116,7 @@ pub(crate) struct State {
     pub join_replies: HashMap<String, Reply>,
     pub answer_heartbeats: bool,
     /// NervesHub behaviour settings (public keys, enabled extensions).
-    pub hub: crate::hub::HubSettings,
+    pub hub: crate::hub_settings::HubSettings,
     /// Bumped by every reset, so waiters scanning `received` incrementally know to start over.
     pub generation: u64,
     /// Demo mode: the `update` payload offered to devices not running that firmware.
@@ -137,7 +137,7 @@ impl State {
             joins: HashMap::new(),
             join_replies: HashMap::new(),
             answer_heartbeats: true,
-            hub: crate::hub::HubSettings::default(),
+            hub: crate::hub_settings::HubSettings::default(),
             generation: 0,
             demo_update: None,
             updates_blocked_until: HashMap::new(),
@@ -150,7 +150,7 @@ impl State {
         self.joins.clear();
         self.join_replies.clear();
         self.answer_heartbeats = true;
-        self.hub = crate::hub::HubSettings::default();
+        self.hub = crate::hub_settings::HubSettings::default();
         self.updates_blocked_until.clear();
         self.kicks = 0;
         self.generation += 1;

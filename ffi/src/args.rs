@@ -1,6 +1,7 @@
-//! Reading arguments from C (checked, copied) and making C strings for callbacks.
+//! Reading arguments from C (checked, copied); `to_cstring` (from
+//! `cstring.rs`) for the C strings callbacks get.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 
 use nerves_hub_channel::Payload;
 
@@ -69,14 +70,7 @@ pub(crate) fn json_payload(bytes: &[u8], name: &str) -> FfiResult<Payload> {
     Payload::from_json_text(text).map_err(|e| invalid(format!("{name} is not valid JSON ({e})")))
 }
 
-/// A C string for a callback. Text from the network may hold NUL
-/// characters (`\u0000` in JSON); they are replaced so nothing is cut off.
-pub(crate) fn to_cstring(s: &str) -> CString {
-    CString::new(s).unwrap_or_else(|_| {
-        let cleaned = s.replace('\0', "\u{FFFD}");
-        CString::new(cleaned).unwrap_or_default()
-    })
-}
+pub(crate) use crate::cstring::to_cstring;
 
 /// A timeout in milliseconds where 0 means "the socket's default".
 pub(crate) fn timeout_arg(ms: u32) -> Option<std::time::Duration> {

@@ -96,7 +96,8 @@ pub(crate) fn guard_callback(what: &str, f: impl FnOnce()) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::nhc_last_error_message;
+    // The C function, as C calls it (a test may use the API above it).
+    use crate::nhc_last_error_message;
     use std::ffi::CStr;
 
     fn last_error() -> String {

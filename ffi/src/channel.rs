@@ -61,7 +61,7 @@ unsafe fn create(
     if out.is_null() {
         return Err(invalid("out is NULL"));
     }
-    let channel = core.socket.channel(topic, params)?;
+    let channel = core.handle.channel(topic, params)?;
     core.router.add_channel(channel.id(), topic)?;
     // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
     unsafe {
@@ -70,7 +70,7 @@ unsafe fn create(
             router: core.router.clone(),
             params: gate,
             topic: to_cstring(topic),
-            default_timeout: core.default_timeout,
+            default_timeout: core.extra,
         }))
     };
     Ok(())

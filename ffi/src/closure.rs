@@ -80,16 +80,6 @@ pub struct nhc_params_closure {
     pub drop: Option<unsafe extern "C" fn(context: *mut c_void)>,
 }
 
-impl nhc_state_closure {
-    pub(crate) fn none() -> nhc_state_closure {
-        nhc_state_closure {
-            context: std::ptr::null_mut(),
-            call: None,
-            drop: None,
-        }
-    }
-}
-
 /// A closure the library owns: its `drop` runs when this value is dropped.
 pub(crate) struct Owned<C: Closure> {
     raw: C,
@@ -108,24 +98,54 @@ pub(crate) trait Closure {
     fn drop_fn(&self) -> Option<unsafe extern "C" fn(*mut c_void)>;
 }
 
+/// The Rust side of a `{context, call, drop}` struct, written once for the
+/// closures of every handle kind: `Closure` (how `Owned` drops it); with
+/// `none`, the empty closure that options start with; with `event: T`,
+/// `Owned::call(&T)` for a closure that receives one event pointer.
 macro_rules! closure_kind {
     ($ty:ident, $name:literal) => {
-        impl Closure for $ty {
+        impl $crate::closure::Closure for $ty {
             const NAME: &'static str = $name;
-            fn context(&self) -> *mut c_void {
+            fn context(&self) -> *mut ::std::ffi::c_void {
                 self.context
             }
-            fn drop_fn(&self) -> Option<unsafe extern "C" fn(*mut c_void)> {
+            fn drop_fn(&self) -> Option<unsafe extern "C" fn(*mut ::std::ffi::c_void)> {
                 self.drop
             }
         }
     };
+    ($ty:ident, $name:literal, none $(, event: $event:ty)?) => {
+        $crate::closure::closure_kind!($ty, $name $(, event: $event)?);
+        impl $ty {
+            pub(crate) fn none() -> $ty {
+                $ty {
+                    context: ::std::ptr::null_mut(),
+                    call: None,
+                    drop: None,
+                }
+            }
+        }
+    };
+    ($ty:ident, $name:literal, event: $event:ty) => {
+        $crate::closure::closure_kind!($ty, $name);
+        impl $crate::closure::Owned<$ty> {
+            pub fn call(&self, event: &$event) {
+                if let Some(f) = self.raw().call {
+                    // SAFETY: the pointer is valid for the call; the context is the caller's.
+                    $crate::boundary::guard_callback($name, || unsafe {
+                        f(event, self.raw().context)
+                    });
+                }
+            }
+        }
+    };
 }
+pub(crate) use closure_kind;
 
-closure_kind!(nhc_state_closure, "state");
-closure_kind!(nhc_join_closure, "join");
-closure_kind!(nhc_event_closure, "event");
-closure_kind!(nhc_reply_closure, "reply");
+closure_kind!(nhc_state_closure, "state", none, event: nhc_state_event);
+closure_kind!(nhc_join_closure, "join", event: nhc_join_event);
+closure_kind!(nhc_event_closure, "event", event: nhc_event);
+closure_kind!(nhc_reply_closure, "reply", event: nhc_reply);
 closure_kind!(nhc_params_closure, "params");
 
 impl<C: Closure> Owned<C> {
@@ -145,42 +165,6 @@ impl<C: Closure> Drop for Owned<C> {
             let context = self.raw.context();
             // SAFETY: the caller gave us this function and context to call once.
             guard_callback(C::NAME, || unsafe { drop_fn(context) });
-        }
-    }
-}
-
-impl Owned<nhc_state_closure> {
-    pub fn call(&self, event: &nhc_state_event) {
-        if let Some(f) = self.raw.call {
-            // SAFETY: the pointer is valid for the call; the context is the caller's.
-            guard_callback("state", || unsafe { f(event, self.raw.context) });
-        }
-    }
-}
-
-impl Owned<nhc_join_closure> {
-    pub fn call(&self, event: &nhc_join_event) {
-        if let Some(f) = self.raw.call {
-            // SAFETY: as above.
-            guard_callback("join", || unsafe { f(event, self.raw.context) });
-        }
-    }
-}
-
-impl Owned<nhc_event_closure> {
-    pub fn call(&self, event: &nhc_event) {
-        if let Some(f) = self.raw.call {
-            // SAFETY: as above.
-            guard_callback("event", || unsafe { f(event, self.raw.context) });
-        }
-    }
-}
-
-impl Owned<nhc_reply_closure> {
-    pub fn call(&self, reply: &nhc_reply) {
-        if let Some(f) = self.raw.call {
-            // SAFETY: as above.
-            guard_callback("reply", || unsafe { f(reply, self.raw.context) });
         }
     }
 }

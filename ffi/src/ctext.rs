@@ -8,7 +8,7 @@
 use std::ffi::{c_char, CString};
 use std::mem::MaybeUninit;
 
-use crate::args::to_cstring;
+use crate::cstring::to_cstring;
 
 pub(crate) struct CText<const N: usize> {
     /// Only `..=len` is initialised: zeroing the whole buffer per message

@@ -2,19 +2,19 @@
 //! optional console and extensions) with one ordered event closure.
 
 use std::ffi::{c_char, c_int};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nerves_hub_channel::nerves_hub::extensions::LogLevel;
 use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata};
-use nerves_hub_channel::{ConnectionState, Error};
+use nerves_hub_channel::Error;
 
 use crate::args::{bytes_arg, opt_str_arg, str_arg};
-use crate::boundary::{boundary, boundary_or, forked};
+use crate::boundary::{boundary, boundary_or};
 use crate::device_options::{self, nhc_device_options};
 use crate::device_router::DeviceRouter;
 use crate::error::{invalid, Failure, FfiResult};
+use crate::handle::{self, HandleCore, Kind};
 use crate::nhc_result;
 use crate::options::{nhc_delivery, nhc_key_value};
 use crate::types::nhc_state;
@@ -27,52 +27,36 @@ use crate::update_options::{self, nhc_update_options};
 /// device's own event callback.
 #[allow(non_camel_case_types)]
 pub struct nhc_device {
-    core: Arc<DeviceCore>,
+    core: Arc<HandleCore<nhc_device>>,
 }
 
-pub(crate) struct DeviceCore {
-    pub(crate) device: Device,
-    router: Arc<DeviceRouter>,
-    polled: bool,
-    dispatching: AtomicBool,
-}
+impl Kind for nhc_device {
+    type Handle = Device;
+    type Router = DeviceRouter;
+    type Extra = ();
+    const ARG: &'static str = "dev";
+    const NOUN: &'static str = "device";
+    const PREFIX: &'static str = "nhc_device";
 
-/// Every device made through the C API, for `nhc_shutdown`.
-/// cbindgen:ignore
-static LIVE: Mutex<Vec<Weak<DeviceCore>>> = Mutex::new(Vec::new());
-
-fn live() -> std::sync::MutexGuard<'static, Vec<Weak<DeviceCore>>> {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Closes every live device and waits (up to `limit`) for their sockets to
-/// close, like `socket::close_all` (see there for why).
-pub(crate) fn close_all(limit: Duration) {
-    let devices: Vec<Arc<DeviceCore>> = live().drain(..).filter_map(|w| w.upgrade()).collect();
-    for d in &devices {
-        d.device.close();
+    fn core(&self) -> &Arc<HandleCore<Self>> {
+        &self.core
     }
-    let deadline = std::time::Instant::now() + limit;
-    for d in &devices {
-        while d.device.state() != ConnectionState::Closed && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    fn wrap(core: Arc<HandleCore<Self>>) -> Self {
+        nhc_device { core }
+    }
+    /// An update being applied stops with the connection.
+    fn before_close(device: &Device) {
+        device.cancel_update();
     }
 }
 
-/// Events handed to the callback per `nhc_device_dispatch` at most.
-/// cbindgen:ignore
-const DISPATCH_BATCH: usize = 64;
-
-pub(crate) unsafe fn device_ref<'a>(dev: *const nhc_device) -> FfiResult<&'a DeviceCore> {
+/// The device behind `dev`.
+///
+/// # Safety
+/// `dev` is NULL or a live device from `nhc_device_new`.
+pub(crate) unsafe fn device_ref<'a>(dev: *const nhc_device) -> FfiResult<&'a Device> {
     // SAFETY: `dev` is NULL or a live device (the caller's contract).
-    let core = unsafe { dev.as_ref() }
-        .map(|d| &*d.core)
-        .ok_or_else(|| invalid("dev is NULL"))?;
-    if core.router.is_closed() {
-        return Err(Error::Closed("the device was freed".into()).into());
-    }
-    Ok(core)
+    Ok(&unsafe { handle::get(dev) }?.handle)
 }
 
 pub(crate) fn no_component(what: &str, option: &str) -> Failure {
@@ -114,23 +98,9 @@ pub unsafe extern "C" fn nhc_device_new(
         let device = Device::new(setup.config)?;
         let router = DeviceRouter::new(setup.on_event);
         let polled = setup.delivery == nhc_delivery::NHC_DELIVERY_POLLED;
-        if !polled {
-            let r = router.clone();
-            device.set_handler(Some(Box::new(move |event| r.route(event))));
-        }
-        let core = Arc::new(DeviceCore {
-            device,
-            router,
-            polled,
-            dispatching: AtomicBool::new(false),
-        });
-        {
-            let mut live = live();
-            live.retain(|w| w.strong_count() > 0);
-            live.push(Arc::downgrade(&core));
-        }
+        let created = handle::create::<nhc_device>(device, router, (), polled);
         // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
-        unsafe { *out = Box::into_raw(Box::new(nhc_device { core })) };
+        unsafe { *out = created };
         Ok(())
     })
 }
@@ -148,7 +118,7 @@ pub unsafe extern "C" fn nhc_device_new(
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_connect(dev: *mut nhc_device) -> nhc_result {
     // SAFETY: `dev` is NULL or a live device (the caller's contract).
-    boundary(|| Ok(unsafe { device_ref(dev) }?.device.connect()?))
+    boundary(|| unsafe { handle::connect(dev) })
 }
 
 /// Closes the connection and stops reconnecting; `nhc_device_connect` resumes.
@@ -160,7 +130,7 @@ pub unsafe extern "C" fn nhc_device_connect(dev: *mut nhc_device) -> nhc_result 
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_disconnect(dev: *mut nhc_device) -> nhc_result {
     // SAFETY: `dev` is NULL or a live device (the caller's contract).
-    boundary(|| Ok(unsafe { device_ref(dev) }?.device.disconnect()?))
+    boundary(|| unsafe { handle::disconnect(dev) })
 }
 
 /// Writes the connection state to `*out` (DISCONNECTED, CONNECTING,
@@ -176,23 +146,8 @@ pub unsafe extern "C" fn nhc_device_state(
     dev: *const nhc_device,
     out: *mut nhc_state,
 ) -> nhc_result {
-    boundary(|| {
-        // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
-        unsafe {
-            *out = match core.device.state() {
-                ConnectionState::Disconnected => nhc_state::NHC_STATE_DISCONNECTED,
-                ConnectionState::Connecting => nhc_state::NHC_STATE_CONNECTING,
-                ConnectionState::Connected => nhc_state::NHC_STATE_CONNECTED,
-                ConnectionState::Closed => nhc_state::NHC_STATE_CLOSED,
-            }
-        };
-        Ok(())
-    })
+    // SAFETY: `dev` is NULL or a live device, `out` NULL or writable (the caller's contract).
+    boundary(|| unsafe { handle::state(dev, out) })
 }
 
 /// Polled devices (`socket->delivery` POLLED): writes to `*fd` a file
@@ -208,21 +163,8 @@ pub unsafe extern "C" fn nhc_device_state(
 /// `dev` is NULL or a live device; `fd` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_fd(dev: *const nhc_device, fd: *mut c_int) -> nhc_result {
-    boundary(|| {
-        // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
-        if fd.is_null() {
-            return Err(invalid("fd is NULL"));
-        }
-        if !core.polled {
-            return Err(Failure::InvalidState(
-                "nhc_device_fd needs a device with NHC_DELIVERY_POLLED".into(),
-            ));
-        }
-        // SAFETY: `fd` is valid for writes (the caller's contract; NULL was refused above).
-        unsafe { *fd = core.device.event_fd()? };
-        Ok(())
-    })
+    // SAFETY: `dev` is NULL or a live device, `fd` NULL or writable (the caller's contract).
+    boundary(|| unsafe { handle::fd(dev, fd) })
 }
 
 /// Polled devices: runs the event callback for the waiting events, in
@@ -244,75 +186,8 @@ pub unsafe extern "C" fn nhc_device_fd(dev: *const nhc_device, fd: *mut c_int) -
 /// `dev` is NULL or a live device.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_dispatch(dev: *mut nhc_device, timeout_ms: i32) -> nhc_result {
-    boundary(|| {
-        // Our own reference: the callback may free `dev` while we run.
-        // SAFETY: `dev` is NULL or a live device (this function's contract).
-        let core = unsafe { dev.as_ref() }
-            .ok_or_else(|| invalid("dev is NULL"))?
-            .core
-            .clone();
-        if !core.polled {
-            return Err(Failure::InvalidState(
-                "nhc_device_dispatch needs a device with NHC_DELIVERY_POLLED".into(),
-            ));
-        }
-        if core.dispatching.swap(true, Ordering::AcqRel) {
-            return Err(Failure::InvalidState(
-                "nhc_device_dispatch is already running for this device".into(),
-            ));
-        }
-        let _running = ResetOnDrop(&core.dispatching);
-        dispatch(&core, timeout_ms)
-    })
-}
-
-struct ResetOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for ResetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
-fn dispatch(core: &DeviceCore, timeout_ms: i32) -> FfiResult {
-    let done = || core.router.ended() || core.router.is_closed();
-    if done() {
-        return Err(Failure::Core(Error::Closed(
-            "the device is closed and its last event was handled".into(),
-        )));
-    }
-    let first = if timeout_ms < 0 {
-        loop {
-            if let Some(e) = core.device.recv_timeout(Duration::from_secs(3600)) {
-                break Some(e);
-            }
-            if done() {
-                break None;
-            }
-        }
-    } else {
-        core.device
-            .recv_timeout(Duration::from_millis(timeout_ms as u64))
-    };
-    let Some(first) = first else {
-        if done() {
-            return Err(Failure::Core(Error::Closed("the device is closed".into())));
-        }
-        return Err(Failure::Core(Error::Timeout(format!(
-            "no event within {timeout_ms} ms"
-        ))));
-    };
-    core.router.route(first);
-    for _ in 1..DISPATCH_BATCH {
-        if core.router.is_closed() {
-            break;
-        }
-        match core.device.try_recv() {
-            Some(event) => core.router.route(event),
-            None => break,
-        }
-    }
-    Ok(())
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    boundary(|| unsafe { handle::dispatch(dev, timeout_ms) })
 }
 
 /// Closes the device and releases it; NULL is ignored. Call it exactly once.
@@ -330,24 +205,8 @@ fn dispatch(core: &DeviceCore, timeout_ms: i32) -> FfiResult {
 /// `dev` is NULL or a live device, not used again afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_free(dev: *mut nhc_device) {
-    boundary_or((), || {
-        if dev.is_null() {
-            return;
-        }
-        // SAFETY: `dev` is not NULL (checked above) and came from `nhc_device_new`, freed once (the
-        // caller's contract).
-        let handle = unsafe { Box::from_raw(dev) };
-        if forked() {
-            std::mem::forget(handle);
-            return;
-        }
-        let closure = handle.core.router.close();
-        handle.core.device.set_handler(None);
-        handle.core.device.cancel_update();
-        handle.core.device.close();
-        drop(closure);
-        drop(handle);
-    })
+    // SAFETY: `dev` is NULL or a live device, not used again (the caller's contract).
+    boundary_or((), || unsafe { handle::free(dev) })
 }
 
 /// Downloads and applies the update of the last UPDATE_AVAILABLE event
@@ -374,18 +233,17 @@ pub unsafe extern "C" fn nhc_device_apply_update(
         // SAFETY: `opts` is NULL or initialised with valid pointers (this function's contract).
         let options = unsafe { update_options::take(opts) };
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         let options = options?;
-        if core.device.update_in_progress() {
+        if device.update_in_progress() {
             return Err(Failure::InvalidState(
                 "an update is already being applied".into(),
             ));
         }
-        let info = core
-            .device
+        let info = device
             .pending_update()
             .ok_or_else(|| Failure::InvalidState("no update is waiting for a decision".into()))?;
-        Ok(core.device.apply_update(&info, options)?)
+        Ok(device.apply_update(&info, options)?)
     })
 }
 
@@ -417,17 +275,16 @@ pub unsafe extern "C" fn nhc_device_download_archive(
         // SAFETY: `opts` is NULL or initialised with valid pointers (this function's contract).
         let options = unsafe { update_options::take(opts) };
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         let options = options?;
-        let archive = core
-            .device
+        let archive = device
             .pending_archive()
             .ok_or_else(|| Failure::InvalidState("no archive was offered".into()))?;
         let limit = match timeout_ms {
             0 => options.download.max_total,
             ms => Duration::from_millis(u64::from(ms)),
         };
-        let handle = core.device.download_archive(&archive, options)?;
+        let handle = device.download_archive(&archive, options)?;
         match handle.wait(limit) {
             Some(Ok(())) => Ok(()),
             Some(Err(reason)) if reason.starts_with("Download failed") => {
@@ -461,16 +318,16 @@ pub unsafe extern "C" fn nhc_device_ignore_update(
 ) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         // SAFETY: `reason` is NULL or a NUL-terminated string (the caller's contract).
         let reason = unsafe { str_arg(reason, "reason") }?;
-        pending(core)?;
-        Ok(core.device.ignore_update(reason)?)
+        pending(device)?;
+        Ok(device.ignore_update(reason)?)
     })
 }
 
-fn pending(core: &DeviceCore) -> FfiResult {
-    match core.device.pending_update() {
+fn pending(device: &Device) -> FfiResult {
+    match device.pending_update() {
         Some(_) => Ok(()),
         None => Err(Failure::InvalidState(
             "no update is waiting for a decision".into(),
@@ -495,13 +352,11 @@ pub unsafe extern "C" fn nhc_device_reschedule_update(
 ) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         // SAFETY: `reason` is NULL or a NUL-terminated string (the caller's contract).
         let reason = unsafe { opt_str_arg(reason, "reason") }?;
-        pending(core)?;
-        Ok(core
-            .device
-            .reschedule_update(Duration::from_millis(delay_ms), reason)?)
+        pending(device)?;
+        Ok(device.reschedule_update(Duration::from_millis(delay_ms), reason)?)
     })
 }
 
@@ -518,7 +373,7 @@ pub unsafe extern "C" fn nhc_device_reschedule_update(
 pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        if unsafe { device_ref(dev) }?.device.cancel_update() {
+        if unsafe { device_ref(dev) }?.cancel_update() {
             Ok(())
         } else {
             Err(Failure::InvalidState("no update is being applied".into()))
@@ -538,7 +393,7 @@ pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_r
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_firmware_validated(dev: *mut nhc_device) -> nhc_result {
     // SAFETY: `dev` is NULL or a live device (the caller's contract).
-    boundary(|| Ok(unsafe { device_ref(dev) }?.device.firmware_validated()?))
+    boundary(|| Ok(unsafe { device_ref(dev) }?.firmware_validated()?))
 }
 
 /// Answers a SCRIPT_RUN event: `script_ref` from the event, `result`
@@ -561,7 +416,7 @@ pub unsafe extern "C" fn nhc_device_script_result(
 ) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         // SAFETY: `script_ref` is NULL or a NUL-terminated string (the caller's contract).
         let script_ref = unsafe { str_arg(script_ref, "script_ref") }?;
         // SAFETY: `result` is NULL or a NUL-terminated string (the caller's contract).
@@ -570,9 +425,7 @@ pub unsafe extern "C" fn nhc_device_script_result(
         let output = unsafe { str_arg(output, "output") }?;
         // SAFETY: `returned` is NULL or a NUL-terminated string (the caller's contract).
         let returned = unsafe { str_arg(returned, "returned") }?;
-        Ok(core
-            .device
-            .script_result(script_ref, result, output, returned)?)
+        Ok(device.script_result(script_ref, result, output, returned)?)
     })
 }
 
@@ -591,10 +444,10 @@ pub unsafe extern "C" fn nhc_device_report_network_interface(
 ) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
         let name = unsafe { str_arg(name, "name") }?;
-        Ok(core.device.report_network_interface(name)?)
+        Ok(device.report_network_interface(name)?)
     })
 }
 
@@ -616,13 +469,12 @@ pub unsafe extern "C" fn nhc_device_console_output(
 ) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         // SAFETY: `data.cast()` is NULL or points to `len` readable bytes (the caller's contract).
         let bytes = unsafe { bytes_arg(data.cast(), len, "data") }?;
         let text = std::str::from_utf8(bytes)
             .map_err(|e| invalid(format!("data is not valid UTF-8 ({e})")))?;
-        let console = core
-            .device
+        let console = device
             .console()
             .ok_or_else(|| no_component("nhc_device_console_output", "console_enabled"))?;
         Ok(console.send_output(text)?)
@@ -648,7 +500,7 @@ pub unsafe extern "C" fn nhc_device_log(
 ) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         let level = match level {
             0 => LogLevel::Error,
             1 => LogLevel::Warning,
@@ -658,8 +510,7 @@ pub unsafe extern "C" fn nhc_device_log(
         };
         // SAFETY: `message` is NULL or a NUL-terminated string (the caller's contract).
         let message = unsafe { str_arg(message, "message") }?;
-        let ext = core
-            .device
+        let ext = device
             .extensions()
             .ok_or_else(|| no_component("nhc_device_log", "logging_enabled"))?;
         Ok(ext.log(level, message, &[])?)
@@ -683,11 +534,10 @@ pub unsafe extern "C" fn nhc_device_set_metadata(
 ) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        let core = unsafe { device_ref(dev) }?;
+        let device = unsafe { device_ref(dev) }?;
         // SAFETY: `metadata` is NULL or points to `len` valid entries (the caller's contract).
         let pairs = unsafe { crate::options::pairs(metadata, len, "metadata") }?;
-        core.device
-            .set_metadata(FirmwareMetadata::from_pairs(pairs));
+        device.set_metadata(FirmwareMetadata::from_pairs(pairs));
         Ok(())
     })
 }

@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use nerves_hub_channel::nerves_hub::extensions::Location;
 
 use crate::boundary::guard_callback;
-use crate::closure::{Closure, Owned};
+use crate::closure::{closure_kind, Owned};
 use crate::device_types::nhc_device_event;
 
 /// Receives every event of a device (`nhc_device_event`), in order. The
@@ -115,34 +115,10 @@ pub struct nhc_geo_closure {
     pub drop: Option<unsafe extern "C" fn(context: *mut c_void)>,
 }
 
-macro_rules! closure_kind {
-    ($ty:ident, $name:literal) => {
-        impl Closure for $ty {
-            const NAME: &'static str = $name;
-            fn context(&self) -> *mut c_void {
-                self.context
-            }
-            fn drop_fn(&self) -> Option<unsafe extern "C" fn(*mut c_void)> {
-                self.drop
-            }
-        }
-    };
-}
-
-closure_kind!(nhc_device_event_closure, "device event");
-closure_kind!(nhc_validated_closure, "firmware validated");
+closure_kind!(nhc_device_event_closure, "device event", none, event: nhc_device_event);
+closure_kind!(nhc_validated_closure, "firmware validated", none);
 closure_kind!(nhc_update_sink, "update sink");
-closure_kind!(nhc_geo_closure, "geo");
-
-impl nhc_geo_closure {
-    pub(crate) fn none() -> nhc_geo_closure {
-        nhc_geo_closure {
-            context: std::ptr::null_mut(),
-            call: None,
-            drop: None,
-        }
-    }
-}
+closure_kind!(nhc_geo_closure, "geo", none);
 
 impl Owned<nhc_geo_closure> {
     /// The location, or the error code and description sent to the server.
@@ -183,26 +159,6 @@ impl Owned<nhc_geo_closure> {
     }
 }
 
-impl nhc_device_event_closure {
-    pub(crate) fn none() -> nhc_device_event_closure {
-        nhc_device_event_closure {
-            context: std::ptr::null_mut(),
-            call: None,
-            drop: None,
-        }
-    }
-}
-
-impl nhc_validated_closure {
-    pub(crate) fn none() -> nhc_validated_closure {
-        nhc_validated_closure {
-            context: std::ptr::null_mut(),
-            call: None,
-            drop: None,
-        }
-    }
-}
-
 impl nhc_update_sink {
     pub(crate) fn none() -> nhc_update_sink {
         nhc_update_sink {
@@ -223,15 +179,6 @@ impl nhc_update_sink {
             || self.finish.is_some()
             || self.abort.is_some()
             || self.drop.is_some()
-    }
-}
-
-impl Owned<nhc_device_event_closure> {
-    pub fn call(&self, event: &nhc_device_event) {
-        if let Some(f) = self.raw().call {
-            // SAFETY: the pointer is valid for the call; the context is the caller's.
-            guard_callback("device event", || unsafe { f(event, self.raw().context) });
-        }
     }
 }
 

@@ -15,8 +15,7 @@ use crate::nhc_result;
 /// The device's extensions, when it was created with `health_enabled`.
 unsafe fn health<'a>(dev: *mut nhc_device, what: &str) -> FfiResult<&'a Extensions> {
     // SAFETY: `dev` is NULL or a live device (the caller's contract).
-    let core = unsafe { device_ref(dev) }?;
-    core.device
+    unsafe { device_ref(dev) }?
         .extensions()
         .filter(|e| e.offered().contains(&HEALTH))
         .ok_or_else(|| no_component(what, "health_enabled"))

@@ -4,9 +4,7 @@
 //! callback running on another thread (not for one on its own thread).
 
 use std::ffi::CString;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::ThreadId;
+use std::sync::Arc;
 
 use nerves_hub_channel::nerves_hub::console::ConsoleEvent;
 use nerves_hub_channel::nerves_hub::extensions::ExtensionEvent;
@@ -15,107 +13,73 @@ use nerves_hub_channel::nerves_hub::DeviceEvent;
 use nerves_hub_channel::{Event, JoinFailure, Payload, PushOutcome};
 use serde_json::json;
 
-use crate::args::to_cstring;
 use crate::closure::Owned;
+use crate::cstring::to_cstring;
 use crate::device_closure::nhc_device_event_closure;
 use crate::device_types::{nhc_device_event, nhc_device_event_kind as K, nhc_update_stage};
 use crate::error::code_of;
+use crate::gate::Gate;
+use crate::handle::Route;
 use crate::nhc_result::{self, NHC_OK};
 use crate::types::{ms_or_minus_one, nhc_state, PayloadBuf};
 
 type Shared = Arc<Owned<nhc_device_event_closure>>;
 
-struct Inner {
-    closed: bool,
-    in_call: Option<ThreadId>,
-    /// Threads waiting for the callback to end (see router.rs).
-    idle_waiters: usize,
-    closure: Option<Shared>,
-}
-
 pub(crate) struct DeviceRouter {
-    inner: Mutex<Inner>,
-    idle: Condvar,
-    /// The device's last event (STATE CLOSED) has been routed.
-    ended: AtomicBool,
+    /// The event closure, behind the gate (taken out by `close`).
+    gate: Gate<Option<Shared>>,
 }
 
 impl DeviceRouter {
     pub fn new(closure: Owned<nhc_device_event_closure>) -> Arc<DeviceRouter> {
         Arc::new(DeviceRouter {
-            inner: Mutex::new(Inner {
-                closed: false,
-                in_call: None,
-                idle_waiters: 0,
-                closure: Some(Arc::new(closure)),
-            }),
-            idle: Condvar::new(),
-            ended: AtomicBool::new(false),
+            gate: Gate::new(Some(Arc::new(closure))),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub fn ended(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
+        self.gate.ended()
     }
 
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.gate.is_closed()
     }
 
     /// Stops every callback and hands the closure out, to be dropped by the
     /// caller without the lock (or, if a callback of this thread still runs,
     /// when it returns: it holds its own reference).
     pub fn close(&self) -> Option<Shared> {
-        let mut g = self.lock();
-        g.closed = true;
-        let me = std::thread::current().id();
-        while g.in_call.is_some_and(|t| t != me) {
-            g.idle_waiters += 1;
-            g = self.idle.wait(g).unwrap_or_else(|p| p.into_inner());
-            g.idle_waiters -= 1;
-        }
-        g.closure.take()
+        self.gate.close(Option::take)
     }
 
     /// Delivers one event. Called by the device's single consumer.
     pub fn route(&self, event: DeviceEvent) {
         let last = matches!(event, DeviceEvent::Socket(Event::Closed));
-        let closure = {
-            let mut g = self.lock();
-            if g.closed {
-                if last {
-                    self.ended.store(true, Ordering::Release);
-                }
-                return;
-            }
-            g.in_call = Some(std::thread::current().id());
-            g.closure.clone()
+        let Some((_in_call, closure)) = self.gate.enter(last, Clone::clone) else {
+            return;
         };
-        let _idle = IdleOnDrop(self);
         if let (Some(closure), Some(draft)) = (closure, Draft::from_event(event)) {
             draft.deliver(&closure);
         }
         if last {
-            self.ended.store(true, Ordering::Release);
+            self.gate.set_ended();
         }
     }
 }
 
-struct IdleOnDrop<'a>(&'a DeviceRouter);
-
-impl Drop for IdleOnDrop<'_> {
-    fn drop(&mut self) {
-        let mut g = self.0.lock();
-        g.in_call = None;
-        let waiters = g.idle_waiters > 0;
-        drop(g);
-        if waiters {
-            self.0.idle.notify_all();
-        }
+impl Route<DeviceEvent> for DeviceRouter {
+    type Removed = Option<Shared>;
+    fn route(&self, event: DeviceEvent) {
+        DeviceRouter::route(self, event)
+    }
+    fn ended(&self) -> bool {
+        DeviceRouter::ended(self)
+    }
+    fn is_closed(&self) -> bool {
+        DeviceRouter::is_closed(self)
+    }
+    fn close(&self) -> Option<Shared> {
+        DeviceRouter::close(self)
     }
 }
 

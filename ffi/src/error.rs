@@ -1,11 +1,13 @@
-//! Result codes and the per-thread error detail.
+//! Result codes and the per-thread error detail. The C functions that read
+//! them are in `result_text.rs` (they run behind the boundary, which uses
+//! this file).
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
 use nerves_hub_channel::Error;
 
-use crate::boundary::boundary_or;
+use crate::cstring::to_cstring;
 
 /// The outcome of every fallible `nhc_` function: `NHC_OK` (0) or a
 /// negative error code. Codes are never renumbered; new ones may be added.
@@ -117,49 +119,13 @@ pub(crate) fn clear_last_error() {
 }
 
 pub(crate) fn set_last_error(message: &str) {
-    let c = crate::args::to_cstring(message);
+    let c = to_cstring(message);
     let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = c);
 }
 
-/// A static, NUL-terminated description of `code` (any integer is accepted;
-/// unknown codes give "unknown error code"). Never NULL; never freed.
-#[no_mangle]
-pub extern "C" fn nhc_result_str(code: i32) -> *const c_char {
-    boundary_or(c"?".as_ptr(), || result_text(code).as_ptr().cast())
-}
-
-fn result_text(code: i32) -> &'static [u8] {
-    let text: &'static [u8] = match code {
-        0 => b"success\0",
-        -1 => b"invalid argument\0",
-        -2 => b"TLS error\0",
-        -3 => b"authentication refused by the server\0",
-        -4 => b"the server refused the websocket upgrade\0",
-        -5 => b"connection error\0",
-        -6 => b"protocol error\0",
-        -7 => b"timeout\0",
-        -8 => b"closed\0",
-        -9 => b"outbound buffer full\0",
-        -10 => b"internal error (panic)\0",
-        -11 => b"called after fork()\0",
-        -12 => b"invalid state\0",
-        _ => b"unknown error code\0",
-    };
-    text
-}
-
-/// The detail of the last failure of an `nhc_` function on the calling
-/// thread, NUL-terminated UTF-8; "" if the last function returning an
-/// `nhc_result` succeeded. Never NULL.
-/// Owned by the library: valid until the next `nhc_` call on this thread
-/// returns, so it may be that call's argument (for example
-/// `nhc_device_log(dev, level, nhc_last_error_message())`); copy it to keep
-/// it longer. Calling this function does not change it.
-#[no_mangle]
-pub extern "C" fn nhc_last_error_message() -> *const c_char {
-    boundary_or(c"".as_ptr(), || {
-        LAST_ERROR
-            .try_with(|l| l.borrow().as_ptr())
-            .unwrap_or(c"".as_ptr())
-    })
+/// The detail of the last failure on this thread (see `nhc_last_error_message`).
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR
+        .try_with(|l| l.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
 }

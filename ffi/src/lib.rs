@@ -12,6 +12,7 @@
 
 // The order of these groups is the order of the generated header.
 mod error;
+mod result_text;
 
 mod runtime;
 
@@ -47,8 +48,12 @@ mod names;
 mod args;
 mod boundary;
 mod cbool;
+mod cstring;
 mod ctext;
 mod device_router;
+mod gate;
+mod handle;
+mod kept;
 mod params;
 mod router;
 mod versioned;
@@ -64,10 +69,11 @@ pub use device_closure::{
 pub use device_keep::*;
 pub use device_options::{nhc_device_options, nhc_device_options_init};
 pub use device_types::*;
-pub use error::{nhc_last_error_message, nhc_result, nhc_result_str};
+pub use error::nhc_result;
 pub use keep::*;
 pub use names::{nhc_device_event_kind_str, nhc_state_str};
 pub use options::{nhc_delivery, nhc_key_value, nhc_socket_options, nhc_socket_options_init};
+pub use result_text::{nhc_last_error_message, nhc_result_str};
 pub use runtime::*;
 pub use socket::*;
 pub use types::*;

@@ -9,18 +9,18 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::ThreadId;
+use std::sync::{Arc, MutexGuard};
 
 use nerves_hub_channel::{ChannelId, Error, Event, JoinFailure, PushId, PushOutcome};
 
-use crate::args::to_cstring;
 use crate::closure::{
     nhc_event_closure, nhc_join_closure, nhc_reply_closure, nhc_state_closure, Owned,
 };
+use crate::cstring::to_cstring;
 use crate::ctext::CText;
 use crate::error::{code_of, Failure, FfiResult};
+use crate::gate::{Gate, Gated};
+use crate::handle::Route;
 use crate::nhc_result::{self, NHC_OK};
 use crate::types::*;
 
@@ -46,15 +46,9 @@ struct PendingReply {
     closure: Owned<nhc_reply_closure>,
 }
 
+/// The socket's closures, behind the router's gate.
 #[derive(Default)]
 struct Inner {
-    /// The socket was freed: nothing is called any more.
-    closed: bool,
-    /// The thread running a callback of this socket.
-    in_call: Option<ThreadId>,
-    /// Threads in `wait_idle`: a condvar notify is a system call even with
-    /// no waiter, and a callback ends per event.
-    idle_waiters: usize,
     state: Option<Shared<nhc_state_closure>>,
     channels: HashMap<ChannelId, ChannelRoutes>,
     replies: HashMap<PushId, PendingReply>,
@@ -72,10 +66,7 @@ pub(crate) struct Removed {
 }
 
 pub(crate) struct Router {
-    inner: Mutex<Inner>,
-    idle: Condvar,
-    /// The socket's last event (`Closed`) has been routed.
-    ended: AtomicBool,
+    gate: Gate<Inner>,
 }
 
 enum Slot {
@@ -86,53 +77,37 @@ enum Slot {
 impl Router {
     pub fn new(state: Option<Owned<nhc_state_closure>>) -> Arc<Router> {
         Arc::new(Router {
-            inner: Mutex::new(Inner {
+            gate: Gate::new(Inner {
                 state: state.map(Arc::new),
                 ..Inner::default()
             }),
-            idle: Condvar::new(),
-            ended: AtomicBool::new(false),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Callbacks run outside the lock, so poisoning can only come from a
-        // bug in this file; the data stays usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Gated<Inner>> {
+        self.gate.lock()
     }
 
-    /// Waits until no callback of this socket runs on another thread. A
-    /// callback on this thread (we are inside it) is not waited for: what it
-    /// holds is released when it returns.
-    fn wait_idle<'a>(&'a self, mut g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
-        let me = std::thread::current().id();
-        while g.in_call.is_some_and(|t| t != me) {
-            g.idle_waiters += 1;
-            g = self.idle.wait(g).unwrap_or_else(|p| p.into_inner());
-            g.idle_waiters -= 1;
-        }
-        g
+    fn wait_idle<'a>(&'a self, g: MutexGuard<'a, Gated<Inner>>) -> MutexGuard<'a, Gated<Inner>> {
+        self.gate.wait_idle(g)
     }
 
     pub fn ended(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
+        self.gate.ended()
     }
 
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.gate.is_closed()
     }
 
     /// Stops every callback and takes every closure out, for the socket's free.
     pub fn close(&self) -> Removed {
-        let mut g = self.lock();
-        g.closed = true;
-        let mut g = self.wait_idle(g);
-        Removed {
+        self.gate.close(|g| Removed {
             _state: g.state.take(),
             _channels: g.channels.drain().map(|(_, c)| c).collect(),
             _replies: g.replies.drain().map(|(_, r)| r).collect(),
             ..Removed::default()
-        }
+        })
     }
 
     fn closed_error() -> Failure {
@@ -242,17 +217,10 @@ impl Router {
 
     /// Delivers one event. Called by the socket's single consumer.
     pub fn route(&self, event: Event) {
-        {
-            let mut g = self.lock();
-            if g.closed {
-                if matches!(event, Event::Closed) {
-                    self.ended.store(true, Ordering::Release);
-                }
-                return;
-            }
-            g.in_call = Some(std::thread::current().id());
-        }
-        let _idle = IdleOnDrop(self);
+        let last = matches!(event, Event::Closed);
+        let Some((_in_call, ())) = self.gate.enter(last, |_| ()) else {
+            return;
+        };
         self.deliver(event);
     }
 
@@ -377,7 +345,7 @@ impl Router {
                     self.channel_closed(id, "socket closed");
                 }
                 self.state(nhc_state::NHC_STATE_CLOSED, None, None, 0);
-                self.ended.store(true, Ordering::Release);
+                self.gate.set_ended();
             }
         }
     }
@@ -592,17 +560,18 @@ impl Router {
     }
 }
 
-/// Marks the router idle when a `route` ends, even by a panic.
-struct IdleOnDrop<'a>(&'a Router);
-
-impl Drop for IdleOnDrop<'_> {
-    fn drop(&mut self) {
-        let mut g = self.0.lock();
-        g.in_call = None;
-        let waiters = g.idle_waiters > 0;
-        drop(g);
-        if waiters {
-            self.0.idle.notify_all();
-        }
+impl Route<Event> for Router {
+    type Removed = Removed;
+    fn route(&self, event: Event) {
+        Router::route(self, event)
+    }
+    fn ended(&self) -> bool {
+        Router::ended(self)
+    }
+    fn is_closed(&self) -> bool {
+        Router::is_closed(self)
+    }
+    fn close(&self) -> Removed {
+        Router::close(self)
     }
 }

@@ -38,8 +38,7 @@ pub extern "C" fn nhc_runtime_configure(worker_threads: usize) -> nhc_result {
 pub extern "C" fn nhc_shutdown() {
     boundary_or((), || {
         if !forked() {
-            crate::device::close_all(std::time::Duration::from_secs(2));
-            crate::socket::close_all(std::time::Duration::from_secs(2));
+            crate::handle::close_all(std::time::Duration::from_secs(2));
             runtime::shutdown();
         }
     })

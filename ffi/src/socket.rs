@@ -1,15 +1,15 @@
 //! `nhc_socket_*`: creating, connecting, dispatching and freeing a socket.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use nerves_hub_channel::{ConnectionState, Error, Socket};
+use nerves_hub_channel::Socket;
 
-use crate::boundary::{boundary, boundary_or, forked};
+use crate::boundary::{boundary, boundary_or};
 use crate::closure::{nhc_state_closure, Owned};
-use crate::error::{invalid, Failure, FfiResult};
+use crate::error::{invalid, FfiResult};
+use crate::handle::{self, HandleCore, Kind};
 use crate::nhc_result;
 use crate::options::{self, nhc_delivery, nhc_socket_options};
 use crate::router::Router;
@@ -21,56 +21,33 @@ use crate::types::nhc_state;
 /// the socket's own callbacks.
 #[allow(non_camel_case_types)]
 pub struct nhc_socket {
-    pub(crate) core: Arc<SocketCore>,
+    core: Arc<HandleCore<nhc_socket>>,
 }
 
-pub(crate) struct SocketCore {
-    pub socket: Socket,
-    pub router: Arc<Router>,
-    pub default_timeout: Duration,
-    polled: bool,
-    dispatching: AtomicBool,
-}
+impl Kind for nhc_socket {
+    type Handle = Socket;
+    type Router = Router;
+    /// The socket's `default_timeout`, for its channels.
+    type Extra = Duration;
+    const ARG: &'static str = "sock";
+    const NOUN: &'static str = "socket";
+    const PREFIX: &'static str = "nhc_socket";
 
-/// Every socket made through the C API, for `nhc_shutdown`.
-/// cbindgen:ignore
-static LIVE: Mutex<Vec<Weak<SocketCore>>> = Mutex::new(Vec::new());
-
-fn live() -> std::sync::MutexGuard<'static, Vec<Weak<SocketCore>>> {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Closes every live socket and waits (up to `limit`) until each connection
-/// task has finished closing, so that its CLOSED event is queued before the
-/// runtime stops. Without the wait, stopping the runtime could cancel a task
-/// before it handled the close, and a polled socket would then never see
-/// the end of its stream. (This belongs in the core's `runtime::shutdown`;
-/// it is here until the core does it.)
-pub(crate) fn close_all(limit: Duration) {
-    let sockets: Vec<Arc<SocketCore>> = live().drain(..).filter_map(|w| w.upgrade()).collect();
-    for s in &sockets {
-        s.socket.close();
+    fn core(&self) -> &Arc<HandleCore<Self>> {
+        &self.core
     }
-    let deadline = std::time::Instant::now() + limit;
-    for s in &sockets {
-        while s.socket.state() != ConnectionState::Closed && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    fn wrap(core: Arc<HandleCore<Self>>) -> Self {
+        nhc_socket { core }
     }
 }
-
-/// Events handed to callbacks per `nhc_socket_dispatch` at most, so that a
-/// busy socket cannot starve the rest of a main loop.
-/// cbindgen:ignore
-const DISPATCH_BATCH: usize = 64;
 
 /// # Safety
 /// `sock` is NULL or a live socket from `nhc_socket_new`.
-pub(crate) unsafe fn socket_ref<'a>(sock: *const nhc_socket) -> FfiResult<&'a SocketCore> {
+pub(crate) unsafe fn socket_ref<'a>(
+    sock: *const nhc_socket,
+) -> FfiResult<&'a HandleCore<nhc_socket>> {
     // SAFETY: `sock` is NULL or a live socket (the caller's contract).
-    unsafe { sock.as_ref() }
-        .map(|s| &*s.core)
-        .ok_or_else(|| invalid("sock is NULL"))
+    unsafe { handle::get(sock) }
 }
 
 /// Creates a socket from `opts` (copied; see `nhc_socket_options`). Nothing
@@ -111,24 +88,9 @@ pub unsafe extern "C" fn nhc_socket_new(
         let socket = Socket::new(config)?;
         let router = Router::new(Some(on_state));
         let polled = delivery == nhc_delivery::NHC_DELIVERY_POLLED;
-        if !polled {
-            let r = router.clone();
-            socket.set_handler(Some(Box::new(move |event| r.route(event))));
-        }
-        let core = Arc::new(SocketCore {
-            socket,
-            router,
-            default_timeout,
-            polled,
-            dispatching: AtomicBool::new(false),
-        });
-        {
-            let mut live = live();
-            live.retain(|w| w.strong_count() > 0);
-            live.push(Arc::downgrade(&core));
-        }
+        let created = handle::create::<nhc_socket>(socket, router, default_timeout, polled);
         // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
-        unsafe { *out = Box::into_raw(Box::new(nhc_socket { core })) };
+        unsafe { *out = created };
         Ok(())
     })
 }
@@ -146,7 +108,7 @@ pub unsafe extern "C" fn nhc_socket_new(
 #[no_mangle]
 pub unsafe extern "C" fn nhc_socket_connect(sock: *mut nhc_socket) -> nhc_result {
     // SAFETY: `sock` is NULL or a live socket (the caller's contract).
-    boundary(|| Ok(unsafe { socket_ref(sock) }?.socket.connect()?))
+    boundary(|| unsafe { handle::connect(sock) })
 }
 
 /// Closes the connection and stops reconnecting. Channels stay: they rejoin
@@ -160,7 +122,7 @@ pub unsafe extern "C" fn nhc_socket_connect(sock: *mut nhc_socket) -> nhc_result
 #[no_mangle]
 pub unsafe extern "C" fn nhc_socket_disconnect(sock: *mut nhc_socket) -> nhc_result {
     // SAFETY: `sock` is NULL or a live socket (the caller's contract).
-    boundary(|| Ok(unsafe { socket_ref(sock) }?.socket.disconnect()?))
+    boundary(|| unsafe { handle::disconnect(sock) })
 }
 
 /// Writes the current connection state to `*out`: DISCONNECTED,
@@ -175,23 +137,8 @@ pub unsafe extern "C" fn nhc_socket_state(
     sock: *const nhc_socket,
     out: *mut nhc_state,
 ) -> nhc_result {
-    boundary(|| {
-        // SAFETY: `sock` is NULL or a live socket (the caller's contract).
-        let core = unsafe { socket_ref(sock) }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
-        unsafe {
-            *out = match core.socket.state() {
-                ConnectionState::Disconnected => nhc_state::NHC_STATE_DISCONNECTED,
-                ConnectionState::Connecting => nhc_state::NHC_STATE_CONNECTING,
-                ConnectionState::Connected => nhc_state::NHC_STATE_CONNECTED,
-                ConnectionState::Closed => nhc_state::NHC_STATE_CLOSED,
-            }
-        };
-        Ok(())
-    })
+    // SAFETY: `sock` is NULL or a live socket, `out` NULL or writable (the caller's contract).
+    boundary(|| unsafe { handle::state(sock, out) })
 }
 
 /// Polled sockets: writes to `*fd` a file descriptor that is readable while
@@ -207,21 +154,8 @@ pub unsafe extern "C" fn nhc_socket_state(
 /// `sock` is NULL or a live socket; `fd` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_socket_fd(sock: *const nhc_socket, fd: *mut c_int) -> nhc_result {
-    boundary(|| {
-        // SAFETY: `sock` is NULL or a live socket (the caller's contract).
-        let core = unsafe { socket_ref(sock) }?;
-        if fd.is_null() {
-            return Err(invalid("fd is NULL"));
-        }
-        if !core.polled {
-            return Err(Failure::InvalidState(
-                "nhc_socket_fd needs a socket with NHC_DELIVERY_POLLED".into(),
-            ));
-        }
-        // SAFETY: `fd` is valid for writes (the caller's contract; NULL was refused above).
-        unsafe { *fd = core.socket.event_fd()? };
-        Ok(())
-    })
+    // SAFETY: `sock` is NULL or a live socket, `fd` NULL or writable (the caller's contract).
+    boundary(|| unsafe { handle::fd(sock, fd) })
 }
 
 /// Polled sockets: runs the callbacks of the waiting events, in order, on
@@ -243,75 +177,8 @@ pub unsafe extern "C" fn nhc_socket_fd(sock: *const nhc_socket, fd: *mut c_int) 
 /// `sock` is NULL or a live socket.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_socket_dispatch(sock: *mut nhc_socket, timeout_ms: i32) -> nhc_result {
-    boundary(|| {
-        // Our own reference: a callback may free `sock` while we run.
-        // SAFETY: `sock` is NULL or a live socket (this function's contract).
-        let core = unsafe { sock.as_ref() }
-            .ok_or_else(|| invalid("sock is NULL"))?
-            .core
-            .clone();
-        if !core.polled {
-            return Err(Failure::InvalidState(
-                "nhc_socket_dispatch needs a socket with NHC_DELIVERY_POLLED".into(),
-            ));
-        }
-        if core.dispatching.swap(true, Ordering::AcqRel) {
-            return Err(Failure::InvalidState(
-                "nhc_socket_dispatch is already running for this socket".into(),
-            ));
-        }
-        let _running = ResetOnDrop(&core.dispatching);
-        dispatch(&core, timeout_ms)
-    })
-}
-
-struct ResetOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for ResetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
-fn dispatch(core: &SocketCore, timeout_ms: i32) -> FfiResult {
-    let done = || core.router.ended() || core.router.is_closed();
-    if done() {
-        return Err(Failure::Core(Error::Closed(
-            "the socket is closed and its last event was handled".into(),
-        )));
-    }
-    let first = if timeout_ms < 0 {
-        loop {
-            if let Some(e) = core.socket.recv_timeout(Duration::from_secs(3600)) {
-                break Some(e);
-            }
-            if done() {
-                break None;
-            }
-        }
-    } else {
-        core.socket
-            .recv_timeout(Duration::from_millis(timeout_ms as u64))
-    };
-    let Some(first) = first else {
-        if done() {
-            return Err(Failure::Core(Error::Closed("the socket is closed".into())));
-        }
-        return Err(Failure::Core(Error::Timeout(format!(
-            "no event within {timeout_ms} ms"
-        ))));
-    };
-    core.router.route(first);
-    for _ in 1..DISPATCH_BATCH {
-        if core.router.is_closed() {
-            break;
-        }
-        match core.socket.try_recv() {
-            Some(event) => core.router.route(event),
-            None => break,
-        }
-    }
-    Ok(())
+    // SAFETY: `sock` is NULL or a live socket (the caller's contract).
+    boundary(|| unsafe { handle::dispatch(sock, timeout_ms) })
 }
 
 /// Closes the socket and releases it; NULL is ignored. Call it exactly once.
@@ -335,21 +202,6 @@ fn dispatch(core: &SocketCore, timeout_ms: i32) -> FfiResult {
 /// `sock` is NULL or a live socket, not used again afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_socket_free(sock: *mut nhc_socket) {
-    boundary_or((), || {
-        if sock.is_null() {
-            return;
-        }
-        // SAFETY: `sock` is not NULL (checked above) and came from `nhc_socket_new`, freed once
-        // (the caller's contract).
-        let handle = unsafe { Box::from_raw(sock) };
-        if forked() {
-            std::mem::forget(handle);
-            return;
-        }
-        let removed = handle.core.router.close();
-        handle.core.socket.set_handler(None);
-        handle.core.socket.close();
-        drop(removed);
-        drop(handle);
-    })
+    // SAFETY: `sock` is NULL or a live socket, not used again (the caller's contract).
+    boundary_or((), || unsafe { handle::free(sock) })
 }

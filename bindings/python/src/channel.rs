@@ -8,9 +8,10 @@ use pyo3::prelude::*;
 
 use crate::convert;
 use crate::errors::{self, invalid, py_err};
+use crate::handle::callable;
 use crate::options;
+use crate::outcomes;
 use crate::router::{self, JoinStart, Router};
-use crate::socket::callable;
 use crate::wait;
 
 /// A channel on one topic of a :class:`Socket`, made by :meth:`Socket.channel`.
@@ -99,9 +100,9 @@ impl Channel {
                 self.router.mark_joined(self.core.id(), &response);
                 convert::to_python(py, &response)
             }
-            Some(Ok(Err(failure))) => {
-                Err(PyErr::from_value(errors::join_error(py, topic, &failure)?))
-            }
+            Some(Ok(Err(failure))) => Err(PyErr::from_value(outcomes::join_error(
+                py, topic, &failure,
+            )?)),
             Some(Err(err)) => Err(py_err(err)),
             None => {
                 let last = self.router.watch.lock().last_error.clone();
@@ -164,7 +165,7 @@ impl Channel {
                 )))
             }
         };
-        errors::push_result(py, &self.describe_push(event), outcome)?
+        outcomes::push_result(py, &self.describe_push(event), outcome)?
     }
 
     /// Sends ``event`` without waiting for a reply (NervesHub never replies

@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 
-use nerves_hub_channel::nerves_hub::{Device, DeviceEvent};
-use nerves_hub_channel::{Event, Socket};
+use nerves_hub_channel::nerves_hub::DeviceEvent;
+use nerves_hub_channel::Event;
 use pyo3::prelude::*;
 
 use crate::device_router::DeviceRouter;
@@ -25,8 +25,10 @@ const CAPACITY: usize = 1024;
 /// Events delivered per GIL acquisition.
 const BATCH: usize = 64;
 
-/// One event on its way to Python, with the router that delivers it.
-enum Item {
+/// One event on its way to Python, with the router that delivers it
+/// (made by `PyRoute::item`; an enum, not a boxed closure: no allocation
+/// per socket event).
+pub enum Item {
     Socket(Arc<Router>, Event),
     // Boxed: device events are large, and socket events are the hot path.
     Device(Arc<DeviceRouter>, Box<DeviceEvent>),
@@ -74,24 +76,9 @@ pub fn on_delivery_thread() -> bool {
     delivery().lock().thread_id == Some(std::thread::current().id())
 }
 
-/// Makes `socket` deliver its events to `router` on the delivery thread.
-pub fn attach(socket: &Socket, router: Arc<Router>) -> PyResult<()> {
-    start()?;
-    socket.set_handler(Some(Box::new(move |event| forward(&router, event))));
-    Ok(())
-}
-
-/// Makes `device` deliver its events to `router` on the delivery thread.
-pub fn attach_device(device: &Device, router: Arc<DeviceRouter>) -> PyResult<()> {
-    start()?;
-    device.set_handler(Some(Box::new(move |event| {
-        router.watch_event(&event);
-        enqueue(Item::Device(router.clone(), Box::new(event)));
-    })));
-    Ok(())
-}
-
-fn start() -> PyResult<()> {
+/// Starts the delivery thread (if it is not running in this process).
+/// `PyHandle::new` then makes the handle `enqueue` its events.
+pub fn start() -> PyResult<()> {
     let d = delivery();
     let mut inbox = d.lock();
     if inbox.thread.is_some() && inbox.pid == std::process::id() {
@@ -108,14 +95,8 @@ fn start() -> PyResult<()> {
     Ok(())
 }
 
-/// Runs on the core's dispatcher thread: no GIL, no Python.
-fn forward(router: &Arc<Router>, event: Event) {
-    router.watch.update(&event);
-    enqueue(Item::Socket(router.clone(), event));
-}
-
 /// Runs on the core's dispatcher thread: waits for room, never for Python.
-fn enqueue(item: Item) {
+pub fn enqueue(item: Item) {
     let d = delivery();
     let mut inbox = d.lock();
     while inbox.items.len() >= CAPACITY && !inbox.stop {

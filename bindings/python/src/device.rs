@@ -2,29 +2,26 @@
 //! console, extensions) over the core's `nerves_hub::Device`.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nerves_hub_channel::config::redact_query;
 use nerves_hub_channel::nerves_hub::extensions::LogLevel;
 use nerves_hub_channel::nerves_hub::update_info::UpdateInfo;
 use nerves_hub_channel::nerves_hub::{Device as CoreDevice, DeviceEvent};
-use nerves_hub_channel::ConnectionState;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::delivery;
+use crate::delivery::Item;
 use crate::device_convert;
 use crate::device_options::{DeviceOptions, UpdateArgs};
 use crate::device_router::DeviceRouter;
-use crate::errors::{self, invalid, new_err, py_err};
+use crate::errors::{self, invalid, py_err};
+use crate::handle::{self, callable, PyHandle, PyRoute};
 use crate::options::{self, Options};
-use crate::registry;
-use crate::socket::callable;
-use crate::state::state_name;
 use crate::wait;
+use crate::watch::Watch;
 
 /// Every kind a handler may be registered for; "*" matches all.
 const KINDS: &[&str] = &[
@@ -78,25 +75,32 @@ const KINDS: &[&str] = &[
 /// context manager, or call :meth:`close`.
 #[pyclass(frozen, module = "nerves_hub_channel._native")]
 pub struct Device {
-    core: CoreDevice,
-    router: Arc<DeviceRouter>,
-    polled: bool,
-    dispatching: AtomicBool,
-    url: String,
-    registered: u64,
+    handle: PyHandle<CoreDevice, DeviceRouter>,
 }
 
-impl Drop for Device {
-    fn drop(&mut self) {
-        registry::unregister(self.registered);
+impl Deref for Device {
+    type Target = PyHandle<CoreDevice, DeviceRouter>;
+    fn deref(&self) -> &Self::Target {
+        &self.handle
     }
 }
 
-struct Dispatching<'a>(&'a AtomicBool);
-
-impl Drop for Dispatching<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+impl PyRoute for DeviceRouter {
+    type Event = DeviceEvent;
+    const REPORTS_THROUGH: &'static str = "its events";
+    const NOUN: &'static str = "device";
+    fn observe(&self, event: &DeviceEvent) {
+        self.watch_event(event);
+    }
+    fn route(&self, py: Python<'_>, event: DeviceEvent) {
+        DeviceRouter::route(self, py, event)
+    }
+    fn item(router: &Arc<Self>, event: DeviceEvent) -> Item {
+        // Boxed: device events are large, and socket events are the hot path.
+        Item::Device(router.clone(), Box::new(event))
+    }
+    fn watch(&self) -> &Watch {
+        &self.watch
     }
 }
 
@@ -168,15 +172,7 @@ impl Device {
         delivery: &str,
         device_rejoin_after_close: f64,
     ) -> PyResult<Device> {
-        let polled = match delivery {
-            "threaded" => false,
-            "polled" => true,
-            other => {
-                return Err(invalid(format!(
-                    "delivery must be \"threaded\" or \"polled\", got {other:?}"
-                )))
-            }
-        };
+        let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
         let socket = Options {
             url: url.clone(),
@@ -234,17 +230,9 @@ impl Device {
         .into_config(socket)?;
         let core = CoreDevice::new(config).map_err(py_err)?;
         let router = DeviceRouter::new(on_state);
-        if !polled {
-            delivery::attach_device(&core, router.clone())?;
-        }
-        let registered = registry::register(core.socket());
+        let socket = core.socket().clone();
         Ok(Device {
-            core,
-            router,
-            polled,
-            dispatching: AtomicBool::new(false),
-            url: redact_query(&url),
-            registered,
+            handle: PyHandle::new(core, &socket, router, polled, &url)?,
         })
     }
 
@@ -252,13 +240,12 @@ impl Device {
     /// ``console``); the device then reconnects and rejoins by itself until
     /// :meth:`close`. Returns at once: see :meth:`wait_joined`.
     fn connect(&self) -> PyResult<()> {
-        self.router.watch.connect_called();
-        self.core.connect().map_err(py_err)
+        self.handle.connect()
     }
 
     /// Closes the connection; :meth:`connect` resumes.
     fn disconnect(&self) -> PyResult<()> {
-        self.core.disconnect().map_err(py_err)
+        self.handle.disconnect()
     }
 
     /// Closes the device for good; ``on_state`` gets ``"closed"`` and every
@@ -266,37 +253,20 @@ impl Device {
     /// seconds, not from a callback) until no callback runs any more.
     #[pyo3(signature = (timeout=5.0))]
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
-        let timeout = options::seconds(timeout, "timeout")?;
-        self.core.close();
-        if self.polled || delivery::on_delivery_thread() {
-            return Ok(());
-        }
-        let watch = &self.router.watch;
-        wait::until(
-            py,
-            &watch.seen,
-            &watch.changed,
-            wait::deadline(Some(timeout)),
-            |s| s.finished,
-        )?;
-        Ok(())
+        self.handle.close(py, timeout)
     }
 
     /// The connection state: ``"disconnected"``, ``"connecting"``,
     /// ``"connected"`` or ``"closed"``.
     #[getter]
     fn state(&self) -> &'static str {
-        state_name(self.core.state())
+        self.handle.state()
     }
 
     /// ``"threaded"`` or ``"polled"``: where callbacks run.
     #[getter]
     fn delivery(&self) -> &'static str {
-        if self.polled {
-            "polled"
-        } else {
-            "threaded"
-        }
+        self.handle.delivery()
     }
 
     /// Whether the ``device`` channel is joined, as far as events tell.
@@ -338,43 +308,7 @@ impl Device {
     /// :class:`ConnectError` after ``timeout`` seconds. Threaded only.
     #[pyo3(signature = (timeout=None))]
     fn wait_connected(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        self.blocking_allowed("wait_connected")?;
-        let deadline = deadline(timeout)?;
-        if self.core.state() == ConnectionState::Connected {
-            return Ok(());
-        }
-        let watch = &self.router.watch;
-        let start = {
-            let mut s = watch.lock();
-            if s.generation > s.connect_generation.max(s.reported_generation) {
-                if let Some(Some(err)) = s.outcome.clone() {
-                    s.reported_generation = s.generation;
-                    return Err(py_err(err));
-                }
-            }
-            s.generation
-        };
-        let met = wait::until(py, &watch.seen, &watch.changed, deadline, |s| {
-            s.generation != start || s.closed
-        })?;
-        let mut s = watch.lock();
-        if s.closed {
-            return Err(closed_err());
-        }
-        match (met, s.outcome.clone()) {
-            (true, Some(Some(err))) => {
-                s.reported_generation = s.generation;
-                Err(py_err(err))
-            }
-            (true, _) => Ok(()),
-            (false, _) => {
-                let last = s.last_error.as_ref().map(|e| format!(" (last error: {e})"));
-                Err(new_err(
-                    "ConnectError",
-                    format!("not connected in time{}", last.unwrap_or_default()),
-                ))
-            }
-        }
+        self.handle.wait_connected(py, timeout)
     }
 
     /// Blocks until the ``device`` channel is joined; raises
@@ -388,7 +322,7 @@ impl Device {
             s.joined || s.closed_seen
         })?;
         if self.router.lock_seen().closed_seen {
-            return Err(closed_err());
+            return Err(self.closed_err());
         }
         if met {
             return Ok(());
@@ -404,10 +338,7 @@ impl Device {
 
     /// Polled devices: a descriptor readable while events are pending.
     fn fileno(&self) -> PyResult<i32> {
-        if !self.polled {
-            return Err(invalid("fileno needs delivery=\"polled\""));
-        }
-        self.core.event_fd().map_err(py_err)
+        self.handle.fileno()
     }
 
     /// Polled devices: runs the handlers of pending events on this thread
@@ -415,35 +346,7 @@ impl Device {
     /// first). Returns how many events were handled.
     #[pyo3(signature = (timeout=0.0, max_events=64))]
     fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
-        if !self.polled {
-            return Err(invalid(
-                "dispatch needs delivery=\"polled\"; threaded devices deliver on their own",
-            ));
-        }
-        if !timeout.is_finite() || timeout < 0.0 {
-            return Err(invalid(format!(
-                "timeout must be a number of seconds >= 0, got {timeout}"
-            )));
-        }
-        if self.dispatching.swap(true, Ordering::AcqRel) {
-            return Err(new_err(
-                "Error",
-                "dispatch is already running for this device (called from one of its callbacks?)",
-            ));
-        }
-        let _running = Dispatching(&self.dispatching);
-        let mut handled = 0;
-        let mut next = self.first_event(py, Duration::from_secs_f64(timeout))?;
-        while let Some(event) = next {
-            self.router.watch_event(&event);
-            self.router.route(py, event);
-            handled += 1;
-            if handled >= max_events {
-                break;
-            }
-            next = self.core.try_recv();
-        }
-        Ok(handled)
+        self.handle.dispatch(py, timeout, max_events)
     }
 
     /// The update waiting for a decision, if any.
@@ -579,7 +482,7 @@ impl Device {
                     "the update did not finish in time",
                 ));
             }
-            return Err(closed_err());
+            return Err(self.closed_err());
         }
         match s.outcome.clone() {
             Some(Err(reason)) => Err(new_update_error(reason)),
@@ -781,49 +684,15 @@ impl Device {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Device {} state={}>", self.url, self.state())
+        self.handle.repr("Device")
     }
 }
 
 impl Device {
-    fn blocking_allowed(&self, what: &str) -> PyResult<()> {
-        if self.polled {
-            return Err(invalid(format!(
-                "{what} needs delivery=\"threaded\"; a polled device reports through its events"
-            )));
-        }
-        if delivery::on_delivery_thread() {
-            return Err(new_err(
-                "Error",
-                format!("{what} cannot be called from a callback: it would wait for itself"),
-            ));
-        }
-        Ok(())
-    }
-
     fn extensions(&self) -> PyResult<&nerves_hub_channel::nerves_hub::extensions::Extensions> {
         self.core
             .extensions()
             .ok_or_else(|| invalid("no extensions are enabled; pass extensions={...}"))
-    }
-
-    fn first_event(&self, py: Python<'_>, timeout: Duration) -> PyResult<Option<DeviceEvent>> {
-        if timeout.is_zero() {
-            return Ok(self.core.try_recv());
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let slice = left.min(wait::SLICE);
-            let core = &self.core;
-            if let Some(event) = py.detach(|| core.recv_timeout(slice)) {
-                return Ok(Some(event));
-            }
-            py.check_signals()?;
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-        }
     }
 }
 
@@ -832,12 +701,6 @@ fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
         .map(|t| options::seconds(t, "timeout"))
         .transpose()?;
     Ok(wait::deadline(timeout))
-}
-
-fn closed_err() -> PyErr {
-    py_err(nerves_hub_channel::Error::Closed(
-        "the device is closed".into(),
-    ))
 }
 
 fn new_update_error(reason: String) -> PyErr {

@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyModule, PyTuple};
 use pyo3::IntoPyObjectExt;
 
 use crate::convert;
-use crate::errors;
+use crate::outcomes;
 
 static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
@@ -182,7 +182,7 @@ fn channel<'py>(py: Python<'py>, event: &Event) -> PyResult<Option<Bound<'py, Py
         Event::JoinFailed { topic, failure, .. } => (
             topic,
             "join_failed",
-            errors::join_error(py, topic, failure)?.unbind(),
+            outcomes::join_error(py, topic, failure)?.unbind(),
         ),
         Event::ChannelError { topic, reason, .. } => (topic, "errored", any(py, reason)?),
         Event::ChannelClosed { topic, reason, .. } => (topic, "closed", any(py, reason)?),

@@ -4,14 +4,11 @@
 //! so that they carry typed attributes (`status`, `response`...) and real
 //! `__init__` signatures; this file only builds instances of them.
 
-use nerves_hub_channel::{Error, JoinFailure, Payload, PushOutcome};
-use pyo3::exceptions::PyRuntimeError;
+use nerves_hub_channel::Error;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule};
 use pyo3::IntoPyObjectExt;
-
-use crate::convert;
 
 static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
@@ -22,7 +19,7 @@ fn module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 }
 
 /// Instantiates `nerves_hub_channel.<class>(message, **kwargs)`.
-fn make<'py>(
+pub(crate) fn make<'py>(
     py: Python<'py>,
     class: &str,
     message: String,
@@ -37,14 +34,14 @@ fn make<'py>(
 }
 
 /// Turns a failed construction into something raisable all the same.
-fn raisable(built: PyResult<Bound<'_, PyAny>>) -> PyErr {
+pub(crate) fn raisable(built: PyResult<Bound<'_, PyAny>>) -> PyErr {
     match built {
         Ok(exc) => PyErr::from_value(exc),
         Err(e) => e,
     }
 }
 
-fn opt<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> Py<PyAny> {
+pub(crate) fn opt<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> Py<PyAny> {
     v.into_py_any(py).unwrap_or_else(|_| py.None())
 }
 
@@ -98,35 +95,6 @@ pub fn invalid(message: impl Into<String>) -> PyErr {
     new_err("InvalidArgument", message)
 }
 
-/// The exception for a failed join of `topic`.
-pub fn join_error<'py>(
-    py: Python<'py>,
-    topic: &str,
-    failure: &JoinFailure,
-) -> PyResult<Bound<'py, PyAny>> {
-    match failure {
-        JoinFailure::Refused(response) => {
-            let text = describe(response);
-            let response = convert::to_python(py, response)?;
-            make(
-                py,
-                "JoinError",
-                format!("the server refused to join {topic}: {text}"),
-                &[("reason", opt(py, "refused")), ("response", response)],
-            )
-        }
-        JoinFailure::Timeout => make(
-            py,
-            "JoinError",
-            format!("no reply to the join of {topic} in time"),
-            &[("reason", opt(py, "timeout"))],
-        ),
-        JoinFailure::Closed(err) => exception(py, err),
-        #[allow(unreachable_patterns)]
-        _ => make(py, "JoinError", format!("join of {topic} failed"), &[]),
-    }
-}
-
 /// The join error raised when our own deadline passes first (for example
 /// while the socket cannot connect); the last connection error is its cause.
 pub fn join_deadline(py: Python<'_>, topic: &str, waited: f64, last: Option<&Error>) -> PyErr {
@@ -142,54 +110,4 @@ pub fn join_deadline(py: Python<'_>, topic: &str, waited: f64, last: Option<&Err
         err.set_cause(py, Some(raisable(exception(py, last))));
     }
     err
-}
-
-/// A push outcome: the reply's response, or the exception to raise.
-pub fn push_result(
-    py: Python<'_>,
-    what: &str,
-    outcome: PushOutcome,
-) -> PyResult<Result<Py<PyAny>, PyErr>> {
-    Ok(match outcome {
-        PushOutcome::Ok(response) => Ok(convert::to_python(py, &response)?),
-        PushOutcome::Error { status, response } => {
-            let message = format!(
-                "{what} was answered with {status:?}: {}",
-                describe(&response)
-            );
-            let response = convert::to_python(py, &response)?;
-            let status = opt(py, status);
-            Err(raisable(make(
-                py,
-                "PushError",
-                message,
-                &[("status", status), ("response", response)],
-            )))
-        }
-        PushOutcome::Timeout => Err(raisable(make(
-            py,
-            "PushTimeout",
-            format!("no reply to {what} in time"),
-            &[],
-        ))),
-        PushOutcome::NotSent(err) => Err(raisable(exception(py, &err))),
-        #[allow(unreachable_patterns)]
-        _ => Err(PyRuntimeError::new_err(format!("{what}: unknown outcome"))),
-    })
-}
-
-/// Short text of a payload for messages: JSON as is (cut), binary as a size.
-fn describe(payload: &Payload) -> String {
-    match payload.json_text() {
-        Some(text) if text.len() > 200 => format!("{}...", &text[..floor_char(text, 200)]),
-        Some(text) => text.to_owned(),
-        None => format!("<{} bytes>", payload.binary().map_or(0, <[u8]>::len)),
-    }
-}
-
-fn floor_char(text: &str, mut at: usize) -> usize {
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
 }

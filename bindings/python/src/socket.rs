@@ -1,22 +1,20 @@
 //! `Socket`: one websocket connection (re-made as needed) carrying channels.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nerves_hub_channel::config::redact_query;
-use nerves_hub_channel::{ConnectionState, Event, Socket as CoreSocket};
+use nerves_hub_channel::{Event, Socket as CoreSocket};
 use pyo3::prelude::*;
 
 use crate::channel::Channel;
-use crate::delivery;
-use crate::errors::{self, invalid, new_err, py_err};
-use crate::options::{self, Options};
+use crate::delivery::Item;
+use crate::errors::py_err;
+use crate::handle::{self, callable, PyHandle, PyRoute};
+use crate::options::Options;
 use crate::params;
-use crate::registry;
 use crate::router::Router;
-use crate::state::state_name;
-use crate::wait;
+use crate::watch::Watch;
 
 /// A Phoenix socket: one websocket connection to ``url`` (re-made after
 /// failures, with exponential back-off) carrying any number of channels.
@@ -40,27 +38,32 @@ use crate::wait;
 /// Use the socket as a context manager, or call :meth:`close`.
 #[pyclass(frozen, module = "nerves_hub_channel._native")]
 pub struct Socket {
-    core: CoreSocket,
-    router: Arc<Router>,
-    polled: bool,
+    handle: PyHandle<CoreSocket, Router>,
     default_timeout: Duration,
-    dispatching: AtomicBool,
-    url: String,
-    registered: u64,
 }
 
-impl Drop for Socket {
-    fn drop(&mut self) {
-        registry::unregister(self.registered);
+impl Deref for Socket {
+    type Target = PyHandle<CoreSocket, Router>;
+    fn deref(&self) -> &Self::Target {
+        &self.handle
     }
 }
 
-/// Resets the "dispatching" flag however `dispatch` ends.
-struct Dispatching<'a>(&'a AtomicBool);
-
-impl Drop for Dispatching<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+impl PyRoute for Router {
+    type Event = Event;
+    const REPORTS_THROUGH: &'static str = "on_state";
+    const NOUN: &'static str = "socket";
+    fn observe(&self, event: &Event) {
+        self.watch.update(event);
+    }
+    fn route(&self, py: Python<'_>, event: Event) {
+        Router::route(self, py, event)
+    }
+    fn item(router: &Arc<Self>, event: Event) -> Item {
+        Item::Socket(router.clone(), event)
+    }
+    fn watch(&self) -> &Watch {
+        &self.watch
     }
 }
 
@@ -101,15 +104,7 @@ impl Socket {
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
     ) -> PyResult<Socket> {
-        let polled = match delivery {
-            "threaded" => false,
-            "polled" => true,
-            other => {
-                return Err(invalid(format!(
-                    "delivery must be \"threaded\" or \"polled\", got {other:?}"
-                )))
-            }
-        };
+        let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
         let config = Options {
             url: url.clone(),
@@ -139,18 +134,10 @@ impl Socket {
         let default_timeout = config.default_timeout;
         let core = CoreSocket::new(config).map_err(py_err)?;
         let router = Router::new(on_state);
-        if !polled {
-            delivery::attach(&core, router.clone())?;
-        }
-        let registered = registry::register(&core);
+        let socket = core.clone();
         Ok(Socket {
-            registered,
-            core,
-            router,
-            polled,
+            handle: PyHandle::new(core, &socket, router, polled, &url)?,
             default_timeout,
-            dispatching: AtomicBool::new(false),
-            url: redact_query(&url),
         })
     }
 
@@ -158,13 +145,12 @@ impl Socket {
     /// after failures until :meth:`disconnect` or :meth:`close`. Returns at
     /// once: see :meth:`wait_connected` and ``on_state``.
     fn connect(&self) -> PyResult<()> {
-        self.router.watch.connect_called();
-        self.core.connect().map_err(py_err)
+        self.handle.connect()
     }
 
     /// Closes the connection; channels stay and rejoin on the next :meth:`connect`.
     fn disconnect(&self) -> PyResult<()> {
-        self.core.disconnect().map_err(py_err)
+        self.handle.disconnect()
     }
 
     /// Closes the socket for good: pending joins and pushes fail with
@@ -175,32 +161,20 @@ impl Socket {
     /// again does nothing.
     #[pyo3(signature = (timeout=5.0))]
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
-        let timeout = options::seconds(timeout, "timeout")?;
-        self.core.close();
-        if self.polled || delivery::on_delivery_thread() {
-            return Ok(());
-        }
-        let deadline = wait::deadline(Some(timeout));
-        let watch = &self.router.watch;
-        wait::until(py, &watch.seen, &watch.changed, deadline, |s| s.finished)?;
-        Ok(())
+        self.handle.close(py, timeout)
     }
 
     /// The connection state: ``"disconnected"``, ``"connecting"``,
     /// ``"connected"`` or ``"closed"``.
     #[getter]
     fn state(&self) -> &'static str {
-        state_name(self.core.state())
+        self.handle.state()
     }
 
     /// ``"threaded"`` or ``"polled"``: where callbacks run.
     #[getter]
     fn delivery(&self) -> &'static str {
-        if self.polled {
-            "polled"
-        } else {
-            "threaded"
-        }
+        self.handle.delivery()
     }
 
     /// A channel on ``topic``; nothing is sent until :meth:`Channel.join`.
@@ -227,80 +201,14 @@ impl Socket {
     /// either way. Threaded sockets only, and not from a callback.
     #[pyo3(signature = (timeout=None))]
     fn wait_connected(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        if self.polled {
-            return Err(invalid("wait_connected needs delivery=\"threaded\"; a polled socket reports through on_state"));
-        }
-        if delivery::on_delivery_thread() {
-            return Err(new_err(
-                "Error",
-                "wait_connected cannot be called from a callback: it would wait for itself",
-            ));
-        }
-        let timeout = timeout
-            .map(|t| options::seconds(t, "timeout"))
-            .transpose()?;
-        if self.core.state() == ConnectionState::Connected {
-            return Ok(());
-        }
-        let watch = &self.router.watch;
-        let start = {
-            let mut s = watch.lock();
-            if s.closed {
-                return Err(closed());
-            }
-            // An attempt that failed between connect() and this call.
-            if s.generation > s.connect_generation.max(s.reported_generation) {
-                match s.outcome.clone() {
-                    Some(Some(err)) => {
-                        s.reported_generation = s.generation;
-                        return Err(py_err(err));
-                    }
-                    Some(None) if self.core.state() == ConnectionState::Connected => return Ok(()),
-                    _ => {}
-                }
-            }
-            s.generation
-        };
-        let met = wait::until(
-            py,
-            &watch.seen,
-            &watch.changed,
-            wait::deadline(timeout),
-            |s| s.generation != start || s.closed,
-        )?;
-        let mut s = watch.lock();
-        if s.closed {
-            return Err(closed());
-        }
-        if met {
-            return match s.outcome.clone() {
-                Some(Some(err)) => {
-                    s.reported_generation = s.generation;
-                    Err(py_err(err))
-                }
-                _ => Ok(()),
-            };
-        }
-        let waited = timeout.map_or(0.0, |t| t.as_secs_f64());
-        let mut message = format!("not connected within {waited} s");
-        if let Some(last) = &s.last_error {
-            message.push_str(&format!(" (last error: {last})"));
-        }
-        let err = new_err("ConnectError", message);
-        if let Some(last) = s.last_error.clone() {
-            err.set_cause(py, Some(py_err(last)));
-        }
-        Err(err)
+        self.handle.wait_connected(py, timeout)
     }
 
     /// Polled sockets: a file descriptor that is readable while events are
     /// pending, for ``select``/``poll`` loops and ``loop.add_reader``. Owned
     /// by the socket; do not close it.
     fn fileno(&self) -> PyResult<i32> {
-        if !self.polled {
-            return Err(invalid("fileno needs delivery=\"polled\""));
-        }
-        self.core.event_fd().map_err(py_err)
+        self.handle.fileno()
     }
 
     /// Polled sockets: runs the callbacks of pending events on this thread,
@@ -308,35 +216,7 @@ impl Socket {
     /// the first one. Returns how many events were handled.
     #[pyo3(signature = (timeout=0.0, max_events=64))]
     fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
-        if !self.polled {
-            return Err(invalid(
-                "dispatch needs delivery=\"polled\"; threaded sockets deliver on their own",
-            ));
-        }
-        if !timeout.is_finite() || timeout < 0.0 {
-            return Err(invalid(format!(
-                "timeout must be a number of seconds >= 0, got {timeout}"
-            )));
-        }
-        if self.dispatching.swap(true, Ordering::AcqRel) {
-            return Err(new_err(
-                "Error",
-                "dispatch is already running for this socket (called from one of its callbacks?)",
-            ));
-        }
-        let _running = Dispatching(&self.dispatching);
-        let mut handled = 0;
-        let mut next = self.first_event(py, Duration::from_secs_f64(timeout))?;
-        while let Some(event) = next {
-            self.router.watch.update(&event);
-            self.router.route(py, event);
-            handled += 1;
-            if handled >= max_events {
-                break;
-            }
-            next = self.core.try_recv();
-        }
-        Ok(handled)
+        self.handle.dispatch(py, timeout, max_events)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -356,45 +236,6 @@ impl Socket {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Socket {} state={}>", self.url, self.state())
-    }
-}
-
-impl Socket {
-    fn first_event(&self, py: Python<'_>, timeout: Duration) -> PyResult<Option<Event>> {
-        if timeout.is_zero() {
-            return Ok(self.core.try_recv());
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let slice = left.min(wait::SLICE);
-            let core = &self.core;
-            if let Some(event) = py.detach(|| core.recv_timeout(slice)) {
-                return Ok(Some(event));
-            }
-            py.check_signals()?;
-            if Instant::now() >= deadline || self.router.watch.lock().closed {
-                return Ok(None);
-            }
-        }
-    }
-}
-
-fn closed() -> PyErr {
-    errors::py_err(nerves_hub_channel::Error::Closed(
-        "the socket is closed".into(),
-    ))
-}
-
-pub fn callable(value: Option<Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Py<PyAny>>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) if v.is_callable() => Ok(Some(v.unbind())),
-        Some(v) => Err(invalid(format!(
-            "{name} must be callable, got {}",
-            v.get_type().name()?
-        ))),
+        self.handle.repr("Socket")
     }
 }

@@ -9,7 +9,6 @@ loop's own thread, where they complete futures and feed the event queue.
 import asyncio
 import collections
 import os
-import types
 from typing import (
     Any,
     AsyncIterator,
@@ -20,13 +19,13 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
-    Type,
     Union,
 )
 
 from . import _native
+from ._aio_handle import _AsyncHandle, _settle_error, _wake
 from ._device import ChannelEvent, DeviceEvent, SharedSecret, UpdateFinished, UpdateInfo
-from ._errors import ClosedError, ConnectError, Error, JoinError, UpdateError
+from ._errors import ClosedError, JoinError, UpdateError
 
 __all__ = ["AsyncDevice"]
 
@@ -35,24 +34,7 @@ Pairs = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
 Secret = Union[SharedSecret, Tuple[str, str, str], Tuple[str, str, str, str], None]
 
 
-def _settle(fut: "asyncio.Future[Any]", error: Optional[BaseException], value: Any = None) -> None:
-    # The awaiting task may have given up (cancelled, timed out) already.
-    if fut.done():
-        return
-    if error is None:
-        fut.set_result(value)
-    else:
-        fut.set_exception(error)
-
-
-def _wake(waiters: "List[asyncio.Future[Any]]", error: Optional[BaseException], value: Any = None) -> None:
-    pending = list(waiters)
-    waiters.clear()
-    for fut in pending:
-        _settle(fut, error, value)
-
-
-class AsyncDevice:
+class AsyncDevice(_AsyncHandle[_native.Device]):
     """A NervesHub device for asyncio. The arguments are those of
     :class:`nerves_hub_channel.Device` (no ``delivery``); ``on_state(change)``
     runs on the event loop. Use it as ``async with AsyncDevice(url, ...) as
@@ -66,6 +48,8 @@ class AsyncDevice:
     device stops reading from the network until they are consumed, so
     iterate the device (or :meth:`receive`) while it runs.
     """
+
+    _noun = "device"
 
     def __init__(
         self,
@@ -120,7 +104,7 @@ class AsyncDevice:
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
-        self._native = _native.Device(
+        native = _native.Device(
             url,
             ca=ca,
             cert=cert,
@@ -169,90 +153,28 @@ class AsyncDevice:
             delivery="polled",
             device_rejoin_after_close=device_rejoin_after_close,
         )
-        self._native.on("*", self._on_event)
-        self._user_on_state = on_state
+        super().__init__(native, on_state)
+        native.on("*", self._on_event)
         self._max_pending = max_pending
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._fd = -1
-        self._reading = False
-        self._closed = False
         self._joined = False
         self._events: Deque[DeviceEvent] = collections.deque()
         self._readers: "List[asyncio.Future[Any]]" = []
-        self._connect_waiters: "List[asyncio.Future[Any]]" = []
         self._join_waiters: "List[asyncio.Future[Any]]" = []
-        self._close_waiters: "List[asyncio.Future[Any]]" = []
         self._offer_waiters: "List[asyncio.Future[Any]]" = []
         self._update_waiters: "List[asyncio.Future[Any]]" = []
-        self._last_error: Optional[BaseException] = None
-        self._outcome: Optional[BaseException] = None
-        self._attempting = False
 
-    # -- event loop plumbing -------------------------------------------------
+    def _backlogged(self) -> bool:
+        return len(self._events) >= self._max_pending
 
-    def _attach(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-            self._fd = self._native.fileno()
-        elif self._loop is not loop:
-            raise Error("this AsyncDevice is used by another event loop")
-        self._resume()
-        return loop
+    def _waiter_lists(self) -> "List[List[asyncio.Future[Any]]]":
+        return [self._join_waiters, self._offer_waiters, self._update_waiters]
 
-    def _resume(self) -> None:
-        if not self._reading and self._loop is not None and not self._stalled():
-            self._loop.add_reader(self._fd, self._on_readable)
-            self._reading = True
+    def _dropped(self) -> None:
+        self._joined = False
 
-    def _pause(self) -> None:
-        if self._reading and self._loop is not None:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
-
-    def _stalled(self) -> bool:
-        return not self._closed and len(self._events) >= self._max_pending
-
-    def _on_readable(self) -> None:
-        if self._stalled():
-            self._pause()
-            return
-        self._native.dispatch(0.0, 64)
-
-    def _on_state(self, change: _native.StateChange) -> None:
-        state = change.state
-        if state == "connecting":
-            self._attempting = True
-        elif state == "connected":
-            self._attempting = False
-            self._outcome = None
-            self._last_error = None
-            _wake(self._connect_waiters, None)
-        elif state in ("disconnected", "auth_error") and change.error is not None:
-            self._last_error = change.error
-            self._joined = False
-            if self._attempting:
-                self._attempting = False
-                if self._connect_waiters:
-                    _wake(self._connect_waiters, change.error)
-                else:
-                    self._outcome = change.error
-        elif state == "closed":
-            self._closed = True
-            self._joined = False
-            err = ClosedError("the device is closed")
-            for waiters in (
-                self._connect_waiters,
-                self._join_waiters,
-                self._offer_waiters,
-                self._update_waiters,
-            ):
-                _wake(waiters, err)
-            _wake(self._close_waiters, None)
-            _wake(self._readers, None)
-            self._pause()
-        if self._user_on_state is not None:
-            self._user_on_state(change)
+    def _ended(self) -> None:
+        self._joined = False
+        _wake(self._readers, None)
 
     def _on_event(self, event: DeviceEvent) -> None:
         if isinstance(event, ChannelEvent) and event.topic == "device":
@@ -266,63 +188,14 @@ class AsyncDevice:
             _wake(self._update_waiters, error)
         self._events.append(event)
         if self._readers:
-            _settle(self._readers.pop(0), None)
+            _settle_error(self._readers.pop(0), None)
 
-    # -- connection ----------------------------------------------------------
-
-    async def __aenter__(self) -> "AsyncDevice":
-        self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[types.TracebackType],
-    ) -> None:
-        await self.close()
-
-    @property
-    def state(self) -> str:
-        """``"disconnected"``, ``"connecting"``, ``"connected"`` or ``"closed"``."""
-        return self._native.state
+    # -- connection (the rest is _AsyncHandle's) ----------------------------
 
     @property
     def joined(self) -> bool:
         """Whether the ``device`` channel is joined, as far as delivered events tell."""
         return self._joined
-
-    def connect(self) -> None:
-        """Connects in the background and joins ``device`` (call it from the
-        event loop's thread); the device then reconnects by itself."""
-        self._attach()
-        self._outcome = None
-        self._native.connect()
-
-    def disconnect(self) -> None:
-        """Closes the connection; :meth:`connect` resumes."""
-        self._native.disconnect()
-
-    async def wait_connected(self, timeout: Optional[float] = None) -> None:
-        """Waits until connected. Raises the error of an attempt that failed
-        since :meth:`connect` (:class:`TlsError`, :class:`AuthError`...),
-        :class:`ConnectError` after ``timeout`` seconds, or :class:`ClosedError`."""
-        loop = self._attach()
-        if self._native.state == "connected":
-            return
-        if self._closed:
-            raise ClosedError("the device is closed")
-        if self._outcome is not None:
-            failed, self._outcome = self._outcome, None
-            raise failed
-        fut: "asyncio.Future[Any]" = loop.create_future()
-        self._connect_waiters.append(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            last = self._last_error
-            detail = f" (last error: {last})" if last is not None else ""
-            raise ConnectError(f"not connected within {timeout} s{detail}") from last
 
     async def wait_joined(self, timeout: Optional[float] = None) -> None:
         """Waits until the ``device`` channel is joined; raises
@@ -331,7 +204,7 @@ class AsyncDevice:
         if self._joined:
             return
         if self._closed:
-            raise ClosedError("the device is closed")
+            raise self._closed_error()
         fut: "asyncio.Future[Any]" = loop.create_future()
         self._join_waiters.append(fut)
         try:
@@ -343,22 +216,6 @@ class AsyncDevice:
                 f"device was not joined within {timeout} s{detail}", reason="timeout"
             ) from last
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Closes the device for good and waits (at most ``timeout`` seconds)
-        until the connection is closed; iteration then ends."""
-        self._native.close()
-        if self._closed:
-            return
-        loop = self._attach()
-        fut: "asyncio.Future[Any]" = loop.create_future()
-        self._close_waiters.append(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._pause()
-
     # -- events --------------------------------------------------------------
 
     async def receive(self) -> DeviceEvent:
@@ -367,7 +224,7 @@ class AsyncDevice:
         loop = self._attach()
         while not self._events:
             if self._closed:
-                raise ClosedError("the device is closed")
+                raise self._closed_error()
             fut: "asyncio.Future[Any]" = loop.create_future()
             self._readers.append(fut)
             try:
@@ -408,7 +265,7 @@ class AsyncDevice:
         if pending is not None:
             return pending
         if self._closed:
-            raise ClosedError("the device is closed")
+            raise self._closed_error()
         fut: "asyncio.Future[Any]" = loop.create_future()
         self._offer_waiters.append(fut)
         offer: UpdateInfo = await asyncio.wait_for(fut, timeout)
@@ -545,6 +402,3 @@ class AsyncDevice:
     def cast(self, event: str, payload: Any = None) -> None:
         """Pushes ``event`` on the ``device`` channel without waiting."""
         self._native.cast(event, payload)
-
-    def __repr__(self) -> str:
-        return f"<AsyncDevice {self._native!r}>"

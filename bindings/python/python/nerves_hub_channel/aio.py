@@ -11,7 +11,6 @@ import asyncio
 import collections
 import functools
 import os
-import types
 from typing import (
     Any,
     AsyncIterator,
@@ -23,13 +22,13 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
-    Type,
     Union,
 )
 
 from . import _native
 from ._aio_device import AsyncDevice
-from ._errors import ClosedError, ConnectError, Error, JoinError
+from ._aio_handle import _AsyncHandle
+from ._errors import ClosedError, JoinError
 
 __all__ = ["AsyncSocket", "AsyncChannel", "AsyncDevice", "Message"]
 
@@ -58,7 +57,7 @@ def _settle(fut: "asyncio.Future[Any]", ok: bool, value: Any) -> None:
         fut.set_exception(value)
 
 
-class AsyncSocket:
+class AsyncSocket(_AsyncHandle[_native.Socket]):
     """A Phoenix socket for asyncio: one websocket connection (re-made after
     failures) carrying any number of :class:`AsyncChannel`.
 
@@ -67,6 +66,8 @@ class AsyncSocket:
     ``async with AsyncSocket(url, ...) as sock:`` (which connects and, on
     exit, closes), or call :meth:`connect` and :meth:`close` from a coroutine.
     """
+
+    _noun = "socket"
 
     def __init__(
         self,
@@ -95,7 +96,7 @@ class AsyncSocket:
         read_buffer_size: int = 4096,
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
     ) -> None:
-        self._native = _native.Socket(
+        native = _native.Socket(
             url,
             ca=ca,
             cert=cert,
@@ -121,162 +122,16 @@ class AsyncSocket:
             on_state=self._on_state,
             delivery="polled",
         )
-        self._user_on_state = on_state
+        super().__init__(native, on_state)
         self._timeout = timeout
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._fd = -1
-        self._reading = False
-        self._closed = False
-        self._close_waiters: List["asyncio.Future[None]"] = []
-        self._connect_waiters: List["asyncio.Future[None]"] = []
-        # The outcome of the latest attempt since connect(): None = none yet.
-        self._outcome: Optional[Union[bool, BaseException]] = None
-        self._attempting = False
-        self._last_error: Optional[BaseException] = None
         self._channels: List["AsyncChannel"] = []
 
-    # -- event loop plumbing -------------------------------------------------
+    def _backlogged(self) -> bool:
+        return any(c._full() for c in self._channels)
 
-    def _attach(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-            self._fd = self._native.fileno()
-        elif self._loop is not loop:
-            raise Error("this AsyncSocket is used by another event loop")
-        self._resume()
-        return loop
-
-    def _resume(self) -> None:
-        if not self._reading and self._loop is not None and not self._stalled():
-            self._loop.add_reader(self._fd, self._on_readable)
-            self._reading = True
-
-    def _pause(self) -> None:
-        if self._reading and self._loop is not None:
-            self._loop.remove_reader(self._fd)
-            self._reading = False
-
-    def _stalled(self) -> bool:
-        # A consumer that lags stops the socket from reading (back-pressure)
-        # instead of letting its queue grow without limit; closing drains.
-        return not self._closed and any(c._full() for c in self._channels)
-
-    def _on_readable(self) -> None:
-        if self._stalled():
-            self._pause()
-            return
-        self._native.dispatch(0.0, 64)
-
-    def _on_state(self, change: _native.StateChange) -> None:
-        state = change.state
-        if state == "connecting":
-            self._attempting = True
-        elif state == "connected":
-            self._attempting = False
-            self._outcome = True
-            self._last_error = None
-            self._wake(self._connect_waiters, None)
-        elif state in ("disconnected", "auth_error") and change.error is not None:
-            self._last_error = change.error
-            # Only the end of an attempt is an outcome: a connection that
-            # drops later (or a user's disconnect) is not one.
-            if self._attempting:
-                self._attempting = False
-                if self._connect_waiters:
-                    self._wake(self._connect_waiters, change.error)
-                else:
-                    # Kept for the next wait_connected, which raises it once.
-                    self._outcome = change.error
-        elif state == "closed":
-            self._closed = True
-            err = ClosedError("the socket is closed")
-            self._wake(self._connect_waiters, err)
-            self._wake(self._close_waiters, None)
-            for chan in self._channels:
-                chan._end()
-            self._pause()
-        if self._user_on_state is not None:
-            self._user_on_state(change)
-
-    @staticmethod
-    def _wake(waiters: List["asyncio.Future[None]"], error: Optional[BaseException]) -> None:
-        pending = list(waiters)
-        waiters.clear()
-        for fut in pending:
-            _settle(fut, error is None, error)
-
-    # -- public API ----------------------------------------------------------
-
-    async def __aenter__(self) -> "AsyncSocket":
-        self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[types.TracebackType],
-    ) -> None:
-        await self.close()
-
-    @property
-    def state(self) -> str:
-        """``"disconnected"``, ``"connecting"``, ``"connected"`` or ``"closed"``."""
-        return self._native.state
-
-    def connect(self) -> None:
-        """Starts connecting in the background (call it from the event
-        loop's thread); the socket then reconnects after failures until
-        :meth:`disconnect` or :meth:`close`."""
-        self._attach()
-        self._outcome = None
-        self._native.connect()
-
-    def disconnect(self) -> None:
-        """Closes the connection; channels stay and rejoin on the next :meth:`connect`."""
-        self._native.disconnect()
-
-    async def wait_connected(self, timeout: Optional[float] = None) -> None:
-        """Waits until the socket is connected. Raises the error of a
-        connection attempt that failed since :meth:`connect`
-        (:class:`TlsError`, :class:`AuthError`, :class:`ConnectError`...),
-        :class:`ConnectError` if ``timeout`` seconds pass first, or
-        :class:`ClosedError`. The socket keeps retrying either way."""
-        loop = self._attach()
-        if self._native.state == "connected":
-            return
-        if self._closed:
-            raise ClosedError("the socket is closed")
-        if isinstance(self._outcome, BaseException):
-            # Raised once: a retry loop then waits for the next attempt.
-            failed, self._outcome = self._outcome, None
-            raise failed
-        fut: "asyncio.Future[None]" = loop.create_future()
-        self._connect_waiters.append(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            last = self._last_error
-            detail = f" (last error: {last})" if last is not None else ""
-            raise ConnectError(f"not connected within {timeout} s{detail}") from last
-
-    async def close(self, timeout: float = 5.0) -> None:
-        """Closes the socket for good and waits (at most ``timeout``
-        seconds) until the connection is closed. Pending joins and pushes
-        fail with :class:`ClosedError`; message iteration ends."""
-        self._native.close()
-        if self._closed:
-            return
-        loop = self._attach()
-        fut: "asyncio.Future[None]" = loop.create_future()
-        self._close_waiters.append(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._pause()
+    def _ended(self) -> None:
+        for chan in self._channels:
+            chan._end()
 
     def channel(self, topic: str, params: Any = None, *, max_pending: int = 1024) -> "AsyncChannel":
         """A channel on ``topic``; nothing is sent until :meth:`AsyncChannel.join`.
@@ -292,8 +147,6 @@ class AsyncSocket:
         self._channels.append(chan)
         return chan
 
-    def __repr__(self) -> str:
-        return f"<AsyncSocket {self._native!r}>"
 
 
 class AsyncChannel:

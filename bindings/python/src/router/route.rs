@@ -11,6 +11,7 @@ use super::{call, Callback, ChannelRoutes, Router};
 use crate::convert;
 use crate::errors;
 use crate::logging;
+use crate::outcomes;
 use crate::state::StateChange;
 
 impl Router {
@@ -145,7 +146,7 @@ impl Router {
             let h = ch.on_state.as_ref().map(|h| h.clone_ref(py));
             (ch.topic.clone(), std::mem::take(&mut ch.join_waiters), h)
         };
-        let exc = errors::join_error(py, &topic, failure)?.unbind();
+        let exc = outcomes::join_error(py, &topic, failure)?.unbind();
         for w in &waiters {
             call(py, w, (false, exc.clone_ref(py)), || {
                 format!("join waiter of {topic}")
@@ -229,7 +230,7 @@ impl Router {
             }
             return Ok(());
         };
-        let args = match errors::push_result(py, &what, outcome)? {
+        let args = match outcomes::push_result(py, &what, outcome)? {
             Ok(value) => (true, value),
             Err(err) => (false, err.into_value(py).into_any()),
         };

@@ -1,0 +1,314 @@
+//! What `Socket` and `Device` share, written once: delivery mode, the
+//! registry entry, connect/disconnect/close, the blocking `wait_connected`,
+//! and polled delivery (`fileno`, `dispatch`).
+//!
+//! pyo3 classes cannot be generic, so each Python class holds a
+//! [`PyHandle`] of its core handle and router (and derefs to it); its
+//! `#[pymethods]` are one-line front-ends. A third handle kind adds its
+//! class, a router implementing [`PyRoute`], and its event conversion.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nerves_hub_channel::config::redact_query;
+use nerves_hub_channel::{ConnectionState, Handle, Socket};
+use pyo3::prelude::*;
+
+use crate::delivery::{self, Item};
+use crate::errors::{invalid, new_err, py_err};
+use crate::options;
+use crate::registry;
+use crate::state::state_name;
+use crate::wait;
+use crate::watch::Watch;
+
+/// The Python side of a handle kind's events.
+pub trait PyRoute: Send + Sync + Sized + 'static {
+    type Event: Send + 'static;
+    /// What the handle is called in messages ("socket").
+    const NOUN: &'static str;
+    /// Where a polled handle reports its connection ("on_state").
+    const REPORTS_THROUGH: &'static str;
+    /// Runs before delivery, without the GIL: records what waits need.
+    fn observe(&self, event: &Self::Event);
+    /// Delivers one event. Never raises: failures go to logging.
+    fn route(&self, py: Python<'_>, event: Self::Event);
+    /// The event on its way to the delivery thread.
+    fn item(router: &Arc<Self>, event: Self::Event) -> Item;
+    /// The connection as blocking waits see it.
+    fn watch(&self) -> &Watch;
+}
+
+/// `delivery="threaded"` or `"polled"`; true for polled.
+pub fn polled(delivery: &str) -> PyResult<bool> {
+    match delivery {
+        "threaded" => Ok(false),
+        "polled" => Ok(true),
+        other => Err(invalid(format!(
+            "delivery must be \"threaded\" or \"polled\", got {other:?}"
+        ))),
+    }
+}
+
+/// `value` if it is a callable (None: no callback).
+pub fn callable(value: Option<Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Py<PyAny>>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) if v.is_callable() => Ok(Some(v.unbind())),
+        Some(v) => Err(invalid(format!(
+            "{name} must be callable, got {}",
+            v.get_type().name()?
+        ))),
+    }
+}
+
+pub struct PyHandle<H: Handle, R: PyRoute<Event = H::Event>> {
+    pub core: H,
+    pub router: Arc<R>,
+    pub polled: bool,
+    dispatching: AtomicBool,
+    pub url: String,
+    registered: u64,
+}
+
+impl<H: Handle, R: PyRoute<Event = H::Event>> Drop for PyHandle<H, R> {
+    fn drop(&mut self) {
+        registry::unregister(self.registered);
+    }
+}
+
+/// Resets the "dispatching" flag however `dispatch` ends.
+struct Dispatching<'a>(&'a AtomicBool);
+
+impl Drop for Dispatching<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
+    /// Wraps a new core handle: threaded delivery starts here, and its
+    /// `socket` joins the registry (closed at `shutdown()` and exit).
+    pub fn new(
+        core: H,
+        socket: &Socket,
+        router: Arc<R>,
+        polled: bool,
+        url: &str,
+    ) -> PyResult<Self> {
+        if !polled {
+            delivery::start()?;
+            let r = router.clone();
+            core.set_handler(Some(Box::new(move |event| {
+                r.observe(&event);
+                delivery::enqueue(R::item(&r, event));
+            })));
+        }
+        let registered = registry::register(socket);
+        Ok(PyHandle {
+            core,
+            router,
+            polled,
+            dispatching: AtomicBool::new(false),
+            url: redact_query(url),
+            registered,
+        })
+    }
+
+    pub fn connect(&self) -> PyResult<()> {
+        self.router.watch().connect_called();
+        self.core.connect().map_err(py_err)
+    }
+
+    pub fn disconnect(&self) -> PyResult<()> {
+        self.core.disconnect().map_err(py_err)
+    }
+
+    /// Closes for good; a threaded handle waits (at most `timeout`, not
+    /// from a callback) until no callback of it runs any more.
+    pub fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let timeout = options::seconds(timeout, "timeout")?;
+        self.core.close();
+        if self.polled || delivery::on_delivery_thread() {
+            return Ok(());
+        }
+        let watch = self.router.watch();
+        wait::until(
+            py,
+            &watch.seen,
+            &watch.changed,
+            wait::deadline(Some(timeout)),
+            |s| s.finished,
+        )?;
+        Ok(())
+    }
+
+    pub fn state(&self) -> &'static str {
+        state_name(self.core.state())
+    }
+
+    pub fn delivery(&self) -> &'static str {
+        if self.polled {
+            "polled"
+        } else {
+            "threaded"
+        }
+    }
+
+    /// Refuses a blocking wait where it could never end: on a polled
+    /// handle, or inside a callback (the delivery thread would wait for itself).
+    pub fn blocking_allowed(&self, what: &str) -> PyResult<()> {
+        if self.polled {
+            return Err(invalid(format!(
+                "{what} needs delivery=\"threaded\"; a polled {} reports through {}",
+                R::NOUN,
+                R::REPORTS_THROUGH
+            )));
+        }
+        if delivery::on_delivery_thread() {
+            return Err(new_err(
+                "Error",
+                format!("{what} cannot be called from a callback: it would wait for itself"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn closed_err(&self) -> PyErr {
+        py_err(nerves_hub_channel::Error::Closed(format!(
+            "the {} is closed",
+            R::NOUN
+        )))
+    }
+
+    /// Blocks until connected; raises the error of an attempt that failed
+    /// since `connect`, `ConnectError` after `timeout`, or `ClosedError`.
+    pub fn wait_connected(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.blocking_allowed("wait_connected")?;
+        let timeout = timeout
+            .map(|t| options::seconds(t, "timeout"))
+            .transpose()?;
+        if self.core.state() == ConnectionState::Connected {
+            return Ok(());
+        }
+        let watch = self.router.watch();
+        let start = {
+            let mut s = watch.lock();
+            if s.closed {
+                return Err(self.closed_err());
+            }
+            // An attempt that failed between connect() and this call.
+            if s.generation > s.connect_generation.max(s.reported_generation) {
+                match s.outcome.clone() {
+                    Some(Some(err)) => {
+                        s.reported_generation = s.generation;
+                        return Err(py_err(err));
+                    }
+                    Some(None) if self.core.state() == ConnectionState::Connected => return Ok(()),
+                    _ => {}
+                }
+            }
+            s.generation
+        };
+        let met = wait::until(
+            py,
+            &watch.seen,
+            &watch.changed,
+            wait::deadline(timeout),
+            |s| s.generation != start || s.closed,
+        )?;
+        let mut s = watch.lock();
+        if s.closed {
+            return Err(self.closed_err());
+        }
+        if met {
+            return match s.outcome.clone() {
+                Some(Some(err)) => {
+                    s.reported_generation = s.generation;
+                    Err(py_err(err))
+                }
+                _ => Ok(()),
+            };
+        }
+        let waited = timeout.map_or(0.0, |t| t.as_secs_f64());
+        let mut message = format!("not connected within {waited} s");
+        if let Some(last) = &s.last_error {
+            message.push_str(&format!(" (last error: {last})"));
+        }
+        let err = new_err("ConnectError", message);
+        if let Some(last) = s.last_error.clone() {
+            err.set_cause(py, Some(py_err(last)));
+        }
+        Err(err)
+    }
+
+    pub fn fileno(&self) -> PyResult<i32> {
+        if !self.polled {
+            return Err(invalid("fileno needs delivery=\"polled\""));
+        }
+        self.core.event_fd().map_err(py_err)
+    }
+
+    /// Polled: runs the callbacks of pending events on this thread, at most
+    /// `max_events`, waiting up to `timeout` seconds for the first.
+    pub fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
+        if !self.polled {
+            return Err(invalid(format!(
+                "dispatch needs delivery=\"polled\"; threaded {}s deliver on their own",
+                R::NOUN
+            )));
+        }
+        if !timeout.is_finite() || timeout < 0.0 {
+            return Err(invalid(format!(
+                "timeout must be a number of seconds >= 0, got {timeout}"
+            )));
+        }
+        if self.dispatching.swap(true, Ordering::AcqRel) {
+            return Err(new_err(
+                "Error",
+                format!(
+                    "dispatch is already running for this {} (called from one of its callbacks?)",
+                    R::NOUN
+                ),
+            ));
+        }
+        let _running = Dispatching(&self.dispatching);
+        let mut handled = 0;
+        let mut next = self.first_event(py, Duration::from_secs_f64(timeout))?;
+        while let Some(event) = next {
+            self.router.observe(&event);
+            self.router.route(py, event);
+            handled += 1;
+            if handled >= max_events {
+                break;
+            }
+            next = self.core.try_recv();
+        }
+        Ok(handled)
+    }
+
+    fn first_event(&self, py: Python<'_>, timeout: Duration) -> PyResult<Option<H::Event>> {
+        if timeout.is_zero() {
+            return Ok(self.core.try_recv());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let slice = left.min(wait::SLICE);
+            let core = &self.core;
+            if let Some(event) = py.detach(|| core.recv_timeout(slice)) {
+                return Ok(Some(event));
+            }
+            py.check_signals()?;
+            if Instant::now() >= deadline || self.router.watch().lock().closed {
+                return Ok(None);
+            }
+        }
+    }
+
+    pub fn repr(&self, class: &str) -> String {
+        format!("<{class} {} state={}>", self.url, self.state())
+    }
+}
