@@ -144,6 +144,7 @@ fn load_client_keys() -> String {
         client_cert: Some(PemSource::File(dir.join("cert.pem"))),
         client_key: Some(PemSource::File(dir.join("key.pem"))),
         server_name: None,
+        client_signer: None,
     };
     TlsClient::new(&options).expect("a matching key loads");
     // A key that is not PEM: its bytes must not be echoed in the error.
