@@ -74,22 +74,22 @@ async fn tls_failure(sock: &Socket) -> String {
 async fn an_ec_key_on_a_pkcs11_token_joins_over_mutual_tls() {
     let Some(hsm) = softhsm() else { return };
     let server = server().await;
-    let cert = hsm.device_cert(server.pki(), EC_LABEL, "nhc-hsm-ec");
+    let cert = hsm.device_cert(server.pki(), EC_LABEL);
     let key = Pkcs11Key::open(&hsm.key(EC_LABEL)).expect("the token key opens");
     assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
     let config = wss_config(&server, cert, ExternalKey::new(key));
-    joins_as(&server, config, "nhc-hsm-ec").await;
+    joins_as(&server, config, &SoftHsm::cn(EC_LABEL)).await;
 }
 
 #[tokio::test]
 async fn an_rsa_key_on_a_pkcs11_token_joins() {
     let Some(hsm) = softhsm() else { return };
     let server = server().await;
-    let cert = hsm.device_cert(server.pki(), RSA_LABEL, "nhc-hsm-rsa");
+    let cert = hsm.device_cert(server.pki(), RSA_LABEL);
     let key = Pkcs11Key::open(&hsm.key(RSA_LABEL)).expect("the token key opens");
     assert_eq!(key.algorithm(), KeyAlgorithm::Rsa);
     let config = wss_config(&server, cert, ExternalKey::new(key));
-    joins_as(&server, config, "nhc-hsm-rsa").await;
+    joins_as(&server, config, &SoftHsm::cn(RSA_LABEL)).await;
 }
 
 #[tokio::test]

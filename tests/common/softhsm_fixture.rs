@@ -130,16 +130,6 @@ fn setup() -> Option<SoftHsm> {
         "--pin",
         PIN,
     ]));
-    run(Command::new("softhsm2-util").args([
-        "--init-token",
-        "--free",
-        "--label",
-        LOCKED_TOKEN,
-        "--so-pin",
-        SO_PIN,
-        "--pin",
-        PIN,
-    ]));
     for (label, id, kind) in [
         (EC_LABEL, "01", "EC:prime256v1"),
         (RSA_LABEL, "02", "rsa:2048"),
@@ -170,7 +160,24 @@ fn setup() -> Option<SoftHsm> {
         ),
     )
     .expect("openssl.cnf");
-    Some(SoftHsm { module, dir })
+    let hsm = SoftHsm { module, dir };
+    // The CSRs are made while the test token is the only one: libp11 0.4.12
+    // (OpenSSL's pkcs11 engine) fails to find a key on any token but the
+    // first slot, and SoftHSM2 orders slots by a random serial.
+    for label in [EC_LABEL, RSA_LABEL] {
+        hsm.make_csr(label);
+    }
+    run(Command::new("softhsm2-util").args([
+        "--init-token",
+        "--free",
+        "--label",
+        LOCKED_TOKEN,
+        "--so-pin",
+        SO_PIN,
+        "--pin",
+        PIN,
+    ]));
+    Some(hsm)
 }
 
 impl SoftHsm {
@@ -183,10 +190,16 @@ impl SoftHsm {
         }
     }
 
+    /// The common name of the certificate for `label`.
+    pub fn cn(label: &str) -> String {
+        format!("nhc-hsm-{label}")
+    }
+
     /// A CSR signed on the token (the key never leaves it), as a device
     /// makes during provisioning.
-    pub fn csr(&self, label: &str, cn: &str) -> String {
-        let out = self.dir.join(format!("{label}-{cn}.csr"));
+    fn make_csr(&self, label: &str) {
+        let cn = SoftHsm::cn(label);
+        let out = self.dir.join(format!("{label}.csr"));
         run(Command::new("openssl")
             .env("OPENSSL_CONF", self.dir.join("openssl.cnf"))
             .args([
@@ -197,12 +210,14 @@ impl SoftHsm {
             ))
             .args(["-subj", &format!("/CN={cn}"), "-out"])
             .arg(&out));
-        std::fs::read_to_string(&out).expect("CSR written")
     }
 
-    /// The device certificate for `label`'s key, issued by `pki`'s CA.
-    pub fn device_cert(&self, pki: &Pki, label: &str, cn: &str) -> PathBuf {
-        pki.issue_device_for_csr(cn, &self.csr(label, cn))
+    /// The device certificate for `label`'s key (CN `SoftHsm::cn(label)`),
+    /// issued by `pki`'s CA from the CSR made on the token.
+    pub fn device_cert(&self, pki: &Pki, label: &str) -> PathBuf {
+        let csr =
+            std::fs::read_to_string(self.dir.join(format!("{label}.csr"))).expect("CSR written");
+        pki.issue_device_for_csr(&SoftHsm::cn(label), &csr)
             .expect("the dev CA signs the CSR")
     }
 
