@@ -52,7 +52,7 @@ impl fmt::Debug for Pkcs11Pin {
 }
 
 /// How to find a key on a PKCS#11 token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Pkcs11KeyOptions {
     /// The PKCS#11 module (`.so`); may instead be given as the URI's `module-path`.
     pub module: Option<PathBuf>,
@@ -61,6 +61,17 @@ pub struct Pkcs11KeyOptions {
     /// The user PIN; may instead be the URI's `pin-value` / `pin-source`.
     /// `None` and no PIN in the URI: no login (tokens that need none).
     pub pin: Option<Pkcs11Pin>,
+}
+
+// The URI may carry the PIN (`pin-value`); Debug never shows it.
+impl fmt::Debug for Pkcs11KeyOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pkcs11KeyOptions")
+            .field("module", &self.module)
+            .field("uri", &super::pkcs11_uri::redacted(&self.uri))
+            .field("pin", &self.pin)
+            .finish()
+    }
 }
 
 /// One initialised context per module: C_Initialize may run once per process.

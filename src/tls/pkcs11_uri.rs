@@ -39,6 +39,24 @@ impl fmt::Debug for Pkcs11Uri {
     }
 }
 
+/// The URI with the value of any `pin-value` attribute hidden, for Debug output.
+pub(crate) fn redacted(uri: &str) -> String {
+    let Some((path, query)) = uri.split_once('?') else {
+        return uri.to_owned();
+    };
+    let query: Vec<&str> = query
+        .split('&')
+        .map(|attr| {
+            if attr.starts_with("pin-value=") {
+                "pin-value=<hidden>"
+            } else {
+                attr
+            }
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -217,5 +235,9 @@ mod tests {
     fn debug_hides_the_pin() {
         let uri = Pkcs11Uri::parse("pkcs11:object=k?pin-value=s3cret").unwrap();
         assert!(!format!("{uri:?}").contains("s3cret"));
+        assert_eq!(
+            redacted("pkcs11:object=k?module-path=/m.so&pin-value=s3cret"),
+            "pkcs11:object=k?module-path=/m.so&pin-value=<hidden>"
+        );
     }
 }

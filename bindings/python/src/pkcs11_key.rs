@@ -50,17 +50,9 @@ impl PyPkcs11Key {
         })
     }
 
-    // The PIN is never shown.
+    // The PIN is never shown (the options' Debug hides it, in the URI too).
     fn __repr__(&self) -> String {
-        format!(
-            "Pkcs11Key({:?}, module={:?}, pin={})",
-            self.options.uri,
-            self.options.module,
-            match &self.options.pin {
-                None => "None".to_owned(),
-                Some(pin) => format!("{pin:?}"),
-            }
-        )
+        format!("Pkcs11Key({:?})", self.options)
     }
 }
 
