@@ -38,6 +38,9 @@ pub struct Options {
     pub exit_when_joined: bool,
     /// `--device-rejoin-after-close`: `Some(None)` for "never"; `None`: the library's default.
     pub device_rejoin_after_close: Option<Option<Duration>>,
+    /// `--pkcs11-*`: the client key on a PKCS#11 token (the PIN from a file
+    /// or an environment variable, never from the command line, which `ps` shows).
+    pub pkcs11: Option<nerves_hub_channel::Pkcs11KeyOptions>,
 }
 
 /// Where the U-Boot environment is: `fw_env.config`'s device, offset and size.
@@ -58,6 +61,7 @@ pub fn parse(argv: &[String]) -> Result<Options, String> {
         ..Options::default()
     };
     let (mut env_path, mut env_offset, mut env_size, mut env_redundant) = (None, None, None, false);
+    let (mut pkcs11_uri, mut pkcs11_module, mut pkcs11_pin) = (None, None, None);
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
@@ -124,12 +128,34 @@ pub fn parse(argv: &[String]) -> Result<Options, String> {
                     },
                 })
             }
+            "--pkcs11-uri" => pkcs11_uri = Some(value()?),
+            "--pkcs11-module" => pkcs11_module = Some(PathBuf::from(value()?)),
+            "--pkcs11-pin-file" => {
+                pkcs11_pin = Some(nerves_hub_channel::Pkcs11Pin::File(value()?.into()))
+            }
+            "--pkcs11-pin-env" => pkcs11_pin = Some(nerves_hub_channel::Pkcs11Pin::Env(value()?)),
             other => return Err(format!("unknown option {other:?} (see nhc --help)")),
         }
     }
     if o.url.is_empty() {
         return Err("--url is required".into());
     }
+    o.pkcs11 = match pkcs11_uri {
+        Some(_) if o.key.is_some() || o.cert_dir.is_some() => {
+            return Err("--pkcs11-uri replaces --key and --cert-dir: give one".into())
+        }
+        Some(uri) => Some(nerves_hub_channel::Pkcs11KeyOptions {
+            module: pkcs11_module,
+            uri,
+            pin: pkcs11_pin,
+        }),
+        None if pkcs11_module.is_some() || pkcs11_pin.is_some() => {
+            return Err(
+                "--pkcs11-module, --pkcs11-pin-file and --pkcs11-pin-env need --pkcs11-uri".into(),
+            )
+        }
+        None => None,
+    };
     if o.devices == 0 || o.workers == 0 {
         return Err("--devices and --workers must be at least 1".into());
     }
@@ -297,5 +323,32 @@ mod tests {
         let env = ["--uboot-env", "e", "--uboot-env-size", "64"];
         assert!(err(&[&fwup[..], &env, &["--metadata-file", "m"]].concat()).contains("give one"));
         assert!(err(&[&fwup[..], &["--uboot-env-offset", "-1"]].concat()).contains("whole number"));
+    }
+
+    #[test]
+    fn pkcs11_flags_make_a_token_key_and_refuse_a_pem_key_beside_it() {
+        let base = [
+            "--url",
+            "x",
+            "--cert",
+            "c.pem",
+            "--pkcs11-uri",
+            "pkcs11:object=k",
+        ];
+        let o = parse(&argv(
+            &[
+                &base[..],
+                &["--pkcs11-module", "/m.so", "--pkcs11-pin-env", "PIN"],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let p11 = o.pkcs11.expect("a token key");
+        assert_eq!(p11.uri, "pkcs11:object=k");
+        assert_eq!(p11.module, Some(PathBuf::from("/m.so")));
+        assert!(matches!(p11.pin, Some(nerves_hub_channel::Pkcs11Pin::Env(ref n)) if n == "PIN"));
+        let err = |a: &[&str]| parse(&argv(a)).unwrap_err();
+        assert!(err(&[&base[..], &["--key", "k.pem"]].concat()).contains("give one"));
+        assert!(err(&["--url", "x", "--pkcs11-module", "/m.so"]).contains("need --pkcs11-uri"));
     }
 }

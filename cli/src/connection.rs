@@ -23,6 +23,10 @@ pub fn device_config(o: &Options, identity: Option<&str>) -> Result<DeviceConfig
             socket.tls.client_key = o.key.clone().map(PemSource::File);
         }
     }
+    if let Some(pkcs11) = &o.pkcs11 {
+        let key = nerves_hub_channel::Pkcs11Key::open(pkcs11).map_err(|e| e.to_string())?;
+        socket.tls.client_signer = Some(nerves_hub_channel::ExternalKey::new(key));
+    }
     if let Some(stable) = o.stable_after {
         socket.stable_after = stable;
     }

@@ -23,6 +23,11 @@ connection options:
   --ca FILE                      CA bundle (PEM) the server certificate must chain to
   --cert FILE --key FILE         device certificate and key (mutual TLS)
   --cert-dir DIR                 simulate: DIR/<identity>.pem and DIR/<identity>-key.pem
+  --pkcs11-uri URI               the key (with --cert) on a PKCS#11 token instead of --key,
+                                 e.g. pkcs11:token=device;object=nerves-hub (RFC 7512)
+  --pkcs11-module FILE           the token's PKCS#11 module (or the URI's module-path)
+  --pkcs11-pin-file FILE         the user PIN, from a file (or the URI's pin-source)
+  --pkcs11-pin-env NAME          the user PIN, from an environment variable
   --shared-secret KEY:SECRET     NH1 shared secret (product key nhp_... or device key)
   --identifier ID                device identifier signed with the shared secret
   --device-rejoin-after-close SECS|never
