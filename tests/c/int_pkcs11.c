@@ -140,14 +140,7 @@ static void token_key_joins(const char *cert) {
     CHECK_OK(nhc_socket_new(&o, &sock));
     CHECK_OK(nhc_socket_connect(sock));
     CHECK(tl_rec_wait(&rec, "state CONNECTED", 1, 10000));
-    nhc_channel *ch = NULL;
-    CHECK_OK(nhc_channel_new(sock, "test:pkcs11", NULL, &ch));
-    CHECK_OK(nhc_channel_on_join(ch, tl_join_closure(&rec)));
-    CHECK_OK(nhc_channel_join(ch, 0));
-    CHECK(tl_rec_wait(&rec, "join OK test:pkcs11", 1, 10000));
-    CHECK_OK(nhc_channel_push(ch, "echo", "{\"p11\":1}", 9, 0, tl_reply_closure(&rec)));
-    CHECK(tl_rec_wait(&rec, "reply OK", 1, 10000));
-    nhc_channel_free(ch);
+    tl_join_and_echo(&rec, sock, "test:pkcs11");
     nhc_socket_free(sock);
     tl_rec_destroy(&rec);
 }

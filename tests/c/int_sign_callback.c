@@ -141,19 +141,6 @@ static nhc_socket *callback_socket(tl_rec *rec, signer *s, uint32_t timeout_ms) 
     return sock;
 }
 
-static void join_and_echo(tl_rec *rec, nhc_socket *sock, const char *topic) {
-    nhc_channel *ch = NULL;
-    CHECK_OK(nhc_channel_new(sock, topic, NULL, &ch));
-    CHECK_OK(nhc_channel_on_join(ch, tl_join_closure(rec)));
-    CHECK_OK(nhc_channel_join(ch, 0));
-    char want[128];
-    snprintf(want, sizeof want, "join OK %s", topic);
-    CHECK(tl_rec_wait(rec, want, 1, 10000));
-    CHECK_OK(nhc_channel_push(ch, "echo", "{\"hsm\":1}", 9, 0, tl_reply_closure(rec)));
-    CHECK(tl_rec_wait(rec, "reply OK", 1, 10000));
-    nhc_channel_free(ch);
-}
-
 static void openssl_callback_joins(void) {
     tl_rec rec;
     tl_rec_init(&rec);
@@ -161,7 +148,7 @@ static void openssl_callback_joins(void) {
     signer_init(&s, 0, false);
     nhc_socket *sock = callback_socket(&rec, &s, 0);
     CHECK(tl_rec_wait(&rec, "state CONNECTED", 1, 10000));
-    join_and_echo(&rec, sock, "test:sign_callback");
+    tl_join_and_echo(&rec, sock, "test:sign_callback");
     CHECK(signer_calls(&s) >= 1);
     nhc_socket_free(sock);
     CHECK(dropped_once(&s));
@@ -210,7 +197,7 @@ static void slow_callback_blocks_no_other_socket(void) {
     CHECK_OK(nhc_socket_new(&o, &other));
     CHECK_OK(nhc_socket_connect(other));
     CHECK(tl_rec_wait(&other_rec, "state CONNECTED", 1, 10000));
-    join_and_echo(&other_rec, other, "test:sign_meanwhile");
+    tl_join_and_echo(&other_rec, other, "test:sign_meanwhile");
     CHECK(tl_rec_count(&slow_rec, "state CONNECTED") == 0);
     nhc_socket_free(other);
 
