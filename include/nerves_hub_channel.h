@@ -190,6 +190,25 @@ typedef enum nhc_state {
 } nhc_state;
 
 /**
+ * What a signature is requested for (`nhc_sign_closure.call`'s `algorithm`).
+ */
+typedef enum nhc_sign_algorithm {
+    /**
+     * ECDSA P-256 with SHA-256: sign `digest` (or hash `message` yourself)
+     * and write raw `r || s`, 64 bytes, as secure elements return it.
+     */
+    NHC_SIGN_ECDSA_P256_SHA256 = 1,
+    /**
+     * RSASSA-PKCS1-v1_5 with SHA-256 over `message` (TLS 1.2 only).
+     */
+    NHC_SIGN_RSA_PKCS1_SHA256 = 2,
+    /**
+     * RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt over `message`.
+     */
+    NHC_SIGN_RSA_PSS_SHA256 = 3,
+} nhc_sign_algorithm;
+
+/**
  * How a join ended.
  */
 typedef enum nhc_join_status {
@@ -469,6 +488,25 @@ typedef enum nhc_log_level {
 } nhc_log_level;
 
 /**
+ * The kind of key behind `nhc_key_options.sign` (`sign_key_type`).
+ */
+typedef enum nhc_key_type {
+    /**
+     * No signing callback (the default).
+     */
+    NHC_KEY_NONE = 0,
+    /**
+     * An EC P-256 key: the callback gets NHC_SIGN_ECDSA_P256_SHA256.
+     */
+    NHC_KEY_EC_P256 = 1,
+    /**
+     * An RSA key (2048 bits or more): the callback gets
+     * NHC_SIGN_RSA_PSS_SHA256 or NHC_SIGN_RSA_PKCS1_SHA256.
+     */
+    NHC_KEY_RSA = 2,
+} nhc_key_type;
+
+/**
  * A channel on one topic of a socket. Created by `nhc_channel_new` or
  * `nhc_channel_new_with_params`, released by `nhc_channel_free`. Every
  * function taking it may be called from any thread, including from callbacks.
@@ -555,6 +593,91 @@ typedef struct nhc_state_closure {
      */
     void (*drop)(void *context);
 } nhc_state_closure;
+
+/**
+ * Signs the TLS client handshake with a key the library never sees.
+ *
+ * `call` runs on a library helper thread, never on an I/O thread, so it
+ * may block (a secure element takes 50-200 ms) without stalling other
+ * sockets; calls for one socket never overlap. It gets the algorithm, the
+ * `message` TLS signs and its SHA-256 `digest` (valid during the call
+ * only), writes the signature into `signature` (capacity
+ * `*signature_len`, 1024 bytes) and sets `*signature_len` to its length.
+ * It returns 0 on success; anything else, or no answer within
+ * `nhc_key_options.sign_timeout_ms`, fails that connection attempt with a
+ * TLS error (the socket retries with its backoff). A late answer is
+ * discarded. `drop` runs once, after the last `call` returned, when the
+ * socket is freed (or in a failing `nhc_socket_new`).
+ */
+typedef struct nhc_sign_closure {
+    /**
+     * Handed back to `call` and `drop` untouched.
+     */
+    void *context;
+    /**
+     * Makes one signature; returns 0 on success.
+     */
+    int32_t (*call)(enum nhc_sign_algorithm algorithm,
+                    const uint8_t *message,
+                    size_t message_len,
+                    const uint8_t *digest,
+                    size_t digest_len,
+                    uint8_t *signature,
+                    size_t *signature_len,
+                    void *context);
+    /**
+     * Releases `context`; called exactly once.
+     */
+    void (*drop)(void *context);
+} nhc_sign_closure;
+
+/**
+ * Where the TLS client key is when it is not a PEM key (`key_file` /
+ * `key_pem` must then be unset; `cert_file` / `cert_pem` still give the
+ * device certificate and any signer certificates). All zero (the default
+ * from `nhc_socket_options_default`): no such key. Set the PKCS#11 fields
+ * or `sign`, not both. See docs/hardware-keys.md.
+ */
+typedef struct nhc_key_options {
+    /**
+     * The PKCS#11 module (`.so`), e.g. "/usr/lib/softhsm/libsofthsm2.so";
+     * NULL: the URI's `module-path`.
+     */
+    const char *pkcs11_module;
+    /**
+     * RFC 7512 URI selecting token and key, e.g.
+     * "pkcs11:token=device;object=nerves-hub". Setting it selects PKCS#11.
+     */
+    const char *pkcs11_uri;
+    /**
+     * The user PIN (never logged). Set at most one of `pkcs11_pin`,
+     * `pkcs11_pin_file` and `pkcs11_pin_env`; none: the URI's `pin-value`
+     * or `pin-source`, else no login.
+     */
+    const char *pkcs11_pin;
+    /**
+     * A file holding the PIN (one trailing newline ignored).
+     */
+    const char *pkcs11_pin_file;
+    /**
+     * The name of an environment variable holding the PIN.
+     */
+    const char *pkcs11_pin_env;
+    /**
+     * A signing callback; with a `call`, `sign_key_type` is required.
+     * Moved into the socket like `on_state`.
+     */
+    struct nhc_sign_closure sign;
+    /**
+     * An `nhc_key_type` value: the kind of key `sign` signs with.
+     */
+    int32_t sign_key_type;
+    /**
+     * Longest wait for one signature (callback or token) before the
+     * connection attempt fails; 0: 10000.
+     */
+    uint32_t sign_timeout_ms;
+} nhc_key_options;
 
 /**
  * Everything `nhc_socket_new` needs. Fill it with
@@ -713,6 +836,11 @@ typedef struct nhc_socket_options {
      * jitter; 0 restarts the backoff after every join.
      */
     uint32_t stable_after_ms;
+    /**
+     * A client key that never leaves its chip (PKCS#11 token or signing
+     * callback) instead of `key_file` / `key_pem`. Default: none.
+     */
+    struct nhc_key_options key;
 } nhc_socket_options;
 
 /**

@@ -32,6 +32,12 @@ fi
 for pkg in libconfuse-dev libarchive-dev libsodium-dev autoconf automake libtool pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# Hardware-key tests (docs/hardware-keys.md): a SoftHSM2 token, OpenSC's
+# pkcs11-tool, OpenSSL's pkcs11 engine (CSRs signed on the token) and
+# libcrypto's headers (the C signing-callback test signs with OpenSSL).
+for pkg in softhsm2 opensc libengine-pkcs11-openssl libssl-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

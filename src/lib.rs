@@ -38,4 +38,6 @@ pub use handle::Handle;
 pub use message::{Inbound, JsonText, Message, Payload, Reply};
 pub use queue::Handler;
 pub use socket::Socket;
-pub use tls::{PemSource, TlsOptions};
+pub use tls::pkcs11::{Pkcs11Key, Pkcs11KeyOptions, Pkcs11Pin};
+pub use tls::signer::{KeyAlgorithm, KeySigner, SignRequest, SignatureAlgorithm};
+pub use tls::{ExternalKey, PemSource, TlsOptions};

@@ -21,6 +21,12 @@ use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, Result};
 
+pub mod pkcs11;
+pub mod pkcs11_uri;
+pub mod signer;
+
+pub use signer::ExternalKey;
+
 /// Where PEM data comes from.
 #[derive(Clone)]
 pub enum PemSource {
@@ -50,6 +56,9 @@ pub struct TlsOptions {
     pub client_key: Option<PemSource>,
     /// SNI and verified hostname override (default: the URL host).
     pub server_name: Option<String>,
+    /// A key that never leaves its chip (PKCS#11 token, signing callback);
+    /// used with `client_cert` instead of `client_key`.
+    pub client_signer: Option<ExternalKey>,
 }
 
 /// A validated, ready-to-use TLS client (cheap to clone).
@@ -61,6 +70,9 @@ pub struct TlsClient {
     /// Where the trusted CAs came from, to say which bundle lacks the server's CA.
     ca_label: Arc<str>,
     has_client_cert: bool,
+    /// Handshakes sign through an external key, which may block: run them
+    /// off the I/O thread.
+    external_key: bool,
 }
 
 impl fmt::Debug for TlsClient {
@@ -84,27 +96,36 @@ impl TlsClient {
             None => None,
         };
         let (roots, ca_label) = load_roots(options.ca.as_ref())?;
-        let identity = match (&options.client_cert, &options.client_key) {
-            (Some(cert), Some(key)) => Some((cert, key)),
-            (None, None) => None,
-            (Some(_), None) => {
+        if options.client_key.is_some() && options.client_signer.is_some() {
+            return Err(Error::Tls(
+                "both a private key and an external key are configured; set only one".into(),
+            ));
+        }
+        let key_given = options.client_key.is_some() || options.client_signer.is_some();
+        match (&options.client_cert, key_given) {
+            (Some(_), false) => {
                 return Err(Error::Tls(
                     "client certificate given without a private key; set the client key too".into(),
                 ))
             }
-            (None, Some(_)) => return Err(Error::Tls(
+            (None, true) => return Err(Error::Tls(
                 "private key given without a client certificate; set the client certificate too"
                     .into(),
             )),
-        };
+            _ => {}
+        }
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| Error::Tls(format!("cannot enable TLS 1.2 and 1.3: {e}")))?
             .with_root_certificates(roots);
-        let config = match identity {
-            Some((cert_source, key_source)) => {
+        let config = match (
+            &options.client_cert,
+            &options.client_key,
+            &options.client_signer,
+        ) {
+            (Some(cert_source), Some(key_source), _) => {
                 let cert_label = label(cert_source, "the in-memory client certificate");
                 let key_label = label(key_source, "the in-memory private key");
                 let chain = load_client_chain(cert_source, &cert_label)?;
@@ -115,14 +136,23 @@ impl TlsClient {
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| identity_error(&e, &cert_label, &key_label))?
             }
-            None => builder.with_no_client_auth(),
+            (Some(cert_source), None, Some(external)) => {
+                let cert_label = label(cert_source, "the in-memory client certificate");
+                let chain = load_client_chain(cert_source, &cert_label)?;
+                if external.signer.probe_at_configuration() {
+                    signer::check_key_matches(external, &chain[0], &cert_label)?;
+                }
+                builder.with_client_cert_resolver(signer::client_cert_resolver(chain, external))
+            }
+            _ => builder.with_no_client_auth(),
         };
 
         Ok(TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
             ca_label: Arc::from(ca_label),
-            has_client_cert: identity.is_some(),
+            has_client_cert: options.client_cert.is_some(),
+            external_key: options.client_signer.is_some(),
         })
     }
 
@@ -134,10 +164,20 @@ impl TlsClient {
             Some((name, shown)) => (name.clone(), &**shown),
             None => (parse_server_name(host)?, host),
         };
-        self.connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| self.handshake_error(&e, shown))
+        let result = if self.external_key {
+            // rustls signs synchronously inside the handshake; a secure element
+            // takes 50-200 ms, which must not stall the other sockets on this
+            // I/O thread. A blocking-pool thread drives the handshake while the
+            // I/O thread keeps driving the socket's readiness and timers.
+            let connector = self.connector.clone();
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || handle.block_on(connector.connect(name, tcp)))
+                .await
+                .map_err(|_| Error::Tls("the TLS handshake thread stopped".into()))?
+        } else {
+            self.connector.connect(name, tcp).await
+        };
+        result.map_err(|e| self.handshake_error(&e, shown))
     }
 
     /// Maps an I/O error from an established TLS stream to a TLS error when
@@ -174,6 +214,10 @@ impl TlsClient {
                 self.describe_server_cert(cert_err, host)
             }
             rustls::Error::AlertReceived(alert) => self.describe_alert(*alert),
+            // Our own signer's failure (see signer.rs): already a full sentence.
+            rustls::Error::General(message) if message.starts_with("signing with ") => {
+                format!("handshake failed: {message}")
+            }
             other => format!("handshake failed: {other}"),
         }
     }

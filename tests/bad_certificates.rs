@@ -46,6 +46,7 @@ fn device_tls(server: &DevServer) -> TlsOptions {
         client_cert: file(&pki.device_cert),
         client_key: file(&pki.device_key),
         server_name: None,
+        client_signer: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn device_config(server: &DevServer) -> SocketConfig {
         client_cert: Some(PemSource::File(pki.device_cert.clone())),
         client_key: Some(PemSource::File(pki.device_key.clone())),
         server_name: None,
+        client_signer: None,
     };
     config.backoff = Backoff {
         initial: Duration::from_millis(20),

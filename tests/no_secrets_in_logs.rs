@@ -2,10 +2,13 @@
 //! tungstenite's own included, NH1 authentication (a refused secret
 //! retried, then a good one), a download from a signed URL, a failed
 //! download and a TLS client-key load leave no shared secret, signature,
-//! signed-URL query or private key in any record. One test, because the
-//! logger is process-wide.
+//! signed-URL query or private key in any record, and a PKCS#11 token
+//! opened with a wrong and then a right PIN leaves no PIN. One test,
+//! because the logger is process-wide.
 
 mod common;
+#[path = "common/softhsm_fixture.rs"]
+mod softhsm_fixture;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -127,6 +130,34 @@ async fn download(update: &Value) -> Result<(), String> {
     result
 }
 
+/// A PKCS#11 key opened with a wrong PIN (refused), then with the right
+/// PIN from a value, a file and the URI; the errors logged as an
+/// application would. The PINs used, or `None` without SoftHSM2.
+fn open_token_keys() -> Option<Vec<String>> {
+    use nerves_hub_channel::{Pkcs11Key, Pkcs11Pin};
+    use softhsm_fixture::*;
+    let hsm = softhsm()?;
+    let wrong = "WRONGPIN8642";
+    let mut options = hsm.key(EC_LABEL);
+    options.uri = format!("pkcs11:token={LOCKED_TOKEN};object={EC_LABEL}");
+    options.pin = Some(Pkcs11Pin::Value(wrong.into()));
+    let err = Pkcs11Key::open(&options).expect_err("a wrong PIN is refused");
+    log::error!("PKCS#11 error as an application would log it: {err}; {options:?}");
+    let good = hsm.key(EC_LABEL);
+    let key = Pkcs11Key::open(&good).expect("the right PIN opens");
+    log::info!("opened {key:?} with {good:?}");
+    let mut in_uri = hsm.key(EC_LABEL);
+    in_uri.pin = None;
+    in_uri.uri = format!("{}?pin-value={PIN}", in_uri.uri);
+    let key = Pkcs11Key::open(&in_uri).expect("the PIN from the URI opens");
+    log::info!("opened {key:?} with {in_uri:?}");
+    Some(vec![
+        wrong.into(),
+        format!("pin-value={PIN}"),
+        format!("Value(\"{PIN}\")"),
+    ])
+}
+
 /// A client certificate and key in files, plus a garbage key file.
 fn load_client_keys() -> String {
     let key = KeyPair::generate().expect("key");
@@ -144,6 +175,7 @@ fn load_client_keys() -> String {
         client_cert: Some(PemSource::File(dir.join("cert.pem"))),
         client_key: Some(PemSource::File(dir.join("key.pem"))),
         server_name: None,
+        client_signer: None,
     };
     TlsClient::new(&options).expect("a matching key loads");
     // A key that is not PEM: its bytes must not be echoed in the error.
@@ -191,6 +223,7 @@ async fn no_secret_key_signature_or_signed_query_is_ever_logged() {
     log::error!("update failed: {failure}");
 
     let key_pem = load_client_keys();
+    let pins = open_token_keys();
 
     let records = CAPTURE.records.lock().expect("log lock").clone();
     assert!(
@@ -218,6 +251,7 @@ async fn no_secret_key_signature_or_signed_query_is_ever_logged() {
             .map(str::to_owned),
     );
     assert!(secrets.len() > 6, "signatures and key lines were collected");
+    secrets.extend(pins.into_iter().flatten());
     // Trace was live in the websocket library during the signed upgrades,
     // so the check below covers its records too.
     let dropped = CAPTURE.dropped.lock().expect("log lock").clone();

@@ -19,6 +19,7 @@ fn device_tls(server: &DevServer) -> TlsOptions {
         client_cert: Some(PemSource::File(pki.device_cert.clone())),
         client_key: Some(PemSource::File(pki.device_key.clone())),
         server_name: None,
+        client_signer: None,
     }
 }
 
@@ -44,6 +45,7 @@ async fn certificates_from_memory_work_too() {
         client_cert: Some(read(&pki.device_cert)),
         client_key: Some(read(&pki.device_key_sec1)),
         server_name: None,
+        client_signer: None,
     };
     let sock = Socket::new(wss_config(&server, tls)).unwrap();
     sock.connect().unwrap();

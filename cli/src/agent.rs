@@ -193,6 +193,19 @@ fn connection(flags: &ConnectionArgs, file: &AgentConfig) -> Result<ConnectionAr
         ca: flags.ca.clone().or_else(|| s.ca.clone()),
         cert: flags.cert.clone().or_else(|| s.cert.clone()),
         key: flags.key.clone().or_else(|| s.key.clone()),
+        pkcs11_uri: flags.pkcs11_uri.clone().or_else(|| s.pkcs11_uri.clone()),
+        pkcs11_module: flags
+            .pkcs11_module
+            .clone()
+            .or_else(|| s.pkcs11_module.clone()),
+        pkcs11_pin_file: flags
+            .pkcs11_pin_file
+            .clone()
+            .or_else(|| s.pkcs11_pin_file.clone()),
+        pkcs11_pin_env: flags
+            .pkcs11_pin_env
+            .clone()
+            .or_else(|| s.pkcs11_pin_env.clone()),
         shared_secret: flags.shared_secret.clone().or(from_file),
         identifier: flags.identifier.clone().or_else(|| s.identifier.clone()),
         clock_offset: flags.clock_offset.or(s.clock_offset),

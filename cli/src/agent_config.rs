@@ -56,6 +56,12 @@ pub struct Server {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The key on a PKCS#11 token instead of `key` (no PIN value here: a
+    /// file or an environment variable holds it).
+    pub pkcs11_uri: Option<String>,
+    pub pkcs11_module: Option<PathBuf>,
+    pub pkcs11_pin_file: Option<PathBuf>,
+    pub pkcs11_pin_env: Option<String>,
     pub identifier: Option<String>,
     /// The NH1 key (`nhp_...` product key or device key).
     pub shared_secret_key: Option<String>,

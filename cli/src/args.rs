@@ -24,6 +24,25 @@ pub struct ConnectionArgs {
     /// Device private key (mutual TLS)
     #[arg(long, value_name = "FILE", env = "NHC_KEY")]
     pub key: Option<PathBuf>,
+    /// The private key (with --cert) on a PKCS#11 token instead of --key,
+    /// e.g. pkcs11:token=device;object=nerves-hub (RFC 7512)
+    #[arg(long, value_name = "URI", conflicts_with = "key")]
+    pub pkcs11_uri: Option<String>,
+    /// The token's PKCS#11 module (or the URI's module-path)
+    #[arg(long, value_name = "FILE", requires = "pkcs11_uri")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The user PIN, from a file (or the URI's pin-source); there is no flag
+    /// for the PIN itself, since `ps` shows every argument
+    #[arg(long, value_name = "FILE", requires = "pkcs11_uri")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// The user PIN, from this environment variable
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "pkcs11_uri",
+        conflicts_with = "pkcs11_pin_file"
+    )]
+    pub pkcs11_pin_env: Option<String>,
     /// NH1 shared secret (product key nhp_... or device key); never printed
     #[arg(long, value_name = "KEY:SECRET", value_parser = shared_secret, env = "NHC_SHARED_SECRET", hide_env_values = true)]
     pub shared_secret: Option<SharedSecretArg>,
@@ -371,6 +390,34 @@ mod tests {
             plain.metadata.uboot().map(|e| (e.offset, e.redundant)),
             Some((0, false))
         );
+    }
+
+    #[test]
+    fn pkcs11_flags_name_a_token_key_and_refuse_a_pem_key_beside_it() {
+        let base = [
+            "--url",
+            "x",
+            "--cert",
+            "c.pem",
+            "--pkcs11-uri",
+            "pkcs11:object=k",
+        ];
+        let d = device(
+            &[
+                &base[..],
+                &["--pkcs11-module", "/m.so", "--pkcs11-pin-env", "PIN"],
+            ]
+            .concat(),
+        );
+        let c = &d.connection;
+        assert_eq!(c.pkcs11_uri.as_deref(), Some("pkcs11:object=k"));
+        assert_eq!(c.pkcs11_module, Some(PathBuf::from("/m.so")));
+        assert_eq!(c.pkcs11_pin_env.as_deref(), Some("PIN"));
+        let err = |a: &[&str]| parse(&[&["device"][..], a].concat()).unwrap_err();
+        assert!(err(&[&base[..], &["--key", "k.pem"]].concat()).contains("cannot be used"));
+        assert!(err(&["--url", "x", "--pkcs11-module", "/m.so"]).contains("--pkcs11-uri"));
+        let both_pins = ["--pkcs11-pin-env", "P", "--pkcs11-pin-file", "f"];
+        assert!(err(&[&base[..], &both_pins[..]].concat()).contains("cannot be used"));
     }
 
     #[test]

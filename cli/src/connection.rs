@@ -11,7 +11,9 @@ use nerves_hub_channel::nerves_hub::console::{ConsoleOptions, ShellOptions};
 use nerves_hub_channel::nerves_hub::extensions::{ExtensionsOptions, HealthOptions};
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, SharedSecret};
 use nerves_hub_channel::nerves_hub::{DeviceConfig, FirmwareMetadata};
-use nerves_hub_channel::{PemSource, SocketConfig};
+use nerves_hub_channel::{
+    ExternalKey, PemSource, Pkcs11Key, Pkcs11KeyOptions, Pkcs11Pin, SocketConfig,
+};
 
 use crate::args::{ConnectionArgs, DeviceKnobs, Extension, MetadataArgs, Rejoin};
 
@@ -39,6 +41,31 @@ pub fn device_config(
             socket.tls.client_cert = c.cert.clone().map(PemSource::File);
             socket.tls.client_key = c.key.clone().map(PemSource::File);
         }
+    }
+    if c.pkcs11_uri.is_none()
+        && (c.pkcs11_module.is_some() || c.pkcs11_pin_file.is_some() || c.pkcs11_pin_env.is_some())
+    {
+        return Err("pkcs11 module and PIN settings need a pkcs11 URI".into());
+    }
+    if let Some(uri) = &c.pkcs11_uri {
+        if c.key.is_some() {
+            return Err("a pkcs11 URI replaces the PEM key: give one".into());
+        }
+        if cert_dir.is_some() {
+            return Err("--pkcs11-uri replaces the keys of --cert-dir: give one".into());
+        }
+        let pin = match (&c.pkcs11_pin_file, &c.pkcs11_pin_env) {
+            (Some(file), _) => Some(Pkcs11Pin::File(file.clone())),
+            (None, Some(name)) => Some(Pkcs11Pin::Env(name.clone())),
+            (None, None) => None,
+        };
+        let options = Pkcs11KeyOptions {
+            module: c.pkcs11_module.clone(),
+            uri: uri.clone(),
+            pin,
+        };
+        let key = Pkcs11Key::open(&options).map_err(|e| e.to_string())?;
+        socket.tls.client_signer = Some(ExternalKey::new(key));
     }
     if let Some(stable) = c.stable_after {
         socket.stable_after = Duration::from_secs(stable);

@@ -175,6 +175,10 @@ struct ClockSkewBody {
 #[serde(deny_unknown_fields)]
 struct IssueDeviceBody {
     cn: String,
+    /// A PEM CSR made with a key that never leaves its chip: only the
+    /// certificate is issued (for it), no key is generated.
+    #[serde(default)]
+    csr: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -446,10 +450,16 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
             ok()
         }
         "/issue_device" => {
-            let cn = body::<IssueDeviceBody>(request)?.cn;
-            match ctx.pki.issue_device(&cn) {
-                Ok((cert, key)) => Response::json(200, &json!({"cert": cert, "key": key})),
-                Err(e) => Response::error(400, e),
+            let b = body::<IssueDeviceBody>(request)?;
+            match b.csr {
+                Some(csr) => match ctx.pki.issue_device_for_csr(&b.cn, &csr) {
+                    Ok(cert) => Response::json(200, &json!({"cert": cert})),
+                    Err(e) => Response::error(400, e),
+                },
+                None => match ctx.pki.issue_device(&b.cn) {
+                    Ok((cert, key)) => Response::json(200, &json!({"cert": cert, "key": key})),
+                    Err(e) => Response::error(400, e),
+                },
             }
         }
         _ => Response::error(404, format!("no such endpoint: {path}")),

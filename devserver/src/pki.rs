@@ -9,8 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    date_time_ymd, BasicConstraints, CertificateParams, CertificateSigningRequestParams,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
 use crate::httpdate::{civil, unix_now};
@@ -245,5 +245,29 @@ impl Pki {
         write(&key_path, &key.serialize_pem(), true)?;
         write(&cert_path, &cert, false)?;
         Ok((cert_path, key_path))
+    }
+
+    /// Signs a device's certificate signing request (PEM) with the dev CA:
+    /// the provisioning path for a key that never leaves its chip (PKCS#11
+    /// token, TPM, secure element). The CSR's signature is checked; the
+    /// certificate gets the CSR's public key, the common name `cn` and the
+    /// usual client-auth profile. Written to `dir` as `device-<cn>.pem`.
+    pub fn issue_device_for_csr(&self, cn: &str, csr_pem: &str) -> io::Result<PathBuf> {
+        if cn.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty common name",
+            ));
+        }
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad CSR: {e}")))?;
+        let issuer = self.issuer()?;
+        let params = leaf_params(cn, &[], ExtendedKeyUsagePurpose::ClientAuth)?;
+        let cert = params
+            .signed_by(&csr.public_key, &issuer)
+            .map_err(rcgen_err("certificate signing"))?;
+        let cert_path = self.dir.join(format!("device-{}.pem", file_stem(cn)));
+        write(&cert_path, &cert.pem(), false)?;
+        Ok(cert_path)
     }
 }

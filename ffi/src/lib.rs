@@ -20,6 +20,10 @@ mod types;
 
 mod closure;
 
+mod sign_closure;
+
+mod key_options;
+
 mod options;
 
 mod socket;
@@ -71,10 +75,12 @@ pub use device_options::{nhc_device_options, nhc_device_options_init};
 pub use device_types::*;
 pub use error::nhc_result;
 pub use keep::*;
+pub use key_options::nhc_key_options;
 pub use names::{nhc_device_event_kind_str, nhc_state_str};
 pub use options::{nhc_delivery, nhc_key_value, nhc_socket_options, nhc_socket_options_init};
 pub use result_text::{nhc_last_error_message, nhc_result_str};
 pub use runtime::*;
+pub use sign_closure::{nhc_key_type, nhc_sign_algorithm, nhc_sign_closure};
 pub use socket::*;
 pub use types::*;
 pub use update_options::{nhc_update_options, nhc_update_options_init};

@@ -13,6 +13,7 @@ use crate::boundary::boundary_pure;
 use crate::cbool::CBool;
 use crate::closure::nhc_state_closure;
 use crate::error::{invalid, FfiResult};
+use crate::key_options::nhc_key_options;
 use crate::nhc_result;
 
 /// How a socket's callbacks are run: the values of `nhc_socket_options.delivery`.
@@ -130,6 +131,10 @@ pub struct nhc_socket_options {
     /// taking turns every second. Keep it above `backoff_max_ms` plus its
     /// jitter; 0 restarts the backoff after every join.
     pub stable_after_ms: u32,
+    // ---- Version 3: appended fields (an older program gets their defaults). ----
+    /// A client key that never leaves its chip (PKCS#11 token or signing
+    /// callback) instead of `key_file` / `key_pem`. Default: none.
+    pub key: nhc_key_options,
 }
 
 /// The size of the first published version of the struct (up to `on_state`).
@@ -176,6 +181,7 @@ fn defaults() -> nhc_socket_options {
         delivery: nhc_delivery::NHC_DELIVERY_THREADED as i32,
         on_state: nhc_state_closure::none(),
         stable_after_ms: ms(c.stable_after),
+        key: nhc_key_options::none(),
     }
 }
 
@@ -309,10 +315,13 @@ fn millis(v: u32) -> Duration {
 // Field by field so that TLS options the core may add keep their defaults.
 #[allow(clippy::field_reassign_with_default)]
 pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfig, nhc_delivery)> {
+    let mut tls = TlsOptions::default();
+    // First, so that its sign closure is owned (and dropped) whatever fails.
+    // SAFETY: `o.key`'s pointers are NULL or valid (the caller's contract).
+    unsafe { crate::key_options::apply(&o.key, &mut tls) }?;
     // SAFETY: `o.url` is NULL or a NUL-terminated string (the caller's contract).
     let url = unsafe { str_arg(o.url, "url") }?;
     let mut c = SocketConfig::new(url);
-    let mut tls = TlsOptions::default();
     // SAFETY: the PEM pointers are NULL or valid for their lengths (the caller's contract).
     tls.ca = unsafe { pem(o.ca_file, o.ca_pem, o.ca_pem_len, "ca") }?;
     // SAFETY: the PEM pointers are NULL or valid for their lengths (the caller's contract).

@@ -529,6 +529,7 @@ fn client(ca: &Ca, device: Option<&Leaf>, server_name: Option<&str>) -> TlsClien
         client_cert: device.and_then(|d| mem(&d.cert_pem)),
         client_key: device.and_then(|d| mem(&d.key_pem())),
         server_name: server_name.map(str::to_owned),
+        client_signer: None,
     })
     .expect("client config")
 }
@@ -562,6 +563,7 @@ async fn mutual_tls_succeeds(versions: &[&'static SupportedProtocolVersion], sec
         client_cert: mem(&device.cert_pem),
         client_key: mem(&key_pem),
         server_name: None,
+        client_signer: None,
     })
     .expect("client config");
     let mut stream = handshake(&client, addr).await.expect("handshake");
@@ -610,6 +612,7 @@ async fn client_chain_is_sent_whole() {
         client_cert: mem(&chain),
         client_key: mem(&device.key_pem()),
         server_name: None,
+        client_signer: None,
     })
     .expect("client config");
     let mut stream = handshake(&client, addr).await.expect("handshake");

@@ -507,3 +507,17 @@ char *tl_base64(const unsigned char *in, size_t len) {
     out[o] = '\0';
     return out;
 }
+
+void tl_join_and_echo(tl_rec *rec, nhc_socket *sock, const char *topic) {
+    nhc_channel *ch = NULL;
+    CHECK_OK(nhc_channel_new(sock, topic, NULL, &ch));
+    CHECK_OK(nhc_channel_on_join(ch, tl_join_closure(rec)));
+    CHECK_OK(nhc_channel_join(ch, 0));
+    char want[128];
+    snprintf(want, sizeof want, "join OK %s", topic);
+    CHECK(tl_rec_wait(rec, want, 1, 10000));
+    CHECK_OK(nhc_channel_push(ch, "echo", "{\"echo\":1}", 10, 0, tl_reply_closure(rec)));
+    CHECK(tl_rec_wait(rec, "reply OK", 1, 10000));
+    CHECK(tl_rec_count(rec, "{\"echo\":1}") == 1);
+    nhc_channel_free(ch);
+}

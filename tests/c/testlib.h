@@ -111,6 +111,10 @@ bool tl_ctl_wait_body(const tl_server *s, const char *topic, const char *event, 
 bool tl_ctl_wait_joined(const tl_server *s, const char *topic, int count, int timeout_ms);
 void tl_ctl_post(const tl_server *s, const char *path, const char *body);
 
+/* Joins `topic` on a connected socket, pushes "echo" {"echo":1} and waits
+ * for its reply, recording into `rec`; exits on failure. */
+void tl_join_and_echo(tl_rec *rec, nhc_socket *sock, const char *topic);
+
 /* Options with fast reconnects and rejoins for tests, on the ws URL. */
 void tl_fast_options(nhc_socket_options *o, const tl_server *s);
 

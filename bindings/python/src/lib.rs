@@ -18,6 +18,7 @@ mod logging;
 mod options;
 mod outcomes;
 mod params;
+mod pkcs11_key;
 mod py_sink;
 mod registry;
 mod router;
@@ -74,6 +75,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<channel::Channel>()?;
     m.add_class::<state::StateChange>()?;
     m.add_class::<device::Device>()?;
+    m.add_class::<pkcs11_key::PyPkcs11Key>()?;
+    m.add_class::<pkcs11_key::PySigningCallback>()?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(device::read_uboot_env, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;

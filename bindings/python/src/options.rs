@@ -46,7 +46,9 @@ impl Options<'_> {
         let mut tls = TlsOptions::default();
         tls.ca = pem(self.ca.as_ref(), "ca")?;
         tls.client_cert = pem(self.cert.as_ref(), "cert")?;
-        tls.client_key = pem(self.key.as_ref(), "key")?;
+        if !crate::pkcs11_key::set_external(self.key.as_ref(), &mut tls)? {
+            tls.client_key = pem(self.key.as_ref(), "key")?;
+        }
         tls.server_name = self.server_name;
         c.tls = tls;
         c.headers = pairs(self.headers.as_ref(), "headers")?;

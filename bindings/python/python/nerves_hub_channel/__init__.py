@@ -61,7 +61,17 @@ from ._device import (
     UpdateInfo,
     UpdateProgress,
 )
-from ._native import Channel, Device, Socket, StateChange, configure, read_uboot_env, shutdown
+from ._native import (
+    Channel,
+    Device,
+    Pkcs11Key,
+    SigningCallback,
+    Socket,
+    StateChange,
+    configure,
+    read_uboot_env,
+    shutdown,
+)
 from .aio import AsyncChannel, AsyncDevice, AsyncSocket, Message
 
 __version__: str = _native.__version__
@@ -110,6 +120,8 @@ __all__ = [
     "ProtocolError",
     "PushError",
     "PushTimeout",
+    "Pkcs11Key",
+    "SigningCallback",
     "Socket",
     "StateChange",
     "TlsError",

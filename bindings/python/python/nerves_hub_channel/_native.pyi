@@ -26,6 +26,8 @@ from ._device import DeviceEvent, SharedSecret, UpdateInfo
 
 _Pem = Union[str, bytes, bytearray, os.PathLike[str]]
 """A path to a PEM file, or PEM data (``bytes``, or a ``str`` starting with ``-----BEGIN``)."""
+_Key = Union[_Pem, "Pkcs11Key", "SigningCallback"]
+"""A PEM private key, or a key that never leaves its chip (see docs/hardware-keys.md)."""
 _Pairs = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
 _ConnectionState = Literal["disconnected", "connecting", "connected", "closed"]
 _ChannelState = Literal["joined", "join_failed", "errored", "closed"]
@@ -35,6 +37,8 @@ __all__ = [
     "Socket",
     "Channel",
     "StateChange",
+    "Pkcs11Key",
+    "SigningCallback",
     "Device",
     "configure",
     "read_uboot_env",
@@ -43,6 +47,39 @@ __all__ = [
     "_atexit",
 ]
 __version__: str
+
+@final
+class Pkcs11Key:
+    """A private key on a PKCS#11 token, for ``key=``: the token is opened,
+    logged in to and searched when the socket is created. The PIN is given
+    at most one way (``pin``, ``pin_file`` or ``pin_env``, else the URI's
+    ``pin-value`` / ``pin-source``) and is never shown or logged."""
+
+    def __new__(
+        cls,
+        uri: str,
+        *,
+        module: Optional[Union[str, os.PathLike[str]]] = None,
+        pin: Optional[str] = None,
+        pin_file: Optional[Union[str, os.PathLike[str]]] = None,
+        pin_env: Optional[str] = None,
+        timeout: float = 10.0,
+    ) -> "Pkcs11Key": ...
+
+@final
+class SigningCallback:
+    """A callable that makes the TLS client signature, for ``key=``:
+    ``sign(algorithm, message, digest) -> bytes``, run on a library thread.
+    ECDSA signatures are raw ``r || s`` (64 bytes). Raising, or taking longer
+    than ``timeout`` seconds, fails that connection attempt with a TLS error."""
+
+    def __new__(
+        cls,
+        sign: Callable[[str, bytes, bytes], bytes],
+        *,
+        key_type: Literal["ec-p256", "rsa"],
+        timeout: float = 10.0,
+    ) -> "SigningCallback": ...
 
 @final
 class StateChange:
@@ -73,7 +110,7 @@ class Socket:
         *,
         ca: Optional[_Pem] = None,
         cert: Optional[_Pem] = None,
-        key: Optional[_Pem] = None,
+        key: Optional[_Key] = None,
         server_name: Optional[str] = None,
         headers: Optional[_Pairs] = None,
         params: Optional[_Pairs] = None,
@@ -193,7 +230,7 @@ class Device:
         *,
         ca: Optional[_Pem] = None,
         cert: Optional[_Pem] = None,
-        key: Optional[_Pem] = None,
+        key: Optional[_Key] = None,
         server_name: Optional[str] = None,
         shared_secret: Union[SharedSecret, Tuple[str, str, str], Tuple[str, str, str, str], None] = None,
         clock_offset: int = 0,
