@@ -2,7 +2,7 @@
 
 import asyncio
 from pathlib import Path
-from typing import Any, Awaitable, Callable, List, TypeVar
+from typing import Any, Awaitable, Callable, Dict, List, TypeVar
 
 import pytest
 
@@ -20,9 +20,14 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(bounded())
 
 
-def async_device(server: DevServer, **kwargs: Any) -> nhc.AsyncDevice:
-    url = kwargs.pop("url", server.ws_url)
-    return nhc.AsyncDevice(url, **{**FAST, "metadata": METADATA, **kwargs})
+def async_device(server: DevServer, identifier: str = "py-async-device", **kwargs: Any) -> nhc.AsyncDevice:
+    """An AsyncDevice authenticated as `identifier` over NH1, unless the test
+    gives a `url` (and its credentials)."""
+    options: Dict[str, Any] = {**FAST, "metadata": METADATA}
+    if "url" not in kwargs:
+        options.update(server.device_auth(identifier))
+    options.update(kwargs)
+    return nhc.AsyncDevice(options.pop("url"), **options)
 
 
 async def next_of(device: nhc.AsyncDevice, kind: str) -> Any:
