@@ -45,7 +45,9 @@ async fn an_anonymous_socket_cannot_join_device_facing_topics() {
         let result = chan.join().expect("join sent").await.expect("socket alive");
         assert_eq!(
             result,
-            Err(JoinFailure::Refused(json(j!({"reason": "unmatched topic"})))),
+            Err(JoinFailure::Refused(json(
+                j!({"reason": "unmatched topic"})
+            ))),
             "{topic}"
         );
         // Stop the retries of the refused join.
@@ -97,7 +99,9 @@ async fn nh1_headers_on_the_plain_socket_do_not_make_a_device_socket() {
     let result = chan.join().expect("join sent").await.expect("socket alive");
     assert_eq!(
         result,
-        Err(JoinFailure::Refused(json(j!({"reason": "unmatched topic"}))))
+        Err(JoinFailure::Refused(json(
+            j!({"reason": "unmatched topic"})
+        )))
     );
     let connections = server.control().connections().await;
     assert_eq!(connections.len(), 1, "{connections:?}");
