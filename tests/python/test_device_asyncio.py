@@ -20,12 +20,12 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(bounded())
 
 
-def async_device(server: DevServer, identifier: str = "py-async-device", **kwargs: Any) -> nhc.AsyncDevice:
-    """An AsyncDevice authenticated as `identifier` over NH1, unless the test
-    gives a `url` (and its credentials)."""
+def async_device(server: DevServer, **kwargs: Any) -> nhc.AsyncDevice:
+    """An AsyncDevice authenticated over NH1 (one device per test), unless
+    the test gives a `url` (and its credentials)."""
     options: Dict[str, Any] = {**FAST, "metadata": METADATA}
     if "url" not in kwargs:
-        options.update(server.device_auth(identifier))
+        options.update(server.device_auth("py-async-device"))
     options.update(kwargs)
     return nhc.AsyncDevice(options.pop("url"), **options)
 
