@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{fast_config, json, server, WAIT};
+use common::{device_socket_config, fast_config, json, server, WAIT};
 use device_wait::{connected, received, wait, wait_status};
 use nerves_hub_channel::nerves_hub::console::{ConsoleEvent, ConsoleOptions};
 use nerves_hub_channel::nerves_hub::device::Device;
@@ -25,7 +25,7 @@ use nhc_devserver::{random_image, DevServer, DUMMY_PUBLIC_KEY};
 use serde_json::{json as j, Value};
 
 fn config(server: &DevServer) -> DeviceConfig {
-    let mut config = DeviceConfig::new(fast_config(&server.ws_url()));
+    let mut config = DeviceConfig::new(device_socket_config(server, "nhc-test-device"));
     config.metadata = FirmwareMetadata::from_pairs([
         ("nerves_fw_uuid", "11111111-1111-1111-1111-111111111111"),
         ("nerves_fw_product", "demo"),

@@ -14,7 +14,7 @@ mod fwup_fixture;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{fast_config, json, server};
+use common::{device_socket_config, json, server};
 use device_wait::{connected, received, wait, wait_status};
 use fwup_fixture::{FwupFixture, ENV_SIZE};
 use nerves_hub_channel::nerves_hub::device::Device;
@@ -30,7 +30,7 @@ use serde_json::Value;
 /// A device booted from the fixture's disk: metadata and validation read
 /// from its U-Boot environment, updates applied to it with fwup.
 fn booted(server: &DevServer, fx: &FwupFixture, policy_auto: bool) -> DeviceConfig {
-    let mut config = DeviceConfig::new(fast_config(&server.ws_url()));
+    let mut config = DeviceConfig::new(device_socket_config(server, "nhc-fwup-device"));
     config.metadata =
         FirmwareMetadata::from_uboot_env_image(fx.disk(), ENV_SIZE, UbootEnvLayout::Single)
             .expect("metadata from the disk");

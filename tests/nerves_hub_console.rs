@@ -14,7 +14,7 @@ use nhc_devserver::{Control, DevServer};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use common::{fast_config, json, server, WAIT};
+use common::{device_socket_config, json, server, WAIT};
 
 /// Feeds every socket event to the console; console events come out.
 fn pump(sock: &Socket, console: Arc<Console>) -> mpsc::UnboundedReceiver<ConsoleEvent> {
@@ -54,7 +54,7 @@ async fn start(
 ) {
     let server = server().await;
     let control = server.control();
-    let sock = Socket::new(fast_config(&server.ws_url())).expect("config");
+    let sock = Socket::new(device_socket_config(&server, "nhc-console-device")).expect("config");
     let console = Arc::new(Console::new(&sock, opts).expect("console"));
     let rx = pump(&sock, console.clone());
     sock.connect().expect("connect");
@@ -248,7 +248,7 @@ async fn pty_shell_exit_is_reported_and_the_next_input_starts_a_new_one() {
 #[tokio::test]
 async fn an_empty_shell_command_is_refused() {
     let server = server().await;
-    let sock = Socket::new(fast_config(&server.ws_url())).expect("config");
+    let sock = Socket::new(device_socket_config(&server, "nhc-console-device")).expect("config");
     for command in [vec![], vec![String::new(), "-l".into()]] {
         let opts = ConsoleOptions {
             shell: Some(ShellOptions {

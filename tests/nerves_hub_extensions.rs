@@ -16,7 +16,7 @@ use nhc_devserver::{Control, DevServer, Received};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use common::{fast_config, json, server, WAIT};
+use common::{device_socket_config, json, server, WAIT};
 
 fn pump(sock: &Socket, ext: Extensions) -> mpsc::UnboundedReceiver<ExtensionEvent> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -92,7 +92,7 @@ async fn negotiated(opts: ExtensionsOptions, reply: Value) -> Setup {
             }),
         )
         .await;
-    let sock = Socket::new(fast_config(&server.ws_url())).expect("config");
+    let sock = Socket::new(device_socket_config(&server, "nhc-extensions-device")).expect("config");
     let ext = Extensions::new(&sock, opts).expect("extensions");
     let mut rx = pump(&sock, ext.clone());
     sock.connect().expect("connect");
@@ -134,7 +134,7 @@ async fn negotiation_attaches_what_we_implement_and_refuses_the_rest() {
             }),
         )
         .await;
-    let sock = Socket::new(fast_config(&server.ws_url())).expect("config");
+    let sock = Socket::new(device_socket_config(&server, "nhc-extensions-device")).expect("config");
     let ext = Extensions::new(&sock, all_options()).expect("extensions");
     let mut rx = pump(&sock, ext.clone());
     sock.connect().expect("connect");
@@ -355,7 +355,7 @@ async fn logging_is_rate_limited_and_summarised() {
             }),
         )
         .await;
-    let sock = Socket::new(fast_config(&server.ws_url())).expect("config");
+    let sock = Socket::new(device_socket_config(&server, "nhc-extensions-device")).expect("config");
     let ext = Extensions::new(&sock, opts).expect("extensions");
     // Not attached yet: accepted and dropped.
     ext.log(LogLevel::Info, "before attach", &[])
@@ -420,7 +420,7 @@ async fn logging_is_rate_limited_and_summarised() {
 #[tokio::test]
 async fn log_without_the_logging_extension_is_an_error() {
     let server = server().await;
-    let sock = Socket::new(fast_config(&server.ws_url())).expect("config");
+    let sock = Socket::new(device_socket_config(&server, "nhc-extensions-device")).expect("config");
     let ext = Extensions::new(&sock, ExtensionsOptions::default()).expect("extensions");
     let err = ext.log(LogLevel::Info, "x", &[]).expect_err("not enabled");
     assert_eq!(err.kind(), "invalid_argument");

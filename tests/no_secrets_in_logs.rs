@@ -87,10 +87,7 @@ async fn nh1_connect(server: &DevServer, secret: &str, refused: bool) -> Arc<Rec
         inner: Nh1Auth::new(SharedSecret::new(PRODUCT_KEY, secret, "serial-logs")).expect("valid"),
         sent: Mutex::new(Vec::new()),
     });
-    let url = server
-        .ws_url()
-        .replace("/socket/websocket", "/device-socket/websocket");
-    let mut config = fast_config(&url);
+    let mut config = fast_config(&server.device_socket_url());
     config.header_provider = Some(recording.clone());
     let sock = Socket::new(config).expect("config");
     let chan = sock.channel("device", no_params()).expect("channel");

@@ -19,9 +19,7 @@ async fn server() -> DevServer {
 }
 
 fn device_url(server: &DevServer) -> String {
-    server
-        .ws_url()
-        .replace("/socket/websocket", "/device-socket/websocket")
+    server.device_socket_url()
 }
 
 async fn nhc(args: Vec<String>) -> Output {

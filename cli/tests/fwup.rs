@@ -35,9 +35,7 @@ async fn server(fwup_keys: Vec<String>) -> DevServer {
 
 /// `nhc device` booted from the fixture's disk, updating it with fwup.
 fn nhc_device(server: &DevServer, fx: &FwupFixture, extra: &[&str]) -> Command {
-    let url = server
-        .ws_url()
-        .replace("/socket/websocket", "/device-socket/websocket");
+    let url = server.device_socket_url();
     let disk = fx.disk().display().to_string();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nhc"));
     cmd.args(["device", "--url", &url, "--identifier", "cli-fwup-device"])

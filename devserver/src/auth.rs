@@ -78,16 +78,24 @@ pub(crate) const SHARED_SECRET_PATH: &str = "/device-socket/websocket";
 /// endpoint for shared secrets: anonymous clients get its 401 with
 /// `nh-connection-error-reason`. `/socket/websocket` stays a generic
 /// Phoenix socket that anyone may join anonymously (the core's channel
-/// tests); a client that sends `x-nh-*` headers is held to them there too.
+/// tests) but that is no device socket, like NervesHub's `UserSocket`
+/// there: a client that sends `x-nh-*` headers is held to them, yet stays
+/// anonymous, so `device`, `console` and `extensions` do not route.
 pub(crate) struct Open {
     pub nh1: SharedSecrets,
 }
 
 impl Authenticator for Open {
     fn authenticate(&self, _peer: &Peer, request: &Request) -> AuthOutcome {
+        let device_mount = request.uri().path() == SHARED_SECRET_PATH;
         if has_header_prefixed(request, "x-nh-") {
-            self.nh1.authenticate(request)
-        } else if request.uri().path() == SHARED_SECRET_PATH {
+            match self.nh1.authenticate(request) {
+                AuthOutcome::Accept { .. } if !device_mount => {
+                    AuthOutcome::Accept { identity: None }
+                }
+                outcome => outcome,
+            }
+        } else if device_mount {
             AuthOutcome::Reject(Rejection::unauthorized(NO_CREDENTIALS))
         } else {
             AuthOutcome::Accept { identity: None }

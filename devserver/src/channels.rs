@@ -11,11 +11,18 @@ use crate::device_messages::{self, Answer};
 use crate::hub;
 use crate::state::{Conn, Received, State};
 
-/// Topics a router would match: NervesHub's device-facing channels plus test rooms.
-pub fn is_routed(topic: &str) -> bool {
-    matches!(topic, "device" | "console" | "extensions")
-        || topic.starts_with("room:")
-        || topic.starts_with("test:")
+/// Topics a router would match for a connection: NervesHub's device-facing
+/// channels only on an authenticated device socket (`authenticated`: the
+/// connection has an identity), plus test rooms on any socket.
+///
+/// NervesHub's `DeviceSocket` refuses anonymous devices at the upgrade, and
+/// its anonymous `UserSocket` has no `device`, `console` or `extensions`
+/// topics, so Phoenix answers their join with "unmatched topic".
+pub fn is_routed(topic: &str, authenticated: bool) -> bool {
+    if hub::is_device_facing(topic) {
+        return authenticated;
+    }
+    topic.starts_with("room:") || topic.starts_with("test:")
 }
 
 fn ok(response: Payload) -> Reply {
@@ -91,7 +98,7 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
 
     match msg.event.as_str() {
         events::JOIN => {
-            if !is_routed(&msg.topic) {
+            if !is_routed(&msg.topic, conn.identity.is_some()) {
                 conn.reply(None, msg_ref, &msg.topic, &unmatched_topic());
                 record(received, id, conn, msg, demo);
                 return;

@@ -157,6 +157,12 @@ impl DevServer {
         format!("ws://127.0.0.1:{}/socket/websocket", self.ws_port)
     }
 
+    /// `ws://127.0.0.1:PORT/device-socket/websocket`: NervesHub's NH1
+    /// shared-secret mount, where devices without a client certificate connect.
+    pub fn device_socket_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/device-socket/websocket", self.ws_port)
+    }
+
     /// `wss://localhost:PORT/socket/websocket` (the server certificate names localhost).
     pub fn wss_url(&self) -> String {
         format!("wss://localhost:{}/socket/websocket", self.wss_port)
@@ -197,6 +203,7 @@ impl DevServer {
         json!({
             "ws_url": self.ws_url(),
             "wss_url": self.wss_url(),
+            "device_socket_url": self.device_socket_url(),
             "control_url": self.control_url(),
             "pki_dir": path(&self.pki.dir),
             "ca": path(&self.pki.ca),

@@ -12,7 +12,9 @@ case "$cmd" in
 start)
     rm -rf "$dir"
     mkdir -p "$dir"
-    "$bin" --pki-dir "$dir/pki" --ready-file "$dir/ready" >"$dir/stdout" 2>"$dir/stderr" &
+    # The NH1 product key of testlib.h (TL_PRODUCT_KEY, TL_PRODUCT_SECRET).
+    "$bin" --pki-dir "$dir/pki" --ready-file "$dir/ready" \
+        --shared-secret nhp_nhc_tests:nhc-tests-product-secret >"$dir/stdout" 2>"$dir/stderr" &
     echo $! >"$dir/pid"
     tries=0
     until [ -s "$dir/ready" ]; do

@@ -123,7 +123,7 @@ static void nh1_reboot(char *binary) {
     tl_ctl_post(&srv, "/reset", "{}");
     tl_ctl_post(&srv, "/shared_secret",
                 "{\"key\":\"nhp_cagent\",\"secret\":\"agent-secret-42\"}");
-    char *argv[] = {binary, srv.ws_url, "/tmp/nhc-int-agent-unused.fw", "--shared-secret",
+    char *argv[] = {binary, srv.device_socket_url, "/tmp/nhc-int-agent-unused.fw", "--shared-secret",
                     "nhp_cagent:agent-secret-42:agent-serial-9", NULL};
     child c;
     spawn(&c, argv);

@@ -661,6 +661,7 @@ static void nh1_shared_secret(void) {
     ctx_init(&c);
     nhc_socket_options s;
     tl_fast_options(&s, &srv);
+    s.url = srv.device_socket_url;
     nhc_device_options o;
     CHECK_OK(nhc_device_options_default(&o));
     o.socket = &s;
@@ -694,6 +695,19 @@ static void nh1_shared_secret(void) {
     o.nh1_secret = "not-the-secret";
     dev = start(&c, &o);
     CHECK(tl_rec_wait(&c.rec, "dev STATE AUTH_ERROR err=-3", 1, 10000));
+    CHECK(tl_rec_count(&c.rec, "dev JOINED") == 0);
+    finish(&c, dev);
+
+    /* No credentials at all on the device endpoint: NervesHub's 401 with
+     * its nh-connection-error-reason, never a join. */
+    ctx_init(&c);
+    o.nh1_key = NULL;
+    o.nh1_secret = NULL;
+    o.nh1_identifier = NULL;
+    o.nh1_digest = NULL;
+    dev = start(&c, &o);
+    CHECK(tl_rec_wait(&c.rec, "dev STATE AUTH_ERROR err=-3", 1, 10000));
+    CHECK(tl_rec_count2(&c.rec, "dev STATE AUTH_ERROR", "no certificate pair or shared secrets") >= 1);
     CHECK(tl_rec_count(&c.rec, "dev JOINED") == 0);
     finish(&c, dev);
 }

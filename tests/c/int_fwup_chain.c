@@ -98,7 +98,6 @@ static void server_keys(void) {
 /* A device booted from the disk, applying updates to it with fwup. */
 static nhc_device *boot(tl_rec *rec) {
     nhc_socket_options s;
-    tl_fast_options(&s, &srv);
     static const char *args[6];
     args[0] = "--apply";
     args[1] = "--no-unmount";
@@ -113,8 +112,7 @@ static nhc_device *boot(tl_rec *rec) {
     u.fwup_args_len = 6;
     u.idle_timeout_ms = (uint32_t)tl_ms(10000);
     nhc_device_options o;
-    CHECK_OK(nhc_device_options_default(&o));
-    o.socket = &s;
+    tl_nh1_device_options(&o, &s, &srv, "c-fwup-device");
     o.uboot_env_path = disk;
     o.uboot_env_size = ENV_SIZE;
     o.auto_update = &u;

@@ -334,6 +334,8 @@ void tl_server_load(tl_server *s) {
     char *info = tl_read_file(path, NULL);
     bool ok = tl_json_string(info, "ws_url", s->ws_url, sizeof s->ws_url) &&
               tl_json_string(info, "wss_url", s->wss_url, sizeof s->wss_url) &&
+              tl_json_string(info, "device_socket_url", s->device_socket_url,
+                             sizeof s->device_socket_url) &&
               tl_json_string(info, "control_url", s->control_url, sizeof s->control_url) &&
               tl_json_string(info, "ca", s->ca, sizeof s->ca) &&
               tl_json_string(info, "device_cert", s->device_cert, sizeof s->device_cert) &&
@@ -467,6 +469,17 @@ void tl_fast_options(nhc_socket_options *o, const tl_server *s) {
     o->backoff_max_ms = 200;
     o->rejoin_after_ms = 50;
     o->default_timeout_ms = (uint32_t)tl_ms(5000);
+}
+
+void tl_nh1_device_options(nhc_device_options *o, nhc_socket_options *s, const tl_server *srv,
+                           const char *identifier) {
+    tl_fast_options(s, srv);
+    s->url = srv->device_socket_url;
+    if (nhc_device_options_default(o) != NHC_OK) tl_fail(__FILE__, __LINE__, "defaults", NULL);
+    o->socket = s;
+    o->nh1_key = TL_PRODUCT_KEY;
+    o->nh1_secret = TL_PRODUCT_SECRET;
+    o->nh1_identifier = identifier;
 }
 
 /* Copies the JSON value of "key" (an object) out of `json`: brace matching,

@@ -84,6 +84,7 @@ nhc_reply_closure tl_drop_only_reply(tl_rec *r);
 typedef struct tl_server {
     char ws_url[512];
     char wss_url[512];
+    char device_socket_url[512];
     char control_url[512];
     char pki_dir[1024];
     char ca[1024];
@@ -117,6 +118,18 @@ void tl_join_and_echo(tl_rec *rec, nhc_socket *sock, const char *topic);
 
 /* Options with fast reconnects and rejoins for tests, on the ws URL. */
 void tl_fast_options(nhc_socket_options *o, const tl_server *s);
+
+/* The NH1 product key the tests' dev server accepts (devserver.sh passes it). */
+#define TL_PRODUCT_KEY "nhp_nhc_tests"
+#define TL_PRODUCT_SECRET "nhc-tests-product-secret"
+
+/* Default device options for an authenticated device, as NervesHub requires
+ * for `device`, `console` and `extensions`: `s` gets the fast options on the
+ * NH1 mount (`/device-socket/websocket`) and `o` signs as `identifier` with
+ * the test product key. Give every device of a test its own identifier: the
+ * server closes the older socket of a duplicate identity. */
+void tl_nh1_device_options(nhc_device_options *o, nhc_socket_options *s, const tl_server *srv,
+                           const char *identifier);
 
 /* Reads a whole file (NUL-terminated too); exits on failure. Free with free(). */
 char *tl_read_file(const char *path, size_t *len);

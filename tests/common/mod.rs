@@ -4,15 +4,43 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, SharedSecret};
 use nerves_hub_channel::{Backoff, Event, JoinParams, Payload, Socket, SocketConfig};
-use nhc_devserver::{Config, DevServer};
+use nhc_devserver::{Config, DevServer, SharedSecretEntry};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The NH1 product key every test server accepts (see `device_socket_config`).
+pub const TEST_PRODUCT_KEY: &str = "nhp_nhc_tests";
+pub const TEST_PRODUCT_SECRET: &str = "nhc-tests-product-secret";
+
+/// A dev server that also accepts NH1 signatures made with the test product key.
 pub async fn server() -> DevServer {
-    DevServer::start(Config::default())
-        .await
-        .expect("dev server starts")
+    DevServer::start(Config {
+        shared_secrets: vec![SharedSecretEntry::new(
+            TEST_PRODUCT_KEY,
+            TEST_PRODUCT_SECRET,
+            None,
+        )],
+        ..Config::default()
+    })
+    .await
+    .expect("dev server starts")
+}
+
+/// An authenticated device connection, as NervesHub requires for `device`,
+/// `console` and `extensions`: `fast_config` on the server's NH1 mount
+/// (`/device-socket/websocket`), signed with the test product key as
+/// `identifier`. Give every device of a test its own identifier: the server
+/// closes the older socket of a duplicate identity.
+pub fn device_socket_config(server: &DevServer, identifier: &str) -> SocketConfig {
+    let mut config = fast_config(&server.device_socket_url());
+    let secret = SharedSecret::new(TEST_PRODUCT_KEY, TEST_PRODUCT_SECRET, identifier);
+    let auth = Nh1Auth::new(secret).expect("the test product secret is valid");
+    config.header_provider = Some(Arc::new(auth));
+    config
 }
 
 /// A config that reconnects and rejoins quickly, for tests.

@@ -113,17 +113,33 @@ class Control:
         self.call("/reset", {})
 
 
+TEST_PRODUCT_KEY = "nhp_nhc_tests"
+TEST_PRODUCT_SECRET = "nhc-tests-product-secret"
+"""The NH1 product key the session's dev server accepts (see DevServer.device_auth)."""
+
+
 class DevServer:
     """A running nhc-devserver: its URLs, PKI paths and control client."""
 
     def __init__(self, info: Dict[str, str]) -> None:
         self.ws_url = info["ws_url"]
+        self.device_socket_url = info["device_socket_url"]
         self.wss_url = info["wss_url"]
         self.ca = info["ca"]
         self.device_cert = info["device_cert"]
         self.device_key = info["device_key"]
         self.pki_dir = info["pki_dir"]
         self.control = Control(info["control_url"])
+
+    def device_auth(self, identifier: str) -> Dict[str, Any]:
+        """Device options for an authenticated NH1 connection as `identifier`,
+        as NervesHub requires for `device`, `console` and `extensions`. Give
+        every device of a test its own identifier: the server closes the
+        older socket of a duplicate identity."""
+        return dict(
+            url=self.device_socket_url,
+            shared_secret=(TEST_PRODUCT_KEY, TEST_PRODUCT_SECRET, identifier),
+        )
 
 
 def fwup_binary() -> Optional[Path]:
@@ -143,7 +159,7 @@ def devserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     if fwup is not None:
         env["NHC_FWUP"] = str(fwup)  # the server reads .fw metadata with it
     proc = subprocess.Popen(
-        [str(binary), "--pki-dir", str(pki)],
+        [str(binary), "--pki-dir", str(pki), "--shared-secret", f"{TEST_PRODUCT_KEY}:{TEST_PRODUCT_SECRET}"],
         stdout=subprocess.PIPE,
         stderr=None,
         text=True,

@@ -23,14 +23,16 @@ DeviceFactory = Any
 
 @pytest.fixture
 def make_device(server: DevServer) -> Iterator[DeviceFactory]:
-    """Makes devices on the server's ws URL; closes them after the test."""
+    """Makes devices, each authenticated with its own NH1 identifier unless
+    the test gives a `url` (and its credentials); closes them after the test."""
     made: List[nhc.Device] = []
 
     def make(**kwargs: Any) -> nhc.Device:
-        url = kwargs.pop("url", server.ws_url)
         options: Dict[str, Any] = dict(FAST, metadata=METADATA)
+        if "url" not in kwargs:
+            options.update(server.device_auth(f"py-device-{len(made) + 1}"))
         options.update(kwargs)
-        device = nhc.Device(url, **options)
+        device = nhc.Device(options.pop("url"), **options)
         made.append(device)
         return device
 

@@ -2,7 +2,7 @@
 
 import asyncio
 from pathlib import Path
-from typing import Any, Awaitable, Callable, List, TypeVar
+from typing import Any, Awaitable, Callable, Dict, List, TypeVar
 
 import pytest
 
@@ -21,8 +21,13 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
 
 
 def async_device(server: DevServer, **kwargs: Any) -> nhc.AsyncDevice:
-    url = kwargs.pop("url", server.ws_url)
-    return nhc.AsyncDevice(url, **{**FAST, "metadata": METADATA, **kwargs})
+    """An AsyncDevice authenticated over NH1 (one device per test), unless
+    the test gives a `url` (and its credentials)."""
+    options: Dict[str, Any] = {**FAST, "metadata": METADATA}
+    if "url" not in kwargs:
+        options.update(server.device_auth("py-async-device"))
+    options.update(kwargs)
+    return nhc.AsyncDevice(options.pop("url"), **options)
 
 
 async def next_of(device: nhc.AsyncDevice, kind: str) -> Any:

@@ -117,6 +117,26 @@ def test_join_refused(sock: nhc.Socket) -> None:
     chan.leave()  # stops the retries
 
 
+@pytest.mark.parametrize("topic", ["device", "console", "extensions"])
+def test_an_anonymous_socket_cannot_join_device_topics(sock: nhc.Socket, topic: str) -> None:
+    # As on NervesHub, whose anonymous socket has no device topics.
+    chan = sock.channel(topic)
+    with pytest.raises(nhc.JoinError) as info:
+        chan.join()
+    assert info.value.response == {"reason": "unmatched topic"}
+    chan.leave()  # stops the retries
+
+
+def test_an_anonymous_device_socket_is_refused_with_the_reason(server: DevServer) -> None:
+    sock = nhc.Socket(server.device_socket_url, **FAST)
+    sock.connect()
+    with pytest.raises(nhc.AuthError) as info:
+        sock.wait_connected(timeout=WAIT)
+    reason = "no certificate pair or shared secrets connection settings were provided"
+    assert (info.value.status, info.value.reason) == (401, reason)
+    sock.close()
+
+
 def test_join_reply_scripted_by_the_server(server: DevServer, sock: nhc.Socket) -> None:
     server.control.join_reply("room:scripted", "error", {"reason": "not today"})
     with pytest.raises(nhc.JoinError) as info:
