@@ -60,7 +60,11 @@ function(nhc_rust_library)
   set(cargo_so "${artifact_dir}/libnerves_hub_channel_ffi.so")
   set(cargo_a "${artifact_dir}/libnerves_hub_channel_ffi.a")
   set(devserver "")
-  if(NHC_BUILD_TESTS)
+  if(NHC_HOST_DEVSERVER)
+    # Cross builds: the tests run under an emulator against a dev server
+    # built for the build machine (scripts/cross-test.sh).
+    set(devserver "${NHC_HOST_DEVSERVER}")
+  elseif(NHC_BUILD_TESTS)
     set(devserver "${artifact_dir}/nhc-devserver")
   endif()
 
@@ -72,7 +76,7 @@ function(nhc_rust_library)
     # scheduler, and with it libm), so the shipped library would differ
     # with NHC_BUILD_TESTS.
     set(devserver_build "")
-    if(NHC_BUILD_TESTS)
+    if(NHC_BUILD_TESTS AND NOT NHC_HOST_DEVSERVER)
       set(devserver_build
         COMMAND ${CMAKE_COMMAND} -E env ${cross_env} CARGO_TARGET_DIR=${target_dir}
                 ${NHC_CARGO} build --locked ${profile_flag} ${target_flag} -p nhc-devserver ${NHC_CARGO_FLAGS})
@@ -81,7 +85,7 @@ function(nhc_rust_library)
       COMMAND ${CMAKE_COMMAND} -E env ${cross_env} CARGO_TARGET_DIR=${target_dir}
               ${NHC_CARGO} build --locked ${profile_flag} ${target_flag} -p nerves_hub_channel_ffi ${NHC_CARGO_FLAGS}
       ${devserver_build}
-      BYPRODUCTS ${cargo_so} ${cargo_a} ${devserver}
+      BYPRODUCTS ${cargo_so} ${cargo_a} $<$<NOT:$<BOOL:${NHC_HOST_DEVSERVER}>>:${devserver}>
       WORKING_DIRECTORY "${CMAKE_SOURCE_DIR}"
       COMMENT "cargo build (${profile_dir} ${NHC_RUST_TARGET})"
       USES_TERMINAL

@@ -80,3 +80,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "maturin>=1.7,<2" "pytest>=8" "mypy>=1.10"
+
+# Cross compilers, qemu and Rust targets for scripts/cross-test.sh.
+bash scripts/setup-cross.sh

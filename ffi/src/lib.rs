@@ -62,6 +62,9 @@ mod params;
 mod router;
 mod versioned;
 
+#[cfg(test)]
+mod abi_layout;
+
 pub use channel::*;
 pub use closure::{
     nhc_event_closure, nhc_join_closure, nhc_params_closure, nhc_reply_closure, nhc_state_closure,
