@@ -29,7 +29,7 @@ async fn join_is_answered_and_recorded() {
 #[tokio::test]
 async fn join_params_are_recorded_and_a_missing_join_ref_is_the_ref() {
     let server = start().await;
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.send(json!([null, "7", "device", "phx_join", {"fw": "1.0"}]))
         .await;
     assert_eq!(
@@ -299,7 +299,7 @@ async fn join_replies_can_be_overridden_and_reset() {
         response: Payload::json(&json!({"reason": "denied"})),
     };
     control.set_join_reply("device", Some(refusal)).await;
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.send(json!(["1", "1", "device", "phx_join", {}])).await;
     assert_eq!(
         c.recv().await,
@@ -352,7 +352,7 @@ async fn demo_mode_offers_its_firmware_only_to_a_device_that_can_take_it() {
         ..Default::default()
     };
     let server = nhc_devserver::DevServer::start(config).await.unwrap();
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.join("device", "1").await;
     let offer = c.recv().await;
     assert_eq!(
@@ -377,7 +377,7 @@ async fn demo_mode_offers_its_firmware_only_to_a_device_that_can_take_it() {
 
     // A device already running the demo firmware gets nothing: NervesHub
     // has no greeting. The room's reply comes next.
-    let mut again = connect(&server).await;
+    let mut again = connect_device(&server).await;
     again
         .send(json!(["7", "7", "device", "phx_join", {"nerves_fw_uuid": uuid}]))
         .await;
@@ -399,7 +399,7 @@ async fn demo_mode_offers_its_firmware_only_to_a_device_that_can_take_it() {
         )
         .await
         .expect("recorded");
-    let mut later = connect(&server).await;
+    let mut later = connect_device(&server).await;
     later
         .send(json!(["10", "10", "device", "phx_join", {"nerves_fw_uuid": "other"}]))
         .await;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{connect, control_addr, http, start, WAIT};
+use common::{connect, connect_device, control_addr, http, start, WAIT};
 use serde_json::json;
 
 type Client = common::Client<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -15,7 +15,7 @@ async fn a_device_join_gets_requested_keys_then_extensions_get() {
         .control()
         .set_public_keys(Some(vec!["k1".into(), "k2".into()]), None)
         .await;
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.send(json!(["1", "1", "device", "phx_join",
         {"device_api_version": "2.3.0", "fwup_public_keys": "on_connect"}]))
         .await;
@@ -38,7 +38,7 @@ async fn no_key_list_is_pushed_when_none_is_configured() {
         .control()
         .set_public_keys(Some(Vec::new()), Some(Vec::new()))
         .await;
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.send(json!(["1", "1", "device", "phx_join",
         {"device_api_version": "2.3.0", "fwup_public_keys": "on_connect",
          "archive_public_keys": "on_connect"}]))
@@ -69,7 +69,7 @@ async fn assert_no_answer(c: &mut Client, message: serde_json::Value, room_ref: 
 #[tokio::test]
 async fn bad_statuses_stages_and_values_crash_the_device_channel() {
     let server = start().await;
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     let bad = [
         json!({"status": "done"}),
         json!({"status": "downloading", "progress": "12"}),
@@ -114,7 +114,7 @@ async fn bad_statuses_stages_and_values_crash_the_device_channel() {
 async fn rescheduled_blocks_updates_for_delay_for_milliseconds() {
     let server = start().await;
     let addr = control_addr(&server);
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.join("device", "1").await;
     let before = std::time::SystemTime::now();
     assert_no_answer(
@@ -146,7 +146,7 @@ async fn rescheduled_blocks_updates_for_delay_for_milliseconds() {
 #[tokio::test]
 async fn console_up_and_device_events_get_no_reply_and_unknown_console_events_crash() {
     let server = start().await;
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.join("console", "1").await;
     assert_no_answer(
         &mut c,
@@ -168,7 +168,7 @@ async fn console_up_and_device_events_get_no_reply_and_unknown_console_events_cr
 #[tokio::test]
 async fn events_of_an_extension_not_attached_are_answered_detach() {
     let server = start().await;
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.send(json!(["4", "4", "extensions", "phx_join", {"health": "0.0.1", "geo": "0.1.0"}]))
         .await;
     assert_eq!(c.recv().await[4]["response"], json!(["health"]));
@@ -189,7 +189,7 @@ async fn events_of_an_extension_not_attached_are_answered_detach() {
 #[tokio::test]
 async fn old_api_versions_get_no_extensions_get_and_device_pushes_get_no_reply() {
     let server = start().await;
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.send(json!(["1", "1", "device", "phx_join", {"device_api_version": "2.1.0"}]))
         .await;
     assert_eq!(c.recv().await[3], "phx_reply");
@@ -218,7 +218,7 @@ async fn the_extensions_join_attaches_the_enabled_offered_ones() {
     )
     .await;
     assert_eq!(status, 200);
-    let mut c = connect(&server).await;
+    let mut c = connect_device(&server).await;
     c.send(json!(["4", "4", "extensions", "phx_join",
         {"health": "0.0.1", "logging": "0.0.1", "geo": "0.0.1"}]))
         .await;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use nerves_hub_channel::nerves_hub::nh1::{sign_headers, SharedSecret};
 use nhc_devserver::{Config, DevServer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -37,6 +38,48 @@ pub struct Client<S> {
 
 pub async fn connect(server: &DevServer) -> Client<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
     connect_url(&with_vsn(&server.ws_url())).await
+}
+
+/// The product key and secret `connect_device` signs with.
+pub const PRODUCT_KEY: &str = "nhp_devserver_tests";
+const PRODUCT_SECRET: &str = "devserver-tests-secret";
+
+/// A device connection, as NervesHub wants one: NH1-signed on the device
+/// socket, under an identifier of its own (the server closes the older
+/// socket of an identity that connects again). Device topics (`device`,
+/// `console`, `extensions`) join only on such a connection.
+pub async fn connect_device(
+    server: &DevServer,
+) -> Client<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // Adding the same entry again is refused; the first add is what counts.
+    let _ = server.add_shared_secret(nhc_devserver::SharedSecretEntry::new(
+        PRODUCT_KEY,
+        PRODUCT_SECRET,
+        None,
+    ));
+    let identifier = format!("devserver-test-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let secret = SharedSecret::new(PRODUCT_KEY, PRODUCT_SECRET, identifier);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let mut request = with_vsn(&server.device_socket_url())
+        .into_client_request()
+        .expect("request");
+    for (name, value) in sign_headers(&secret, now) {
+        request.headers_mut().insert(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(&value).expect("header value"),
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("device socket connects");
+    Client { ws }
 }
 
 pub async fn connect_url(url: &str) -> Client<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
