@@ -352,7 +352,7 @@ async fn demo_mode_offers_its_firmware_only_to_a_device_that_can_take_it() {
         ..Default::default()
     };
     let server = nhc_devserver::DevServer::start(config).await.unwrap();
-    let mut c = connect_device(&server).await;
+    let mut c = connect_device_as(&server, "demo-device").await;
     c.join("device", "1").await;
     let offer = c.recv().await;
     assert_eq!(
@@ -399,7 +399,8 @@ async fn demo_mode_offers_its_firmware_only_to_a_device_that_can_take_it() {
         )
         .await
         .expect("recorded");
-    let mut later = connect_device(&server).await;
+    // The same device again (its older socket is closed).
+    let mut later = connect_device_as(&server, "demo-device").await;
     later
         .send(json!(["10", "10", "device", "phx_join", {"nerves_fw_uuid": "other"}]))
         .await;

@@ -114,7 +114,7 @@ async fn bad_statuses_stages_and_values_crash_the_device_channel() {
 async fn rescheduled_blocks_updates_for_delay_for_milliseconds() {
     let server = start().await;
     let addr = control_addr(&server);
-    let mut c = connect_device(&server).await;
+    let mut c = connect_device_as(&server, "rescheduler").await;
     c.join("device", "1").await;
     let before = std::time::SystemTime::now();
     assert_no_answer(
@@ -126,7 +126,7 @@ async fn rescheduled_blocks_updates_for_delay_for_milliseconds() {
     .await;
     let until = server
         .control()
-        .updates_blocked_until(None)
+        .updates_blocked_until(Some("rescheduler"))
         .await
         .expect("blocked");
     let blocked = until.duration_since(before).expect("in the future");
@@ -139,7 +139,7 @@ async fn rescheduled_blocks_updates_for_delay_for_milliseconds() {
     let (status, _, body) = http(&addr, "GET", "/updates_blocked", "").await;
     assert_eq!(status, 200);
     let list: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    assert_eq!(list[0]["identity"], serde_json::Value::Null);
+    assert_eq!(list[0]["identity"], "rescheduler");
     assert!(list[0]["blocked_until_ms"].as_u64().is_some());
 }
 

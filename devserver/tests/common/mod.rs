@@ -52,16 +52,24 @@ pub async fn connect_device(
     server: &DevServer,
 ) -> Client<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
     use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let identifier = format!("devserver-test-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    connect_device_as(server, &identifier).await
+}
+
+/// `connect_device` under a chosen identifier: the same device again.
+pub async fn connect_device_as(
+    server: &DevServer,
+    identifier: &str,
+) -> Client<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
     // Adding the same entry again is refused; the first add is what counts.
     let _ = server.add_shared_secret(nhc_devserver::SharedSecretEntry::new(
         PRODUCT_KEY,
         PRODUCT_SECRET,
         None,
     ));
-    let identifier = format!("devserver-test-{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let secret = SharedSecret::new(PRODUCT_KEY, PRODUCT_SECRET, identifier);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
