@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{connect, connect_device, connect_device_as, control_addr, http, start, WAIT};
+use common::{connect_device, connect_device_as, control_addr, http, start, WAIT};
 use serde_json::json;
 
 type Client = common::Client<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
