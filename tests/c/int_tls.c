@@ -21,20 +21,6 @@ static nhc_socket *wss_socket(tl_rec *rec, nhc_socket_options *o) {
     return sock;
 }
 
-static void join_and_echo(tl_rec *rec, nhc_socket *sock, const char *topic) {
-    nhc_channel *ch = NULL;
-    CHECK_OK(nhc_channel_new(sock, topic, NULL, &ch));
-    CHECK_OK(nhc_channel_on_join(ch, tl_join_closure(rec)));
-    CHECK_OK(nhc_channel_join(ch, 0));
-    char want[128];
-    snprintf(want, sizeof want, "join OK %s", topic);
-    CHECK(tl_rec_wait(rec, want, 1, 10000));
-    CHECK_OK(nhc_channel_push(ch, "echo", "{\"tls\":true}", 12, 0, tl_reply_closure(rec)));
-    CHECK(tl_rec_wait(rec, "reply OK", 1, 10000));
-    CHECK(tl_rec_count(rec, "{\"tls\":true}") == 1);
-    nhc_channel_free(ch);
-}
-
 static void mtls_from_files(void) {
     tl_rec rec;
     tl_rec_init(&rec);
@@ -45,7 +31,7 @@ static void mtls_from_files(void) {
     o.key_file = srv.device_key;
     nhc_socket *sock = wss_socket(&rec, &o);
     CHECK(tl_rec_wait(&rec, "state CONNECTED", 1, 10000));
-    join_and_echo(&rec, sock, "test:tls_files");
+    tl_join_and_echo(&rec, sock, "test:tls_files");
     nhc_socket_free(sock);
     tl_rec_destroy(&rec);
 }
@@ -72,7 +58,7 @@ static void mtls_from_memory(void) {
     free(cert);
     free(key);
     CHECK(tl_rec_wait(&rec, "state CONNECTED", 1, 10000));
-    join_and_echo(&rec, sock, "test:tls_memory");
+    tl_join_and_echo(&rec, sock, "test:tls_memory");
     nhc_socket_free(sock);
     tl_rec_destroy(&rec);
 }
