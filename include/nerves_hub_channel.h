@@ -1823,6 +1823,12 @@ enum nhc_result nhc_socket_dispatch(struct nhc_socket *sock, int32_t timeout_ms)
  * after that callback returns. Do not hold a lock that the callbacks take
  * while calling it from another thread.
  *
+ * It also waits until the connection task has let go of the client key:
+ * a `key.sign` closure is dropped and a PKCS#11 session closed before it
+ * returns, so the program may exit (or unload the PKCS#11 module) right
+ * after. A connection whose peer stopped reading delays this by at most a
+ * few seconds.
+ *
  * Channels of the socket stay valid handles until `nhc_channel_free`;
  * their functions then fail with `NHC_ERR_CLOSED`.
  *
@@ -2167,7 +2173,9 @@ enum nhc_result nhc_device_dispatch(struct nhc_device *dev, int32_t timeout_ms);
  * it waits for a callback running on another thread to return, and once
  * it returns no callback of this device runs any more. Called from inside
  * the callback it does not wait, and the closure is dropped right after
- * that callback returns. An update being applied is stopped with the
+ * that callback returns. Like `nhc_socket_free`, it waits until the
+ * connection has let go of the client key (a `key.sign` closure dropped,
+ * a PKCS#11 session closed). An update being applied is stopped with the
  * connection; the `firmware_validated` closure and an update sink are
  * dropped once the library's tasks holding them have ended (at the latest
  * in `nhc_shutdown`). In a child process after fork() it releases nothing.

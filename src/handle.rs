@@ -38,6 +38,9 @@ pub trait Handle: Send + Sync + 'static {
     fn disconnect(&self) -> Result<()>;
     /// Closes for good; the last event follows.
     fn close(&self);
+    /// After `close`: waits up to `timeout` until the connection task has
+    /// dropped everything it held (the TLS key among it); whether it did.
+    fn wait_closed(&self, timeout: Duration) -> bool;
     fn state(&self) -> ConnectionState;
     /// Waits up to `timeout` for the next event.
     fn recv_timeout(&self, timeout: Duration) -> Option<Self::Event>;
@@ -66,6 +69,9 @@ macro_rules! handle_by_own_methods {
             }
             fn close(&self) {
                 <$ty>::close(self)
+            }
+            fn wait_closed(&self, timeout: Duration) -> bool {
+                <$ty>::wait_closed(self, timeout)
             }
             fn state(&self) -> ConnectionState {
                 <$ty>::state(self)

@@ -100,6 +100,18 @@ impl Socket {
         let _ = self.inner.commands.send(Command::Shutdown);
     }
 
+    /// After `close`: waits up to `timeout` until the connection task has
+    /// ended and dropped everything it held, the TLS client key among it (a
+    /// PKCS#11 session, a signing callback). Whether it ended. On one of the
+    /// library's I/O threads it does not wait (the task may be its own).
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let finished = &self.inner.shared.finished;
+        if runtime::ensure_not_forked().is_err() || tokio::runtime::Handle::try_current().is_ok() {
+            return finished.wait(Duration::ZERO);
+        }
+        finished.wait(timeout)
+    }
+
     pub fn state(&self) -> ConnectionState {
         self.inner.shared.state()
     }

@@ -196,7 +196,9 @@ pub unsafe extern "C" fn nhc_device_dispatch(dev: *mut nhc_device, timeout_ms: i
 /// it waits for a callback running on another thread to return, and once
 /// it returns no callback of this device runs any more. Called from inside
 /// the callback it does not wait, and the closure is dropped right after
-/// that callback returns. An update being applied is stopped with the
+/// that callback returns. Like `nhc_socket_free`, it waits until the
+/// connection has let go of the client key (a `key.sign` closure dropped,
+/// a PKCS#11 session closed). An update being applied is stopped with the
 /// connection; the `firmware_validated` closure and an update sink are
 /// dropped once the library's tasks holding them have ended (at the latest
 /// in `nhc_shutdown`). In a child process after fork() it releases nothing.

@@ -109,6 +109,9 @@ pub(crate) fn close_all(limit: Duration) {
 /// cbindgen:ignore
 const DISPATCH_BATCH: usize = 64;
 
+/// How long a free waits for the connection task to end.
+const FREE_WAITS_FOR_TASK: Duration = Duration::from_secs(3);
+
 /// Wraps a new core handle: threaded delivery starts here, and the handle
 /// joins the live list. Returns what `_new` writes to `*out`.
 pub(crate) fn create<K: Kind>(
@@ -307,6 +310,12 @@ pub(crate) unsafe fn free<K: Kind>(ptr: *mut K) {
     core.handle.set_handler(None);
     K::before_close(&core.handle);
     core.handle.close();
+    // The connection task holds the TLS key, whose release may be the
+    // application's `drop` or a PKCS#11 call: neither may happen after
+    // free returns (the promise above; and a process exiting right after
+    // would race the module's own exit handlers). Bounded, since the task
+    // gives a stuck peer at most a second to take the close frame.
+    core.handle.wait_closed(FREE_WAITS_FOR_TASK);
     drop(removed);
     drop(boxed);
 }

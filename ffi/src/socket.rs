@@ -192,6 +192,12 @@ pub unsafe extern "C" fn nhc_socket_dispatch(sock: *mut nhc_socket, timeout_ms: 
 /// after that callback returns. Do not hold a lock that the callbacks take
 /// while calling it from another thread.
 ///
+/// It also waits until the connection task has let go of the client key:
+/// a `key.sign` closure is dropped and a PKCS#11 session closed before it
+/// returns, so the program may exit (or unload the PKCS#11 module) right
+/// after. A connection whose peer stopped reading delays this by at most a
+/// few seconds.
+///
 /// Channels of the socket stay valid handles until `nhc_channel_free`;
 /// their functions then fail with `NHC_ERR_CLOSED`.
 ///

@@ -11,6 +11,9 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::message::{events, Inbound, Message, Payload};
 use crate::reconnect::Retry;
+
+/// How long closing waits for the close frame to reach the socket buffer.
+const CLOSE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::transport::{self, ConnectFailure, WsStream};
 
 impl Actor {
@@ -153,7 +156,9 @@ impl Actor {
             }
             return;
         };
-        let _ = ws.close(None).await;
+        // Bounded: a peer that stopped reading must not hold up a close
+        // (and with it `Closed`, and a free waiting for the task's end).
+        let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, ws.close(None)).await;
         // A stable session still restarts the backoff for the next connect.
         let joined_for = self.joined_at.take().map(|at| at.elapsed());
         self.reconnects

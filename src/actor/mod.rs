@@ -3,6 +3,7 @@
 //! it talks back through the event queue. Nothing here blocks on user code.
 
 mod channels;
+mod finished;
 mod link;
 mod pushes;
 
@@ -29,6 +30,7 @@ use crate::transport::{ConnectFailure, WsStream};
 
 use channels::ChannelState;
 pub use channels::JoinParams;
+use finished::{Finished, MarkOnDrop};
 use pushes::PushRecord;
 
 /// Where the end of a push is reported.
@@ -86,6 +88,8 @@ pub(crate) struct Shared {
     pub outbound: AtomicUsize,
     /// Our end of the current (or last) connection.
     pub local_addr: std::sync::Mutex<Option<std::net::SocketAddr>>,
+    /// Marked when the connection task has dropped everything it held.
+    pub finished: Finished,
 }
 
 impl Shared {
@@ -94,6 +98,7 @@ impl Shared {
             state: AtomicU8::new(ConnectionState::Disconnected as u8),
             outbound: AtomicUsize::new(0),
             local_addr: std::sync::Mutex::new(None),
+            finished: Finished::default(),
         }
     }
 
@@ -151,6 +156,8 @@ pub(crate) struct Actor {
     inflight: HashMap<String, PushId>,
     deadlines: BinaryHeap<std::cmp::Reverse<(Instant, PushId)>>,
     exit: bool,
+    /// Last field: marks `Shared::finished` after every other one dropped.
+    _finished: MarkOnDrop,
 }
 
 /// Commands handled per wake-up before the socket is read again.
@@ -169,6 +176,7 @@ impl Actor {
         queue: Arc<EventQueue>,
         shared: Arc<Shared>,
     ) -> Actor {
+        let shared_for_latch = shared.clone();
         Actor {
             config,
             url,
@@ -195,6 +203,7 @@ impl Actor {
             inflight: HashMap::new(),
             deadlines: BinaryHeap::new(),
             exit: false,
+            _finished: MarkOnDrop(shared_for_latch),
         }
     }
 

@@ -185,6 +185,11 @@ impl Device {
         self.core().socket.close();
     }
 
+    /// After `close`: see `Socket::wait_closed`.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        self.core().socket.wait_closed(timeout)
+    }
+
     pub fn state(&self) -> ConnectionState {
         self.core().socket.state()
     }

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import threading
+import weakref
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Tuple, Union
 
@@ -190,6 +191,26 @@ def test_a_python_callable_signs(server: DevServer, tmp_path: Path) -> None:
     calls, sign = openssl_signer(server.device_key, tmp_path)
     assert joins(server, server.device_cert, nhc.SigningCallback(sign, key_type="ec-p256")) == ["nhc-demo-0001"]
     assert calls and set(calls) == {"ecdsa_secp256r1_sha256"}
+
+
+def test_close_lets_go_of_the_callable(server: DevServer, tmp_path: Path) -> None:
+    """Once close() returns the library holds no reference to the signer,
+    so an SDK session it wraps can be torn down right after."""
+    _, sign = openssl_signer(server.device_key, tmp_path)
+
+    class Element:
+        def __call__(self, algorithm: str, message: bytes, digest: bytes) -> bytes:
+            return sign(algorithm, message, digest)
+
+    element = Element()
+    released = weakref.ref(element)
+    key = nhc.SigningCallback(element, key_type="ec-p256")
+    sock = nhc.Socket(server.wss_url, ca=server.ca, cert=server.device_cert, key=key, **FAST)
+    sock.connect()
+    sock.wait_connected(WAIT)
+    sock.close()
+    del sock, key, element
+    assert released() is None
 
 
 def test_a_callable_that_raises_is_a_tls_error(server: DevServer) -> None:

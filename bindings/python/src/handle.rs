@@ -126,11 +126,15 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
         self.core.disconnect().map_err(py_err)
     }
 
-    /// Closes for good; a threaded handle waits (at most `timeout`, not
-    /// from a callback) until no callback of it runs any more.
+    /// Closes for good and waits (at most `timeout`) until the connection
+    /// task has released the TLS key (a PKCS#11 session, a signing
+    /// callable); a threaded handle then waits (not from a callback) until
+    /// no callback of it runs any more.
     pub fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let timeout = options::seconds(timeout, "timeout")?;
         self.core.close();
+        // Without the GIL: dropping a signing callable needs it.
+        py.detach(|| self.core.wait_closed(timeout));
         if self.polled || delivery::on_delivery_thread() {
             return Ok(());
         }
