@@ -15,7 +15,9 @@
 //! console shell's (`shell.rs`). Input before a shell was requested is
 //! ignored, as link does; a detach stops the shell, since nobody is watching.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+#[cfg(target_os = "linux")]
+use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{json, Value};
