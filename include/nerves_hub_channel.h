@@ -1658,6 +1658,13 @@ typedef struct nhc_device_options {
      * the server's `Date` then corrects the signing time by itself.
      */
     int64_t nh1_clock_offset_s;
+    /**
+     * Offer the `local_shell` extension (Linux): NervesHub's "Local Shell"
+     * tab gets `/bin/sh -l` on a pty (TERM=xterm-256color, 300 s
+     * inactivity timeout). Default false: it gives a shell to whoever may
+     * use the device's console in NervesHub.
+     */
+    bool local_shell_enabled;
 } nhc_device_options;
 
 #ifdef __cplusplus

@@ -93,6 +93,7 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
         fwup_version: d.fwup_version.clone(),
         console: false,
         console_shell: None,
+        local_shell: false,
         scripts: d.scripts,
         extensions: d.extensions.clone(),
         backoff_initial: file.backoff.initial,
@@ -101,14 +102,21 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
     };
     let mut config = device_config(&connection, &knobs, None, None)?;
     let c = &file.console;
+    // The console shell and the local_shell extension run the same command.
+    let mut shell = ShellOptions::default();
+    if let Some(command) = &c.shell {
+        shell.command = command.clone();
+    }
+    if let Some(secs) = c.inactivity_timeout {
+        shell.inactivity_timeout = Duration::from_secs(secs);
+    }
+    if c.local_shell {
+        config
+            .extensions
+            .get_or_insert_with(Default::default)
+            .local_shell = Some(shell.clone());
+    }
     if c.enabled {
-        let mut shell = ShellOptions::default();
-        if let Some(command) = &c.shell {
-            shell.command = command.clone();
-        }
-        if let Some(secs) = c.inactivity_timeout {
-            shell.inactivity_timeout = Duration::from_secs(secs);
-        }
         config.console = Some(console_options(&config.device_api_version, shell));
     }
     metadata(&mut config, file)?;

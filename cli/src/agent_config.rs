@@ -161,6 +161,10 @@ pub struct ConsoleSection {
     pub enabled: bool,
     pub shell: Option<Vec<String>>,
     pub inactivity_timeout: Option<u64>,
+    /// Offer the local_shell extension (NervesHub's Local Shell tab), with
+    /// `shell` and `inactivity_timeout`; independent of `enabled`.
+    #[serde(default)]
+    pub local_shell: bool,
 }
 
 /// A bad configuration: where and why.

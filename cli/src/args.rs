@@ -97,6 +97,10 @@ pub struct DeviceKnobs {
     /// The console's shell command (default "/bin/sh -l")
     #[arg(long, value_name = "COMMAND", requires = "console")]
     pub console_shell: Option<String>,
+    /// Offer the local_shell extension: NervesHub's Local Shell tab gets
+    /// "/bin/sh -l" on a pty (off by default)
+    #[arg(long)]
+    pub local_shell: bool,
     /// Accept support scripts (scripts/run); they are printed, and answered
     /// as not run by `device`/`simulate`
     #[arg(long)]

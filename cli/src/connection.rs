@@ -122,7 +122,7 @@ pub fn device_config(
         }
         config.console = Some(console_options(&config.device_api_version, shell));
     }
-    if !knobs.extensions.is_empty() {
+    if !knobs.extensions.is_empty() || knobs.local_shell {
         config.extensions = Some(ExtensionsOptions {
             health: knobs
                 .extensions
@@ -130,6 +130,7 @@ pub fn device_config(
                 .then(HealthOptions::default),
             geo: None,
             logging: knobs.extensions.contains(&Extension::Logging),
+            local_shell: knobs.local_shell.then(ShellOptions::default),
         });
     }
     Ok(config)

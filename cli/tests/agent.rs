@@ -456,6 +456,63 @@ async fn a_console_session_runs_the_configured_shell() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn local_shell_opens_a_shell_on_the_extensions_channel() {
+    let server = server().await;
+    server
+        .control()
+        .set_enabled_extensions(vec!["local_shell".into()])
+        .await;
+    let dir = scratch("local-shell");
+    let path = config(
+        &server,
+        &dir,
+        "agent-local-shell",
+        "[console]\nlocal_shell = true\nshell = [\"/bin/sh\"]\n",
+    );
+    let agent = start_joined(&server, &path, "extensions", 1).await;
+    let joins = server
+        .control()
+        .wait_for("extensions", "phx_join", 1, WAIT)
+        .await
+        .unwrap();
+    let join = joins[0].message.payload.to_value().unwrap();
+    assert_eq!(join, json!({"local_shell": "0.0.1"}));
+    // The server pushed request_shell on attach; the device says it started.
+    let status = server
+        .control()
+        .wait_for("extensions", "local_shell:request_status", 1, WAIT)
+        .await
+        .unwrap();
+    let status = status[0].message.payload.to_value().unwrap();
+    assert_eq!(status, json!({"status": "started"}));
+    let input = Payload::json(&json!({"data": "echo local-$((6*7))\n"}));
+    let pushed = server
+        .control()
+        .push("extensions", "local_shell:shell_input", input)
+        .await;
+    assert_eq!(pushed, 1);
+    let deadline = Instant::now() + WAIT;
+    for count in 1.. {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let out = server
+            .control()
+            .wait_for("extensions", "local_shell:shell_output", count, left)
+            .await
+            .unwrap();
+        let text: String = out
+            .iter()
+            .filter_map(|r| r.message.payload.to_value())
+            .filter_map(|v| v["data"].as_str().map(str::to_owned))
+            .collect();
+        if text.contains("local-42") {
+            break;
+        }
+    }
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn firmware_validated_is_sent_once_the_check_command_succeeds() {
     let server = server().await;
     let dir = scratch("validate");

@@ -190,6 +190,11 @@ pub struct nhc_device_options {
     /// how wrong its clock is. Without it a wrong clock costs one refusal:
     /// the server's `Date` then corrects the signing time by itself.
     pub nh1_clock_offset_s: i64,
+    /// Offer the `local_shell` extension (Linux): NervesHub's "Local Shell"
+    /// tab gets `/bin/sh -l` on a pty (TERM=xterm-256color, 300 s
+    /// inactivity timeout). Default false: it gives a shell to whoever may
+    /// use the device's console in NervesHub.
+    pub local_shell_enabled: CBool,
 }
 
 /// The size of the first published version of the struct (up to `geo`).
@@ -247,6 +252,7 @@ fn defaults() -> nhc_device_options {
             .unwrap_or(i64::MAX),
         allow_unverified_firmware: false.into(),
         nh1_clock_offset_s: 0,
+        local_shell_enabled: CBool::FALSE,
     }
 }
 
@@ -375,7 +381,8 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
     // SAFETY: the pointers in `o` are NULL or valid (the caller's contract).
     c.console = unsafe { console(&o) }?;
     let geo = geo.raw().call.is_some().then(|| Arc::new(geo));
-    if o.health_enabled.get() || o.logging_enabled.get() || geo.is_some() {
+    let local_shell = o.local_shell_enabled.get();
+    if o.health_enabled.get() || o.logging_enabled.get() || geo.is_some() || local_shell {
         let mut ext = ExtensionsOptions::default();
         if let Some(geo) = geo {
             ext.geo = Some(Arc::new(move || geo.call()));
@@ -385,6 +392,7 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
             ext.health = Some(unsafe { health(&o) }?);
         }
         ext.logging = o.logging_enabled.get();
+        ext.local_shell = local_shell.then(ShellOptions::default);
         c.extensions = Some(ext);
     }
     Ok(DeviceSetup {

@@ -59,7 +59,8 @@ const KINDS: &[&str] = &[
 /// ``True``, ``False`` or ``None``. ``console=True`` joins the remote
 /// console (``console_shell=[...]`` runs a PTY shell behind it, Linux);
 /// ``extensions={"health": True | metrics_fn, "geo": location_fn,
-/// "logging": True}`` offers extensions.
+/// "logging": True, "local_shell": True}`` offers extensions (``local_shell``:
+/// NervesHub's Local Shell tab gets ``/bin/sh -l`` on a pty, Linux; off by default).
 ///
 /// ``uboot_env_path`` with ``uboot_env_size`` (and ``uboot_env_redundant``)
 /// reads a binary U-Boot environment image instead. ``auto_update={...}``

@@ -295,10 +295,13 @@ fn auto_update(value: &Bound<'_, PyAny>) -> PyResult<UpdateOptions> {
     args.into_options()
 }
 
-/// `{"health": True | metrics callable | {...}, "geo": callable, "logging": True}`.
+/// `{"health": True | metrics callable | {...}, "geo": callable, "logging": True,
+/// "local_shell": True}`.
 fn extensions(value: &Bound<'_, PyAny>) -> PyResult<ExtensionsOptions> {
     let dict = value.cast::<PyDict>().map_err(|_| {
-        invalid("extensions must be a dict with keys \"health\", \"geo\", \"logging\"")
+        invalid(
+            "extensions must be a dict with keys \"health\", \"geo\", \"logging\", \"local_shell\"",
+        )
     })?;
     let mut opts = ExtensionsOptions::default();
     for (k, v) in dict.iter() {
@@ -320,9 +323,12 @@ fn extensions(value: &Bound<'_, PyAny>) -> PyResult<ExtensionsOptions> {
             "geo" if v.is_callable() => opts.geo = Some(geo_provider(v.unbind())),
             "geo" => return Err(invalid("extensions[\"geo\"] must be a callable")),
             "logging" => opts.logging = v.is_truthy()?,
+            "local_shell" => {
+                opts.local_shell = v.is_truthy()?.then(ShellOptions::default);
+            }
             other => {
                 return Err(invalid(format!(
-                    "unknown extension {other:?}: the device offers \"health\", \"geo\" and \"logging\""
+                    "unknown extension {other:?}: the device offers \"health\", \"geo\", \"logging\" and \"local_shell\""
                 )))
             }
         }

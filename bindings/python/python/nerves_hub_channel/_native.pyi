@@ -219,6 +219,7 @@ class _Extensions(TypedDict, total=False):
     health: Union[bool, Callable[[], Mapping[str, float]], _Health]
     geo: Optional[Callable[[], Mapping[str, Any]]]
     logging: bool
+    local_shell: bool
 
 @final
 class Device:
