@@ -1658,6 +1658,20 @@ typedef struct nhc_device_options {
      * the server's `Date` then corrects the signing time by itself.
      */
     int64_t nh1_clock_offset_s;
+    /**
+     * With `console_enabled`: console file transfer. Browser uploads are
+     * stored in this directory (created when needed; a name with a path
+     * separator, `.`/`..` or a NUL is refused, the file appears under its
+     * name only when complete, errors such as a full disk are printed on
+     * the terminal), `nhc_device_console_send_file` works, and the console
+     * announces console_version 2.0.0. NULL (default): off, 1.0.0.
+     */
+    const char *console_upload_dir;
+    /**
+     * With `console_upload_dir`: the largest upload in bytes; 0 (default):
+     * 10 MiB.
+     */
+    uint64_t console_max_upload_size;
 } nhc_device_options;
 
 #ifdef __cplusplus
@@ -2330,6 +2344,18 @@ enum nhc_result nhc_device_console_output(struct nhc_device *dev, const char *da
  * `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
  *
  * # Safety
+/**
+ * Sends the file at `path` (NUL-terminated) to the browsers attached to
+ * the console (device-to-browser download, saved under the path's last
+ * component), in 1024-byte chunks. Blocks until every chunk is queued.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unreadable
+ * file, 10 MiB or larger, `console_upload_dir` not set),
+ * `NHC_ERR_INVALID_STATE` (created without `console_enabled`), or the
+ * push's error (e.g. `NHC_ERR_TIMEOUT` while disconnected).
+ */
+enum nhc_result nhc_device_console_send_file(struct nhc_device *dev, const char *path);
+
  * `dev` is NULL or a live device; `message` is NULL or NUL-terminated.
  */
 enum nhc_result nhc_device_log(struct nhc_device *dev, int level, const char *message);

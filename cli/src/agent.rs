@@ -16,7 +16,7 @@ use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata, UpdatePolicy};
 
 use crate::agent_config::{self, AgentConfig, LogLevel, OutputKind, SecsOrNever, SinkKind};
 use crate::args::{ConnectionArgs, DeviceKnobs, Rejoin, SharedSecretArg, UbootEnv};
-use crate::connection::{console_options, detect_fwup_version, device_config};
+use crate::connection::{console_options, detect_fwup_version, device_config, file_transfer};
 use crate::device_cmd::fwup_sink;
 use crate::device_runner::{self, Plan};
 use crate::event_output::Output;
@@ -93,6 +93,8 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
         fwup_version: d.fwup_version.clone(),
         console: false,
         console_shell: None,
+        console_upload_dir: None,
+        console_max_upload_size: None,
         scripts: d.scripts,
         extensions: d.extensions.clone(),
         backoff_initial: file.backoff.initial,
@@ -109,7 +111,8 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
         if let Some(secs) = c.inactivity_timeout {
             shell.inactivity_timeout = Duration::from_secs(secs);
         }
-        config.console = Some(console_options(&config.device_api_version, shell));
+        let upload = file_transfer(c.upload_dir.as_deref(), c.max_upload_size);
+        config.console = Some(console_options(&config.device_api_version, shell, upload));
     }
     metadata(&mut config, file)?;
     if let Some(command) = &d.validate_command {

@@ -500,6 +500,31 @@ pub unsafe extern "C" fn nhc_device_log(
 ) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
+/// Sends the file at `path` (NUL-terminated) to the browsers attached to
+/// the console (device-to-browser download, saved under the path's last
+/// component), in 1024-byte chunks. Blocks until every chunk is queued.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unreadable
+/// file, 10 MiB or larger, `console_upload_dir` not set),
+/// `NHC_ERR_INVALID_STATE` (created without `console_enabled`), or the
+/// push's error (e.g. `NHC_ERR_TIMEOUT` while disconnected).
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_console_send_file(
+    dev: *mut nhc_device,
+    path: *const c_char,
+) -> nhc_result {
+    boundary(|| {
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let device = unsafe { device_ref(dev) }?;
+        // SAFETY: `path` is NULL or a NUL-terminated string (the caller's contract).
+        let path = unsafe { str_arg(path, "path") }?;
+        let console = device
+            .console()
+            .ok_or_else(|| no_component("nhc_device_console_send_file", "console_enabled"))?;
+        Ok(console.send_file(std::path::Path::new(path))?)
+    })
+}
+
         let device = unsafe { device_ref(dev) }?;
         let level = match level {
             0 => LogLevel::Error,

@@ -121,7 +121,7 @@ impl Device {
         let console = match config.console {
             Some(mut opts) => {
                 opts.device_api_version = config.device_api_version.clone();
-                join.set_extra("console_version", json!(opts.console_version));
+                join.set_extra("console_version", json!(opts.announced_version()));
                 Some(Console::new(&socket, opts)?)
             }
             None => None,

@@ -274,6 +274,8 @@ class Device:
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
         device_rejoin_after_close: float = 5.0,
+        console_upload_dir: Optional[Union[str, os.PathLike[str]]] = None,
+        console_max_upload_size: Optional[int] = None,
     ) -> "Device": ...
     def connect(self) -> None:
         """Connects in the background and joins ``device``."""
@@ -367,6 +369,8 @@ class Device:
         """Sends terminal output to the remote console."""
     def log(self, level: str, message: str, meta: Optional[Mapping[str, str]] = None) -> None:
         """Sends a log line through the ``logging`` extension."""
+    def console_send_file(self, path: Union[str, os.PathLike[str]]) -> None:
+        """Sends a file (< 10 MiB) to the browser; needs ``console_upload_dir``."""
     def report_metric(self, name: str, value: float) -> None:
         """Sets a metric sent with every later health report."""
     def cast(self, event: str, payload: Any = None) -> None:
