@@ -2277,6 +2277,17 @@ enum nhc_result nhc_device_reschedule_update(struct nhc_device *dev,
 enum nhc_result nhc_device_cancel_update(struct nhc_device *dev);
 
 /**
+ * Like `nhc_device_cancel_update`, for a program that is leaving: a file
+ * sink keeps the verified bytes it stored, and when the same update (same
+ * firmware UUID and URL path) is applied again, even after a restart,
+ * only the rest is downloaded (HTTP Range). Same errors.
+ *
+ * # Safety
+ * `dev` is NULL or a live device.
+ */
+enum nhc_result nhc_device_suspend_update(struct nhc_device *dev);
+
+/**
  * Tells the server the running firmware is validated (`firmware_validated
  * {}`), and says so at later joins.
  *
@@ -2334,17 +2345,6 @@ enum nhc_result nhc_device_report_network_interface(struct nhc_device *dev, cons
 enum nhc_result nhc_device_console_output(struct nhc_device *dev, const char *data, size_t len);
 
 /**
- * Sends one log line through the `logging` extension, at `level` (an
- * `nhc_log_level` value). Lines beyond 5 per second (burst 10) are
- * summarised, and lines logged while the server has not attached the
- * extension are dropped; both still return `NHC_OK`.
- *
- * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unknown
- * level), `NHC_ERR_INVALID_STATE` (created without `logging_enabled`),
- * `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
- *
- * # Safety
-/**
  * Sends the file at `path` (NUL-terminated) to the browsers attached to
  * the console (device-to-browser download, saved under the path's last
  * component), in 1024-byte chunks. Blocks until every chunk is queued.
@@ -2356,6 +2356,17 @@ enum nhc_result nhc_device_console_output(struct nhc_device *dev, const char *da
  */
 enum nhc_result nhc_device_console_send_file(struct nhc_device *dev, const char *path);
 
+/**
+ * Sends one log line through the `logging` extension, at `level` (an
+ * `nhc_log_level` value). Lines beyond 5 per second (burst 10) are
+ * summarised, and lines logged while the server has not attached the
+ * extension are dropped; both still return `NHC_OK`.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unknown
+ * level), `NHC_ERR_INVALID_STATE` (created without `logging_enabled`),
+ * `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+ *
+ * # Safety
  * `dev` is NULL or a live device; `message` is NULL or NUL-terminated.
  */
 enum nhc_result nhc_device_log(struct nhc_device *dev, int level, const char *message);

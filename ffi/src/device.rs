@@ -381,6 +381,25 @@ pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_r
     })
 }
 
+/// Like `nhc_device_cancel_update`, for a program that is leaving: a file
+/// sink keeps the verified bytes it stored, and when the same update (same
+/// firmware UUID and URL path) is applied again, even after a restart,
+/// only the rest is downloaded (HTTP Range). Same errors.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_suspend_update(dev: *mut nhc_device) -> nhc_result {
+    boundary(|| {
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        if unsafe { device_ref(dev) }?.suspend_update() {
+            Ok(())
+        } else {
+            Err(Failure::InvalidState("no update is being applied".into()))
+        }
+    })
+}
+
 /// Tells the server the running firmware is validated (`firmware_validated
 /// {}`), and says so at later joins.
 ///
@@ -481,25 +500,6 @@ pub unsafe extern "C" fn nhc_device_console_output(
     })
 }
 
-/// Sends one log line through the `logging` extension, at `level` (an
-/// `nhc_log_level` value). Lines beyond 5 per second (burst 10) are
-/// summarised, and lines logged while the server has not attached the
-/// extension are dropped; both still return `NHC_OK`.
-///
-/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unknown
-/// level), `NHC_ERR_INVALID_STATE` (created without `logging_enabled`),
-/// `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
-///
-/// # Safety
-/// `dev` is NULL or a live device; `message` is NULL or NUL-terminated.
-#[no_mangle]
-pub unsafe extern "C" fn nhc_device_log(
-    dev: *mut nhc_device,
-    level: c_int,
-    message: *const c_char,
-) -> nhc_result {
-    boundary(|| {
-        // SAFETY: `dev` is NULL or a live device (the caller's contract).
 /// Sends the file at `path` (NUL-terminated) to the browsers attached to
 /// the console (device-to-browser download, saved under the path's last
 /// component), in 1024-byte chunks. Blocks until every chunk is queued.
@@ -525,6 +525,25 @@ pub unsafe extern "C" fn nhc_device_console_send_file(
     })
 }
 
+/// Sends one log line through the `logging` extension, at `level` (an
+/// `nhc_log_level` value). Lines beyond 5 per second (burst 10) are
+/// summarised, and lines logged while the server has not attached the
+/// extension are dropped; both still return `NHC_OK`.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unknown
+/// level), `NHC_ERR_INVALID_STATE` (created without `logging_enabled`),
+/// `NHC_ERR_BUFFER_FULL`, `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`, `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `message` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_log(
+    dev: *mut nhc_device,
+    level: c_int,
+    message: *const c_char,
+) -> nhc_result {
+    boundary(|| {
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
         let device = unsafe { device_ref(dev) }?;
         let level = match level {
             0 => LogLevel::Error,

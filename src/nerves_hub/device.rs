@@ -290,7 +290,16 @@ impl Device {
     /// Stops the update being applied; the server is told `failed` with
     /// "Update cancelled". False if no update was being applied.
     pub fn cancel_update(&self) -> bool {
-        update_flow::cancel(self.core())
+        update_flow::cancel(self.core(), false)
+    }
+
+    /// Like `cancel_update`, for a program that is leaving (SIGTERM): a
+    /// resumable sink (a file) keeps the verified bytes, and when the same
+    /// update (same firmware UUID and URL path) is applied again, even
+    /// after a restart, only the rest is downloaded (HTTP `Range`). The
+    /// whole image is verified as usual.
+    pub fn suspend_update(&self) -> bool {
+        update_flow::cancel(self.core(), true)
     }
 
     /// Declines the pending update; the server is told `ignored {reason}`.

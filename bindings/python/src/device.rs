@@ -575,6 +575,13 @@ impl Device {
         self.core.cancel_update()
     }
 
+    /// Like ``cancel_update``, for a program that is leaving: a file sink
+    /// keeps the verified bytes, and the same update applied again (even
+    /// after a restart) downloads only the rest.
+    fn suspend_update(&self) -> bool {
+        self.core.suspend_update()
+    }
+
     /// Tells the server the running firmware is validated.
     fn firmware_validated(&self) -> PyResult<()> {
         self.core.firmware_validated().map_err(py_err)
@@ -618,13 +625,6 @@ impl Device {
         console.send_output(data).map_err(py_err)
     }
 
-    /// Sends a log line through the ``logging`` extension (rate-limited to
-    /// 5 lines/s, burst 10); ``level`` is ``"error"``, ``"warning"``,
-    /// ``"info"`` or ``"debug"``. Dropped while not attached.
-    #[pyo3(signature = (level, message, meta=None))]
-    fn log(
-        &self,
-        level: &str,
     /// Sends the file at ``path`` to the browsers attached to the console
     /// (device-to-browser download; needs ``console_upload_dir``; files of
     /// 10 MiB or more are refused). Blocks until every chunk is queued.
@@ -636,6 +636,13 @@ impl Device {
         py.detach(|| console.send_file(&path)).map_err(py_err)
     }
 
+    /// Sends a log line through the ``logging`` extension (rate-limited to
+    /// 5 lines/s, burst 10); ``level`` is ``"error"``, ``"warning"``,
+    /// ``"info"`` or ``"debug"``. Dropped while not attached.
+    #[pyo3(signature = (level, message, meta=None))]
+    fn log(
+        &self,
+        level: &str,
         message: &str,
         meta: Option<BTreeMap<String, String>>,
     ) -> PyResult<()> {

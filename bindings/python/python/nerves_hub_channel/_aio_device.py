@@ -361,6 +361,11 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         :class:`UpdateError`); False if none was."""
         return self._native.cancel_update()
 
+    def suspend_update(self) -> bool:
+        """Like :meth:`cancel_update`, but a file sink keeps the verified
+        bytes for the next run of the same update."""
+        return self._native.suspend_update()
+
     # -- other device calls ----------------------------------------------------
 
     def firmware_validated(self) -> None:
@@ -385,15 +390,15 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         """Sends terminal output to the remote console (``console=True``)."""
         self._native.console_output(data)
 
+    async def console_send_file(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Sends a file (< 10 MiB) to the browser; needs ``console_upload_dir``."""
+        await asyncio.get_running_loop().run_in_executor(None, self._native.console_send_file, path)
+
     def log(self, level: str, message: str, meta: Optional[Mapping[str, str]] = None) -> None:
         """Sends a log line through the ``logging`` extension."""
         self._native.log(level, message, meta)
 
     def report_metric(self, name: str, value: float) -> None:
-    async def console_send_file(self, path: Union[str, "os.PathLike[str]"]) -> None:
-        """Sends a file (< 10 MiB) to the browser; needs ``console_upload_dir``."""
-        await asyncio.get_running_loop().run_in_executor(None, self._native.console_send_file, path)
-
         """Sets a metric sent with every later health report."""
         self._native.report_metric(name, value)
 

@@ -355,6 +355,8 @@ class Device:
         """Postpones the pending update by ``delay`` seconds."""
     def cancel_update(self) -> bool:
         """Stops the update being applied."""
+    def suspend_update(self) -> bool:
+        """Stops the update being applied; a file sink keeps its bytes to resume."""
     def firmware_validated(self) -> None:
         """Tells the server the running firmware is validated."""
     def script_result(
@@ -367,10 +369,10 @@ class Device:
         """Replaces the firmware metadata sent at the next join."""
     def console_output(self, data: str) -> None:
         """Sends terminal output to the remote console."""
-    def log(self, level: str, message: str, meta: Optional[Mapping[str, str]] = None) -> None:
-        """Sends a log line through the ``logging`` extension."""
     def console_send_file(self, path: Union[str, os.PathLike[str]]) -> None:
         """Sends a file (< 10 MiB) to the browser; needs ``console_upload_dir``."""
+    def log(self, level: str, message: str, meta: Optional[Mapping[str, str]] = None) -> None:
+        """Sends a log line through the ``logging`` extension."""
     def report_metric(self, name: str, value: float) -> None:
         """Sets a metric sent with every later health report."""
     def cast(self, event: str, payload: Any = None) -> None:
