@@ -36,6 +36,15 @@ impl FileThenCommand {
 }
 
 impl FileThenCommand {
+    /// The open file sink, now closed to later calls.
+    fn take(&self) -> Option<FileSink> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .map(|(sink, _, _)| sink)
+    }
+
     /// `<dir>/<uuid>.fw`, for a UUID that cannot leave the directory.
     fn path(&self, info: &UpdateInfo) -> Result<PathBuf, String> {
         let uuid = &info.firmware_meta.uuid;
@@ -67,12 +76,7 @@ impl ImageSink for FileThenCommand {
     }
 
     fn suspend(&self, reason: &str) {
-        if let Some((sink, _, _)) = self
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(sink) = self.take() {
             sink.suspend(reason);
         }
     }
@@ -115,12 +119,7 @@ impl ImageSink for FileThenCommand {
     }
 
     fn abort(&self, reason: &str) {
-        if let Some((sink, _, _)) = self
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(sink) = self.take() {
             sink.abort(reason);
         }
     }

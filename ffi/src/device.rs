@@ -371,9 +371,18 @@ pub unsafe extern "C" fn nhc_device_reschedule_update(
 /// `dev` is NULL or a live device.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_result {
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    unsafe { stop_update(dev, Device::cancel_update) }
+}
+
+/// Cancels or suspends the running update.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+unsafe fn stop_update(dev: *mut nhc_device, stop: fn(&Device) -> bool) -> nhc_result {
     boundary(|| {
         // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        if unsafe { device_ref(dev) }?.cancel_update() {
+        if stop(unsafe { device_ref(dev) }?) {
             Ok(())
         } else {
             Err(Failure::InvalidState("no update is being applied".into()))
@@ -390,14 +399,8 @@ pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_r
 /// `dev` is NULL or a live device.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_suspend_update(dev: *mut nhc_device) -> nhc_result {
-    boundary(|| {
-        // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        if unsafe { device_ref(dev) }?.suspend_update() {
-            Ok(())
-        } else {
-            Err(Failure::InvalidState("no update is being applied".into()))
-        }
-    })
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    unsafe { stop_update(dev, Device::suspend_update) }
 }
 
 /// Tells the server the running firmware is validated (`firmware_validated

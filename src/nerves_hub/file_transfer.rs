@@ -127,16 +127,11 @@ fn discard(upload: Upload) {
 }
 
 fn describe(e: &io::Error) -> String {
-    if e.raw_os_error() == Some(libc_enospc()) || e.kind() == io::ErrorKind::StorageFull {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
         "the device's storage is full".to_owned()
     } else {
         e.to_string()
     }
-}
-
-/// ENOSPC; the same value (28) on Linux, the BSDs and macOS.
-const fn libc_enospc() -> i32 {
-    28
 }
 
 fn notice(text: &str) -> String {
