@@ -17,7 +17,7 @@ use nhc_devserver::{Control, DevServer, Received};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use common::{device_socket_config, json, server, WAIT};
+use common::{device_socket_config, fast_config, json, server, WAIT};
 
 fn pump(sock: &Socket, ext: Extensions) -> mpsc::UnboundedReceiver<ExtensionEvent> {
     let (tx, rx) = mpsc::unbounded_channel();

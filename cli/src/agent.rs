@@ -16,7 +16,7 @@ use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata, UpdatePolicy};
 
 use crate::agent_config::{self, AgentConfig, LogLevel, OutputKind, SecsOrNever, SinkKind};
 use crate::args::{ConnectionArgs, DeviceKnobs, Rejoin, SharedSecretArg, UbootEnv};
-use crate::connection::{console_options, detect_fwup_version, device_config};
+use crate::connection::{console_options, detect_fwup_version, device_config, file_transfer};
 use crate::device_cmd::fwup_sink;
 use crate::device_runner::{self, Plan};
 use crate::event_output::Output;
@@ -94,6 +94,8 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
         console: false,
         console_shell: None,
         local_shell: false,
+        console_upload_dir: None,
+        console_max_upload_size: None,
         scripts: d.scripts,
         extensions: d.extensions.clone(),
         backoff_initial: file.backoff.initial,
@@ -117,7 +119,8 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
             .local_shell = Some(shell.clone());
     }
     if c.enabled {
-        config.console = Some(console_options(&config.device_api_version, shell));
+        let upload = file_transfer(c.upload_dir.as_deref(), c.max_upload_size);
+        config.console = Some(console_options(&config.device_api_version, shell, upload));
     }
     metadata(&mut config, file)?;
     if let Some(command) = &d.validate_command {

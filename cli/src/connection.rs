@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use nerves_hub_channel::nerves_hub::console::{ConsoleOptions, ShellOptions};
 use nerves_hub_channel::nerves_hub::extensions::{ExtensionsOptions, HealthOptions};
+use nerves_hub_channel::nerves_hub::file_transfer::FileTransferOptions;
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, SharedSecret};
 use nerves_hub_channel::nerves_hub::{DeviceConfig, FirmwareMetadata};
 use nerves_hub_channel::{
@@ -120,7 +121,11 @@ pub fn device_config(
                 return Err("the console shell command is empty".into());
             }
         }
-        config.console = Some(console_options(&config.device_api_version, shell));
+        let upload = file_transfer(
+            knobs.console_upload_dir.as_deref(),
+            knobs.console_max_upload_size,
+        );
+        config.console = Some(console_options(&config.device_api_version, shell, upload));
     }
     if !knobs.extensions.is_empty() || knobs.local_shell {
         config.extensions = Some(ExtensionsOptions {
@@ -136,16 +141,32 @@ pub fn device_config(
     Ok(config)
 }
 
-/// The console with this shell. `nhc` declines browser uploads, so it
-/// announces console_version 1.0.0: NervesHub's UI offers drag-and-drop
-/// uploads only to consoles of version 2.0.0 or later.
-pub fn console_options(device_api_version: &str, shell: ShellOptions) -> ConsoleOptions {
+/// The console with this shell. Without an upload directory `nhc` declines
+/// browser uploads, and the library then announces console_version 1.0.0
+/// (NervesHub's UI offers drag-and-drop uploads only from 2.0.0).
+pub fn console_options(
+    device_api_version: &str,
+    shell: ShellOptions,
+    file_transfer: Option<FileTransferOptions>,
+) -> ConsoleOptions {
     ConsoleOptions {
-        console_version: "1.0.0".into(),
         device_api_version: device_api_version.to_owned(),
         shell: Some(shell),
         decline_file_uploads: true,
+        file_transfer,
+        ..ConsoleOptions::default()
     }
+}
+
+/// Console file transfer into `dir`, when one is given.
+pub fn file_transfer(dir: Option<&Path>, max: Option<u64>) -> Option<FileTransferOptions> {
+    dir.map(|dir| {
+        let mut ft = FileTransferOptions::new(dir);
+        if let Some(max) = max {
+            ft.max_upload_size = max;
+        }
+        ft
+    })
 }
 
 /// Sets the metadata (and, from a U-Boot environment, the validation state).

@@ -270,7 +270,7 @@ def test_console_round_trip(server: DevServer, make_device: DeviceFactory) -> No
     connected(device)
     server.control.wait_joined("console")
     (join,) = server.control.wait("console", "phx_join")
-    assert join["payload"]["console_version"] == "2.0.0"
+    assert join["payload"]["console_version"] == "1.0.0"
     server.control.push("console", "dn", {"data": "ls\r"})
     assert get(inputs) == nhc.ConsoleInput("ls\r")
     (up,) = server.control.wait("console", "up")

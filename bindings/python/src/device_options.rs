@@ -16,6 +16,7 @@ use nerves_hub_channel::nerves_hub::extensions::health::{AlarmsProvider, ChecksP
 use nerves_hub_channel::nerves_hub::extensions::{
     Check, ExtensionsOptions, GeoProvider, HealthOptions, Location,
 };
+use nerves_hub_channel::nerves_hub::file_transfer::FileTransferOptions;
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, Nh1Digest, SharedSecret};
 use nerves_hub_channel::nerves_hub::update::{DownloadOptions, SinkSpec, UpdateOptions};
 use nerves_hub_channel::nerves_hub::{
@@ -50,6 +51,9 @@ pub struct DeviceOptions<'py> {
     pub console_shell_timeout: f64,
     pub console_shell_env: Option<BTreeMap<String, String>>,
     pub console_decline_file_uploads: bool,
+    /// Console file transfer into this directory (console_version 2.0.0).
+    pub console_upload_dir: Option<PathBuf>,
+    pub console_max_upload_size: Option<u64>,
     pub extensions: Option<Bound<'py, PyAny>>,
     pub report_timeout: f64,
     pub auto_update: Option<Bound<'py, PyAny>>,
@@ -116,9 +120,22 @@ impl DeviceOptions<'_> {
                 "console_shell_env needs console_shell=[program, args...]",
             ));
         }
+        if self.console_upload_dir.is_none() && self.console_max_upload_size.is_some() {
+            return Err(invalid("console_max_upload_size needs console_upload_dir"));
+        }
+        if self.console_upload_dir.is_some() && !self.console && self.console_shell.is_none() {
+            return Err(invalid("console_upload_dir needs console=True"));
+        }
         if self.console || self.console_shell.is_some() {
             let mut console = ConsoleOptions {
                 decline_file_uploads: self.console_decline_file_uploads,
+                file_transfer: self.console_upload_dir.map(|dir| {
+                    let mut ft = FileTransferOptions::new(dir);
+                    if let Some(max) = self.console_max_upload_size {
+                        ft.max_upload_size = max;
+                    }
+                    ft
+                }),
                 ..ConsoleOptions::default()
             };
             if let Some(command) = self.console_shell {
