@@ -374,22 +374,20 @@ pub unsafe extern "C" fn nhc_device_reschedule_update(
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_result {
     // SAFETY: `dev` is NULL or a live device (the caller's contract).
-    unsafe { stop_update(dev, Device::cancel_update) }
+    boundary(|| unsafe { stop_update(dev, Device::cancel_update) })
 }
 
 /// Cancels or suspends the running update.
 ///
 /// # Safety
 /// `dev` is NULL or a live device.
-unsafe fn stop_update(dev: *mut nhc_device, stop: fn(&Device) -> bool) -> nhc_result {
-    boundary(|| {
-        // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        if stop(unsafe { device_ref(dev) }?) {
-            Ok(())
-        } else {
-            Err(Failure::InvalidState("no update is being applied".into()))
-        }
-    })
+unsafe fn stop_update(dev: *mut nhc_device, stop: fn(&Device) -> bool) -> FfiResult {
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    if stop(unsafe { device_ref(dev) }?) {
+        Ok(())
+    } else {
+        Err(Failure::InvalidState("no update is being applied".into()))
+    }
 }
 
 /// Like `nhc_device_cancel_update`, for a program that is leaving: a file
@@ -402,7 +400,7 @@ unsafe fn stop_update(dev: *mut nhc_device, stop: fn(&Device) -> bool) -> nhc_re
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_suspend_update(dev: *mut nhc_device) -> nhc_result {
     // SAFETY: `dev` is NULL or a live device (the caller's contract).
-    unsafe { stop_update(dev, Device::suspend_update) }
+    boundary(|| unsafe { stop_update(dev, Device::suspend_update) })
 }
 
 /// Tells the server the running firmware is validated (`firmware_validated
