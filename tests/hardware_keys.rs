@@ -9,6 +9,8 @@ mod common;
 mod pkcs11_shim;
 #[path = "common/softhsm_fixture.rs"]
 mod softhsm_fixture;
+#[path = "common/tpm_fixture.rs"]
+mod tpm_fixture;
 
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
@@ -25,6 +27,7 @@ use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use softhsm_fixture::*;
+use tpm_fixture::{tpm, TokenCsrKey};
 
 fn wss_config(server: &DevServer, cert: PathBuf, key: ExternalKey) -> SocketConfig {
     let mut config = fast_config(&server.wss_url());
@@ -93,6 +96,25 @@ async fn an_rsa_key_on_a_pkcs11_token_joins() {
     assert_eq!(key.algorithm(), KeyAlgorithm::Rsa);
     let config = wss_config(&server, cert, ExternalKey::new(key));
     joins_as(&server, config, &SoftHsm::cn(RSA_LABEL)).await;
+}
+
+/// TPM 2.0 through tpm2-pkcs11 on swtpm: the key generated in the TPM, the
+/// CSR signed there through our PKCS#11 code, the certificate issued by the
+/// dev server's CA, then a join over mutual TLS.
+#[tokio::test]
+async fn an_ec_key_in_a_tpm_joins_over_mutual_tls() {
+    let Some(tpm) = tpm() else { return };
+    let server = server().await;
+    let key = Pkcs11Key::open(&tpm.key()).expect("the TPM key opens");
+    assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
+    let cn = "nhc-tpm-device";
+    let csr = TokenCsrKey::new(&*key, &tpm.public_key()).csr(cn);
+    let cert = server
+        .pki()
+        .issue_device_for_csr(cn, &csr)
+        .expect("the dev CA signs the TPM's CSR");
+    let config = wss_config(&server, cert, ExternalKey::new(key));
+    joins_as(&server, config, cn).await;
 }
 
 #[tokio::test]
