@@ -38,6 +38,11 @@ done
 for pkg in softhsm2 opensc libengine-pkcs11-openssl libssl-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# TPM 2.0 through tpm2-pkcs11 (tests/common/tpm_fixture.rs): a software TPM
+# (swtpm) reached over the swtpm TCTI, no resource manager.
+for pkg in swtpm libtpm2-pkcs11-1 libtss2-tcti-swtpm0; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

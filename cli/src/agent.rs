@@ -16,7 +16,9 @@ use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata, UpdatePolicy};
 
 use crate::agent_config::{self, AgentConfig, LogLevel, OutputKind, SecsOrNever, SinkKind};
 use crate::args::{ConnectionArgs, DeviceKnobs, Rejoin, SharedSecretArg, UbootEnv};
-use crate::connection::{console_options, detect_fwup_version, device_config, file_transfer};
+use crate::connection::{
+    console_options, detect_fwup_version, device_config, file_transfer, pkcs11_signer,
+};
 use crate::device_cmd::fwup_sink;
 use crate::device_runner::{self, Plan};
 use crate::event_output::Output;
@@ -102,7 +104,18 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
         backoff_max: file.backoff.max,
         backoff_jitter: file.backoff.jitter,
     };
-    let mut config = device_config(&connection, &knobs, None, None)?;
+    // The token key is opened here, so a bad pkcs11 setting names its key.
+    let signer = pkcs11_signer(&connection, None)
+        .map_err(|e| format!("key `server.{}`: {}", e.setting, e.message))?;
+    let plain = ConnectionArgs {
+        pkcs11_uri: None,
+        pkcs11_module: None,
+        pkcs11_pin_file: None,
+        pkcs11_pin_env: None,
+        ..connection
+    };
+    let mut config = device_config(&plain, &knobs, None, None)?;
+    config.socket.tls.client_signer = signer;
     let c = &file.console;
     // The console shell and the local_shell extension run the same command.
     let mut shell = ShellOptions::default();
