@@ -36,6 +36,7 @@ if [ -z "$tarball" ]; then
   tarball=$(bash scripts/vendor-tarball.sh "$work/dist" | tail -n 1)
 fi
 tarball=$(realpath "$tarball")
+echo "$(basename "$tarball"): $(stat -c %s "$tarball") bytes"
 tar -C "$work" -xf "$tarball"
 src=$(echo "$work"/nerves-hub-channel-*/)
 src=${src%/}
