@@ -88,3 +88,9 @@ fi
 
 # Cross compilers, qemu and Rust targets for scripts/cross-test.sh.
 bash scripts/setup-cross.sh
+
+# The Yocto layer's linter (scripts/lint-distro.sh), pinned: its rules change
+# between releases.
+.venv/bin/python -m pip install -q "oelint-adv==9.11.2"
+# zig cc compiles ring's C code for aarch64-linux-musl (scripts/static-agent.sh).
+.venv/bin/python -m pip install -q "ziglang==0.17.0"
