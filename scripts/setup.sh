@@ -19,7 +19,8 @@ if [ ! -f "$fwup_vendor/build-fwup.sh" ]; then
 fi
 
 need_apt=()
-for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ clang:clang; do
+for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ clang:clang \
+  systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null || need_apt+=("${tool#*:}")
 done
 # clang's sanitizer runtimes (ASan/LSan/UBSan, scripts/c-tests.sh) are a

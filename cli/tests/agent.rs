@@ -705,3 +705,109 @@ async fn under_journald_events_are_priority_prefixed_log_lines_on_stderr() {
     assert_eq!(stdout, "", "nothing on stdout under journald");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The shipped unit's own command lines, with the binary and config paths
+/// replaced by this build's: `systemd-analyze verify` accepts the unit,
+/// `ExecStartPre` passes a good file and fails a bad one with the status
+/// the unit does not restart on, `ExecStart` joins, and the unit's
+/// `KillSignal` stops it with status 0 before `TimeoutStopSec`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_systemd_units_commands_check_run_and_stop_the_agent() {
+    let unit_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent/nerves-hub-agent.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let setting = |key: &str| -> String {
+        let prefix = format!("{key}=");
+        let mut lines = unit.lines().filter(|l| l.starts_with(&prefix));
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the unit has no {key}"));
+        assert!(lines.next().is_none(), "the unit has more than one {key}");
+        line[prefix.len()..].to_owned()
+    };
+    const BIN: &str = "/usr/bin/nhc";
+    const CONF: &str = "/etc/nerves-hub/agent.toml";
+
+    let server = server().await;
+    let dir = scratch("unit");
+    let good = config(&server, &dir, "cli-agent-unit", "");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[server]\nurl = 5\n").unwrap();
+    let nhc = env!("CARGO_BIN_EXE_nhc");
+    let argv = |key: &str, conf: &Path| -> Vec<String> {
+        setting(key)
+            .split_whitespace()
+            .map(|word| match word {
+                BIN => nhc.to_owned(),
+                CONF => conf.display().to_string(),
+                other => other.to_owned(),
+            })
+            .collect()
+    };
+    let run = |argv: &[String]| Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+
+    if let Ok(out) = Command::new("systemd-analyze").arg("--version").output() {
+        assert!(out.status.success());
+        let copy = dir.join("nerves-hub-agent.service");
+        std::fs::write(
+            &copy,
+            unit.replace(BIN, nhc)
+                .replace(CONF, &good.display().to_string()),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs systemd-analyze (scripts/setup.sh installs it)"
+        );
+        eprintln!("systemd-analyze is not installed: the unit is not verified");
+    }
+
+    let out = run(&argv("ExecStartPre", &good));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&argv("ExecStartPre", &bad));
+    let no_restart: i32 = setting("RestartPreventExitStatus").parse().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(no_restart),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Agent::start runs exactly this command line.
+    let start = argv("ExecStart", &good);
+    let expected = [
+        nhc.to_owned(),
+        "agent".into(),
+        "--config".into(),
+        good.display().to_string(),
+    ];
+    assert_eq!(start, expected);
+    let agent = start_joined(&server, &good, "device", 1).await;
+    let stop_limit = Duration::from_secs(setting("TimeoutStopSec").parse().unwrap());
+    let signal = setting("KillSignal");
+    let signal = signal.strip_prefix("SIG").unwrap_or(&signal);
+    agent.signal(&format!("-{signal}"));
+    let stopping = Instant::now();
+    assert_eq!(agent.exit_code().await, Some(0));
+    assert!(
+        stopping.elapsed() < stop_limit,
+        "stopped after {:?}",
+        stopping.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
