@@ -81,7 +81,7 @@ for arch in "${arches[@]}"; do
   tag_arch=${arch/armv7/armv7l}
 
   step "maturin build --zig --target $target (manylinux2014)"
-  rm -f "$out"/nerves_hub_channel-*-"manylinux_2_17_${tag_arch}".*whl
+  rm -f "$out"/nerves_hub_channel-*manylinux_2_17_"${tag_arch}"*.whl
   maturin build --release --locked --zig --target "$target" --compatibility manylinux2014 \
     -m bindings/python/Cargo.toml --out "$out"
   wheel=$(ls "$out"/nerves_hub_channel-*-cp39-abi3-*manylinux_2_17_"${tag_arch}"*.whl)
@@ -90,7 +90,8 @@ for arch in "${arches[@]}"; do
   step "auditwheel show"
   report=$(auditwheel show "$wheel")
   echo "$report"
-  grep -q "consistent with the following platform tag: \"manylinux_2_17_${tag_arch}\"" <<<"$report" ||
+  # auditwheel wraps its lines: compare with the newlines made spaces.
+  grep -q "consistent with the following platform tag: \"manylinux_2_17_${tag_arch}\"" <<<"$(tr '\n' ' ' <<<"$report")" ||
     { echo "not a manylinux_2_17_${tag_arch} wheel" >&2; exit 1; }
 
   step "install and join the dev server"
