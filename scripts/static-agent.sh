@@ -104,18 +104,12 @@ echo "nhc ($target, release, stripped): $(stat -c %s "$stripped") bytes"
 step "join the dev server with NH1${run:+ under ${run[*]}}"
 cargo build --release --locked -p nhc-devserver --bin nhc-devserver
 work=$(mktemp -d)
+server=
+trap '[ -z "$server" ] || { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }; rm -rf "$work"' EXIT
 key=nhp_static_agent_test
 secret=static-agent-secret
-target/release/nhc-devserver --pki-dir "$work/pki" --ready-file "$work/ready.json" \
-  --shared-secret "$key:$secret" >/dev/null 2>"$work/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 600); do
-  [ -s "$work/ready.json" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$work/ready.json" ] || { echo "the dev server did not start" >&2; exit 1; }
+. scripts/devserver-ready.sh
+start_devserver "$key" "$secret"
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/ready.json" "$1"; }
 # Waits for the joined event (--duration bounds the run), then stops the
 # device with SIGTERM, which must close it cleanly (exit 0).
