@@ -66,9 +66,8 @@ cleanup() {
 trap cleanup EXIT
 key=nhp_wheel_test
 secret=wheel-test-secret
-target/release/nhc-devserver --pki-dir "$work/pki" --ready-file "$work/ready.json" \
-  --shared-secret "$key:$secret" >/dev/null 2>"$work/server.log" &
-server=$!
+. scripts/devserver-ready.sh
+start_devserver "$key" "$secret"
 
 for arch in "${arches[@]}"; do
   case "$arch" in
@@ -106,12 +105,6 @@ for arch in "${arches[@]}"; do
     board=$(board_python "$deb_arch")
     run=("$qemu" -L "$board" "$board/usr/bin/python3.11")
   fi
-  for _ in $(seq 1 600); do
-    [ -s "$work/ready.json" ] && break
-    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  [ -s "$work/ready.json" ] || { echo "the dev server did not start" >&2; exit 1; }
   # -I would drop PYTHONPATH: -s -E are not used; the site dir is the only path added.
   PYTHONPATH="$site" PYTHONNOUSERSITE=1 "${run[@]}" scripts/wheel-smoke.py "$work/ready.json" "$key" "$secret" \
     "$([ "$arch" = armv7 ] && echo armv7l || echo "$arch")"
