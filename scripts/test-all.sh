@@ -10,6 +10,7 @@ bash .ci/run
 bash scripts/cross-test.sh armv7-unknown-linux-gnueabihf
 bash scripts/cross-test.sh aarch64-unknown-linux-gnu
 bash scripts/vendor-build-test.sh
+bash scripts/setup-boards.sh
 bash scripts/static-agent.sh x86_64-unknown-linux-musl
 bash scripts/static-agent.sh aarch64-unknown-linux-musl
 bash scripts/static-agent.sh armv7-unknown-linux-musleabihf

@@ -17,7 +17,7 @@
 #      install: it would replace the host's python) and run under
 #      qemu-user. The smoke test imports the module and joins the dev
 #      server, running natively, with an NH1 shared secret.
-# Exits non-zero on any failure. scripts/setup-cross.sh installs what it
+# Exits non-zero on any failure. scripts/setup-boards.sh installs what it
 # needs (qemu-user-static, the arm64/armhf apt architectures, ziglang and
 # auditwheel in .venv).
 set -euo pipefail
@@ -27,7 +27,7 @@ arches=("$@")
 [ ${#arches[@]} -gt 0 ] || arches=(x86_64 aarch64 armv7)
 py=$root/.venv/bin/python
 for mod in maturin ziglang auditwheel; do
-  "$py" -c "import $mod" 2>/dev/null || { echo "$mod is missing in .venv: run scripts/setup-cross.sh" >&2; exit 1; }
+  "$py" -c "import $mod" 2>/dev/null || { echo "$mod is missing in .venv: run scripts/setup-boards.sh" >&2; exit 1; }
 done
 # maturin finds zig as `python -m ziglang` through the python on PATH.
 export PATH="$root/.venv/bin:$PATH"
@@ -47,7 +47,7 @@ board_python() {
     done
     rm -rf "$debs" "$dir.tmp" && mkdir -p "$debs" "$dir.tmp"
     (cd "$debs" && apt-get download -q "${pkgs[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || {
-      echo "apt-get download for $deb_arch failed: run scripts/setup-cross.sh (adds the $deb_arch architecture)" >&2
+      echo "apt-get download for $deb_arch failed: run scripts/setup-boards.sh (adds the $deb_arch architecture)" >&2
       exit 1
     }
     for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$dir.tmp"; done
