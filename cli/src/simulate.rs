@@ -36,6 +36,7 @@ pub fn run(o: SimulateArgs) -> Result<(), String> {
     }
     nerves_hub_channel::runtime::configure(o.workers as usize).map_err(|e| e.to_string())?;
     let metrics = Arc::new(FleetMetrics::new(shard));
+    metrics.devices.set((slice.end - slice.start) as i64);
     if let Some(addr) = &o.metrics_listen {
         let render = metrics.clone();
         let bound = crate::metrics_http::serve(addr, Arc::new(move || render.render()))?;
@@ -63,7 +64,6 @@ pub fn run(o: SimulateArgs) -> Result<(), String> {
         behaviours.push(behaviour);
     }
     drop(offers);
-    metrics.devices.set(devices.len() as i64);
     let devices = Arc::new(devices);
     let answers = Answers {
         behaviours,

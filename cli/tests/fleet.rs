@@ -4,34 +4,34 @@
 //! compared with what the server saw. Waits are on output lines, on what
 //! the server received, or on a scraped condition, never on a fixed sleep.
 
+#[path = "common/nh1_server.rs"]
+mod nh1_server;
+#[path = "common/stdout_lines.rs"]
+mod stdout_lines;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use nerves_hub_channel::Payload;
-use nhc_devserver::{Config, DevServer, Received, SharedSecretEntry};
+use nhc_devserver::{DevServer, Received};
+use stdout_lines::StdoutLines;
 
 const KEY: &str = "nhp_fleet_product_key";
 const SECRET: &str = "fleet-test-secret";
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn server() -> DevServer {
-    let server = DevServer::start(Config::default()).await.unwrap();
-    server
-        .add_shared_secret(SharedSecretEntry::new(KEY, SECRET, None))
-        .unwrap();
-    server
+    nh1_server::with_product_key(KEY, SECRET).await
 }
 
 /// One `nhc simulate` process and its stdout lines.
 struct Shard {
     child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+    lines: StdoutLines<String>,
     metrics: Option<String>,
 }
 
@@ -49,20 +49,10 @@ impl Shard {
             command.env("JOB_COMPLETION_INDEX", i.to_string());
         }
         let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = StdoutLines::read(child.stdout.take().unwrap(), |line| line);
         let mut shard = Shard {
             child,
             lines,
-            seen: Vec::new(),
             metrics: None,
         };
         if args.iter().any(|a| a == "--metrics-listen") {
@@ -77,19 +67,7 @@ impl Shard {
 
     /// The first line (from now on) that satisfies `want`.
     fn wait_line(&mut self, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!("no such line ({e}); saw {:#?}", self.seen),
-            }
-        }
+        self.lines.wait("such line", WAIT, |l: &String| want(l))
     }
 
     fn scrape(&self) -> Exposition {
@@ -108,8 +86,7 @@ impl Shard {
 
     fn finish(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = self.child.wait().unwrap();
-        self.seen.extend(self.lines.iter());
-        (status, self.seen)
+        (status, self.lines.all())
     }
 }
 
@@ -278,6 +255,24 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// A fleet of `devices` named `<prefix><n>` signing with the product key on
+/// the dev server's /device-socket, then `more` flags.
+fn nh1_fleet(server: &DevServer, prefix: &str, devices: &str, more: &[&str]) -> Vec<String> {
+    let secret = format!("{KEY}:{SECRET}");
+    let url = server.device_socket_url();
+    let base = [
+        "--url",
+        &url,
+        "--shared-secret",
+        &secret,
+        "--prefix",
+        prefix,
+        "--devices",
+        devices,
+    ];
+    strings(&[&base[..], more].concat())
+}
+
 /// The status each identity reported last, from `status_update`s.
 fn last_statuses(received: &[Received]) -> BTreeMap<String, String> {
     received
@@ -307,30 +302,25 @@ async fn four_shards_split_the_fleet_and_their_metrics_add_up() {
     let server = server().await;
     let image = nhc_devserver::random_image(200_000, 11);
     let offer = server.firmware().add("fleet.fw", image.clone()).unwrap();
-    let url = server.device_socket_url();
-    let secret = format!("{KEY}:{SECRET}");
-    let args = strings(&[
-        "--url",
-        &url,
-        "--shared-secret",
-        &secret,
-        "--devices",
-        "24",
-        "--shards",
-        "4",
-        "--prefix",
+    let args = nh1_fleet(
+        &server,
         "fleet-",
-        "--mix",
-        "accept=0.5,decline=0.25,reschedule=0.25",
-        "--seed",
-        "7",
-        "--health-interval",
-        "2",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--duration",
-        "300",
-    ]);
+        "24",
+        &[
+            "--shards",
+            "4",
+            "--mix",
+            "accept=0.5,decline=0.25,reschedule=0.25",
+            "--seed",
+            "7",
+            "--health-interval",
+            "2",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--duration",
+            "300",
+        ],
+    );
     let mut shards: Vec<Shard> =
         tokio::task::spawn_blocking(move || (0..4).map(|i| Shard::start(&args, Some(i))).collect())
             .await
@@ -544,22 +534,18 @@ async fn two_mtls_shards_use_disjoint_certificates_of_one_cert_dir() {
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_rate_bounds_how_many_devices_have_started() {
     let server = server().await;
-    let secret = format!("{KEY}:{SECRET}");
-    let args = strings(&[
-        "--url",
-        &server.device_socket_url(),
-        "--shared-secret",
-        &secret,
-        "--prefix",
+    let args = nh1_fleet(
+        &server,
         "rate-",
-        "--devices",
         "20",
-        "--connect-rate",
-        "8",
-        "--exit-when-joined",
-        "--duration",
-        "60",
-    ]);
+        &[
+            "--connect-rate",
+            "8",
+            "--exit-when-joined",
+            "--duration",
+            "60",
+        ],
+    );
     let (status, lines) = tokio::task::spawn_blocking(move || Shard::start(&args, None).finish())
         .await
         .unwrap();
@@ -591,25 +577,21 @@ async fn connect_rate_bounds_how_many_devices_have_started() {
 #[tokio::test(flavor = "multi_thread")]
 async fn churn_disconnects_devices_that_then_come_back() {
     let server = server().await;
-    let secret = format!("{KEY}:{SECRET}");
-    let args = strings(&[
-        "--url",
-        &server.device_socket_url(),
-        "--shared-secret",
-        &secret,
-        "--prefix",
+    let args = nh1_fleet(
+        &server,
         "churn-",
-        "--devices",
         "4",
-        "--churn-rate",
-        "4",
-        "--churn-downtime",
-        "0.5",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--duration",
-        "120",
-    ]);
+        &[
+            "--churn-rate",
+            "4",
+            "--churn-downtime",
+            "0.5",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--duration",
+            "120",
+        ],
+    );
     let shard = tokio::task::spawn_blocking(move || Shard::start(&args, None))
         .await
         .unwrap();
