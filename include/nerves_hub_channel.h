@@ -2472,6 +2472,21 @@ enum nhc_result nhc_device_set_check(struct nhc_device *dev,
 enum nhc_result nhc_device_clear_check(struct nhc_device *dev, const char *name);
 
 /**
+ * Sends a health report now, as the server's `health:check` does: for
+ * devices that also report on their own schedule. The report is built on
+ * a library worker thread. `*sent` (may be NULL) is set to false when the
+ * server has not attached `health` yet (nothing was sent), true otherwise.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev`), `NHC_ERR_INVALID_STATE`
+ * (created without `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`,
+ * `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `sent` is NULL or writable.
+ */
+enum nhc_result nhc_device_send_health_report(struct nhc_device *dev, bool *sent);
+
+/**
  * Makes a copy of `event` (as received by an `nhc_device_event_closure`)
  * that stays valid until `nhc_device_event_free`, on any thread. On
  * success `*out` receives it.

@@ -7,26 +7,27 @@
 //! `nhc device --json --duration`, `--help` on every subcommand.
 //! Every wait is on an output line or a message the server received.
 
+#[path = "common/nh1_server.rs"]
+mod nh1_server;
+#[path = "common/stdout_lines.rs"]
+mod stdout_lines;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use nerves_hub_channel::Payload;
-use nhc_devserver::{Config, DevServer, FirmwareFaults, SharedSecretEntry};
+use nhc_devserver::{DevServer, FirmwareFaults};
 use serde_json::{json, Value};
+use stdout_lines::StdoutLines;
 
 const KEY: &str = "nhp_cli_agent_product_key";
 const SECRET: &str = "cli-agent-test-secret";
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn server() -> DevServer {
-    let server = DevServer::start(Config::default()).await.unwrap();
-    server
-        .add_shared_secret(SharedSecretEntry::new(KEY, SECRET, None))
-        .unwrap();
-    server
+    nh1_server::with_product_key(KEY, SECRET).await
 }
 
 /// NervesHub's partial checksum granularity: what a resume keeps.
@@ -61,8 +62,7 @@ fn config(server: &DevServer, dir: &Path, identifier: &str, rest: &str) -> PathB
 struct Agent {
     /// Taken by `exit_code`.
     child: Option<Child>,
-    events: Receiver<Value>,
-    seen: Vec<Value>,
+    events: StdoutLines<Value>,
 }
 
 impl Agent {
@@ -76,40 +76,19 @@ impl Agent {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
+        let events = StdoutLines::read(child.stdout.take().unwrap(), |line| {
+            serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"))
         });
         Agent {
             child: Some(child),
             events,
-            seen: Vec::new(),
         }
     }
 
     /// The first event (from now on) that `wanted` accepts.
     fn wait(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(event) => {
-                    self.seen.push(event.clone());
-                    if wanted(&event) {
-                        return event;
-                    }
-                }
-                Err(_) => panic!("no {what} event; saw {:#?}", self.seen),
-            }
-        }
+        self.events.wait(&format!("{what} event"), WAIT, wanted)
     }
 
     fn wait_event(&mut self, name: &str) -> Value {
@@ -137,7 +116,7 @@ impl Agent {
             Ok(code) => code.unwrap(),
             Err(_) => {
                 let _ = Command::new("kill").args(["-KILL", &pid]).status();
-                panic!("the agent did not exit; saw {:#?}", self.seen);
+                panic!("the agent did not exit; saw {:#?}", self.events.seen);
             }
         }
     }

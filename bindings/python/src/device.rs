@@ -660,6 +660,12 @@ impl Device {
         Ok(())
     }
 
+    /// Sends a health report now, as the server's ``health:check`` does;
+    /// ``False`` when the server has not attached ``health`` (nothing sent).
+    fn send_health_report(&self) -> PyResult<bool> {
+        self.extensions()?.send_health_report().map_err(py_err)
+    }
+
     /// The firmware signing keys the device knows: ``fwup_public_keys``, or
     /// the last non-empty list the server sent.
     #[getter]

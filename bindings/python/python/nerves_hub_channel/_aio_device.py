@@ -402,6 +402,10 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         """Sets a metric sent with every later health report."""
         self._native.report_metric(name, value)
 
+    def send_health_report(self) -> bool:
+        """Sends a health report now; False when ``health`` is not attached."""
+        return self._native.send_health_report()
+
     @property
     def fwup_public_keys(self) -> List[str]:
         """The firmware signing keys the device knows (configured or sent by the server)."""

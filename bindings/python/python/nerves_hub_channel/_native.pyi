@@ -376,6 +376,8 @@ class Device:
         """Sends a log line through the ``logging`` extension."""
     def report_metric(self, name: str, value: float) -> None:
         """Sets a metric sent with every later health report."""
+    def send_health_report(self) -> bool:
+        """Sends a health report now; False when ``health`` is not attached."""
     def cast(self, event: str, payload: Any = None) -> None:
         """Pushes ``event`` on the ``device`` channel without waiting."""
     def __enter__(self) -> "Device": ...
