@@ -37,11 +37,21 @@ pub fn encode_client(msg: &Message) -> Result<Frame, CodecError> {
 /// under 3.0.0; a text frame is an error (the connection stays up, as in
 /// nerves_hub_link).
 pub fn decode_server(frame: &Frame) -> Result<Inbound, CodecError> {
-    let Frame::Binary(bytes) = frame else {
-        return Err(CodecError(
-            "a text frame under vsn 3.0.0: the MessagePack serializer expects binary frames".into(),
-        ));
-    };
+    match frame {
+        Frame::Binary(bytes) => decode_server_binary(bytes),
+        Frame::Text(_) => Err(text_frame()),
+    }
+}
+
+/// Why a text frame is refused under 3.0.0.
+pub fn text_frame() -> CodecError {
+    CodecError(
+        "a text frame under vsn 3.0.0: the MessagePack serializer reads binary frames only".into(),
+    )
+}
+
+/// Decodes a binary frame the client received.
+pub fn decode_server_binary(bytes: &[u8]) -> Result<Inbound, CodecError> {
     let mut r = Reader::new(bytes);
     let (join_ref, msg_ref, topic, event) = envelope(&mut r)?;
     let inbound = if event == events::REPLY {
@@ -70,10 +80,7 @@ pub fn decode_server(frame: &Frame) -> Result<Inbound, CodecError> {
 /// are read; integer refs become their decimal text.
 pub fn decode_client(frame: &Frame) -> Result<Message, CodecError> {
     let Frame::Binary(bytes) = frame else {
-        return Err(CodecError(
-            "a text frame under vsn 3.0.0: the MessagePack serializer reads binary frames only"
-                .into(),
-        ));
+        return Err(text_frame());
     };
     let mut r = Reader::new(bytes);
     let (join_ref, msg_ref, topic, event) = envelope(&mut r)?;
@@ -153,9 +160,11 @@ fn envelope(
 ) -> Result<(Option<String>, Option<String>, String, String), CodecError> {
     match r.head()? {
         Head::Array(5) => {}
-        Head::Array(n) => return Err(r.error(format!(
+        Head::Array(n) => {
+            return Err(r.error(format!(
             "expected the 5-element array [join_ref, ref, topic, event, payload], got {n} elements"
-        ))),
+        )))
+        }
         _ => {
             return Err(
                 r.error("expected the 5-element array [join_ref, ref, topic, event, payload]")
