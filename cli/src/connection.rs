@@ -67,6 +67,9 @@ pub fn device_config(
         let key = Pkcs11Key::open(&options).map_err(|e| e.to_string())?;
         socket.tls.client_signer = Some(ExternalKey::new(key));
     }
+    if let Some(serializer) = c.serializer {
+        socket.serializer = serializer;
+    }
     if let Some(stable) = c.stable_after {
         socket.stable_after = Duration::from_secs(stable);
     }

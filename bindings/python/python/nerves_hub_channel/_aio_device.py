@@ -15,6 +15,7 @@ from typing import (
     Callable,
     Deque,
     List,
+    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -101,6 +102,7 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
         max_pending: int = 1024,
         device_rejoin_after_close: float = 5.0,
+        serializer: Literal["json", "msgpack"] = "json",
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -152,6 +154,7 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
             on_state=self._on_state,
             delivery="polled",
             device_rejoin_after_close=device_rejoin_after_close,
+            serializer=serializer,
         )
         super().__init__(native, on_state)
         native.on("*", self._on_event)
