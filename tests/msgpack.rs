@@ -8,7 +8,7 @@ mod common;
 mod device_wait;
 
 use common::{device_socket_config, fast_config, json, no_params, server, wait_for, WAIT};
-use device_wait::{connected, received, wait, wait_status};
+use device_wait::{connected, received, update_finished_ok, wait, wait_status};
 use nerves_hub_channel::codec::Serializer;
 use nerves_hub_channel::nerves_hub::console::{ConsoleEvent, ConsoleOptions};
 use nerves_hub_channel::nerves_hub::device_config::DeviceConfig;
@@ -225,20 +225,7 @@ async fn the_device_flow_runs_over_msgpack() {
     device
         .apply_update(&info, UpdateOptions::new(SinkSpec::File(path.clone())))
         .expect("update starts");
-    let finished = wait(&device, "UpdateFinished", |e| {
-        matches!(e, DeviceEvent::UpdateFinished { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            finished,
-            DeviceEvent::UpdateFinished {
-                ok: true,
-                reason: None
-            }
-        ),
-        "{finished:?}"
-    );
+    update_finished_ok(&device).await;
     assert_eq!(std::fs::read(&path).expect("image written"), image);
     std::fs::remove_dir_all(&dir).ok();
     let statuses = wait_status(&server, "completed").await;

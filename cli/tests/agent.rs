@@ -158,6 +158,19 @@ impl Agent {
     }
 }
 
+/// `nhc agent --check --config <path>`: its exit code and stderr.
+fn check_config(path: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["agent", "--check", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Starts the agent and waits until it said it joined and the server
 /// counted `joins` joins of `topic`.
 async fn start_joined(server: &DevServer, path: &Path, topic: &str, joins: usize) -> Agent {
@@ -317,13 +330,8 @@ fn a_bad_config_file_names_the_line_and_the_key_and_exits_with_2() {
     );
     // A combination serde accepts but the agent cannot run.
     std::fs::write(&path, "[update]\nsink = \"fwup\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
-        .args(["agent", "--check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check_config(&path);
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains("line 1, key `update.fwup_device`: sink \"fwup\" needs fwup_device"),
         "{stderr}"
@@ -673,13 +681,8 @@ async fn the_agent_and_nhc_device_speak_msgpack_when_configured() {
         "[server]\nurl = \"wss://h/device-socket/websocket\"\nserializer = \"cbor\"\n\n[update]\nsink = \"file\"\nfirmware_dir = \"/tmp\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
-        .args(["agent", "--check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check_config(&path);
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains("key `server.serializer`: serializer \"cbor\" is not known"),
         "{stderr}"

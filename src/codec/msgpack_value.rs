@@ -22,8 +22,9 @@ use serde_json::Value;
 use super::msgpack_time::{self, TIMESTAMP_EXT};
 use super::{push_json_str, CodecError};
 
-/// Deepest nesting accepted, as serde_json's JSON parser.
-pub(crate) const MAX_DEPTH: usize = 128;
+/// Deepest nesting accepted: what serde_json parses back (its limit of 128
+/// counts the level it refuses), so every payload stays readable as JSON.
+pub(crate) const MAX_DEPTH: usize = 127;
 
 /// One MessagePack item's header, with the bytes of a scalar body.
 pub(crate) enum Head<'a> {

@@ -171,7 +171,7 @@ impl Device {
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
         device_rejoin_after_close: f64,
-        serializer: String,
+        serializer: &str,
     ) -> PyResult<Device> {
         let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
@@ -198,7 +198,7 @@ impl Device {
             event_capacity,
             max_message_size: 8 * 1024 * 1024,
             read_buffer_size: 4096,
-            serializer,
+            serializer: serializer.to_owned(),
         };
         let config = DeviceOptions {
             shared_secret,

@@ -104,7 +104,7 @@ impl Socket {
         read_buffer_size: usize,
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
-        serializer: String,
+        serializer: &str,
     ) -> PyResult<Socket> {
         let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
@@ -131,7 +131,7 @@ impl Socket {
             event_capacity,
             max_message_size,
             read_buffer_size,
-            serializer,
+            serializer: serializer.to_owned(),
         }
         .into_config()?;
         let default_timeout = config.default_timeout;
