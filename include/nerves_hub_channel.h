@@ -507,6 +507,22 @@ typedef enum nhc_key_type {
 } nhc_key_type;
 
 /**
+ * How messages go on the wire: the values of `nhc_socket_options.serializer`.
+ */
+typedef enum nhc_serializer {
+    /**
+     * Phoenix V2 JSON in text frames (`vsn=2.0.0`).
+     */
+    NHC_SERIALIZER_JSON = 0,
+    /**
+     * MessagePack in binary frames (`vsn=3.0.0`): fewer bytes on metered
+     * links; the server must support it (nerves_hub_web after July 2026).
+     * Payloads still reach callbacks as JSON text (docs/messagepack.md).
+     */
+    NHC_SERIALIZER_MSGPACK = 1,
+} nhc_serializer;
+
+/**
  * A channel on one topic of a socket. Created by `nhc_channel_new` or
  * `nhc_channel_new_with_params`, released by `nhc_channel_free`. Every
  * function taking it may be called from any thread, including from callbacks.
@@ -699,8 +715,9 @@ typedef struct nhc_socket_options {
     size_t struct_size;
     /**
      * Required: `ws://` or `wss://` URL of the socket endpoint, for example
-     * `wss://device.nerves-hub.org/device-socket/websocket`. `vsn=2.0.0` is
-     * added; a `vsn` with another value (in the URL or `params`) is refused.
+     * `wss://device.nerves-hub.org/device-socket/websocket`. The
+     * `serializer`'s `vsn` is added; a `vsn` with another value (in the URL
+     * or `params`) is refused.
      */
     const char *url;
     /**
@@ -841,6 +858,10 @@ typedef struct nhc_socket_options {
      * callback) instead of `key_file` / `key_pem`. Default: none.
      */
     struct nhc_key_options key;
+    /**
+     * An `nhc_serializer` value (default `NHC_SERIALIZER_JSON`).
+     */
+    int32_t serializer;
 } nhc_socket_options;
 
 /**

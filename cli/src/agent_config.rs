@@ -72,6 +72,8 @@ pub struct Server {
     pub stable_after: Option<u64>,
     /// Seconds, or "never".
     pub device_rejoin_after_close: Option<SecsOrNever>,
+    /// "json" (default) or "msgpack".
+    pub serializer: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use nerves_hub_channel::codec::Serializer;
 
 /// How the device reaches and authenticates to the server.
 #[derive(Args, Debug, Clone, Default)]
@@ -60,6 +61,14 @@ pub struct ConnectionArgs {
     /// Rejoin `device` SECS after the server closed it (default 5), or never
     #[arg(long, value_name = "SECS|never", value_parser = rejoin)]
     pub device_rejoin_after_close: Option<Rejoin>,
+    /// Wire format: json (vsn 2.0.0, default) or msgpack (vsn 3.0.0, fewer
+    /// bytes; the server must support it)
+    #[arg(long, value_name = "json|msgpack", value_parser = serializer, env = "NHC_SERIALIZER")]
+    pub serializer: Option<Serializer>,
+}
+
+fn serializer(text: &str) -> Result<Serializer, String> {
+    text.parse()
 }
 
 /// `KEY:SECRET`, split; the secret is never printed.

@@ -4,7 +4,8 @@
 //! bad configuration file, SIGTERM in the middle of a (throttled) download
 //! then a restart that resumes the download with a Range request, a console session,
 //! firmware_validated from a check command, a failing install command, and
-//! `nhc device --json --duration`, `--help` on every subcommand.
+//! `nhc device --json --duration`, `--help` on every subcommand, and the
+//! MessagePack serializer from the file and the flag.
 //! Every wait is on an output line or a message the server received.
 
 #[path = "common/nh1_server.rs"]
@@ -137,6 +138,19 @@ impl Agent {
         self.signal("-TERM");
         assert_eq!(self.exit_code().await, Some(0));
     }
+}
+
+/// `nhc agent --check --config <path>`: its exit code and stderr.
+fn check_config(path: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["agent", "--check", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Starts the agent and waits until it said it joined and the server
@@ -298,13 +312,8 @@ fn a_bad_config_file_names_the_line_and_the_key_and_exits_with_2() {
     );
     // A combination serde accepts but the agent cannot run.
     std::fs::write(&path, "[update]\nsink = \"fwup\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
-        .args(["agent", "--check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check_config(&path);
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains("line 1, key `update.fwup_device`: sink \"fwup\" needs fwup_device"),
         "{stderr}"
@@ -682,6 +691,73 @@ async fn under_journald_events_are_priority_prefixed_log_lines_on_stderr() {
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     let _ = child.wait();
     assert_eq!(stdout, "", "nothing on stdout under journald");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_and_nhc_device_speak_msgpack_when_configured() {
+    let server = server().await;
+    let dir = scratch("msgpack");
+    let path = config(&server, &dir, "agent-msgpack", "");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[server]\n", "[server]\nserializer = \"msgpack\"\n");
+    std::fs::write(&path, text).unwrap();
+    let agent = start_joined(&server, &path, "device", 1).await;
+    let conns = server.control().connections().await;
+    assert_eq!(
+        conns.iter().map(|c| c.serializer).collect::<Vec<_>>(),
+        [nerves_hub_channel::codec::Serializer::MsgPack]
+    );
+    agent.stop().await;
+
+    // The flag of `nhc device` (and every command with connection flags).
+    let url = server
+        .ws_url()
+        .replace("/socket/websocket", "/device-socket/websocket");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["device", "--json", "--duration", "60", "--url", &url])
+        .args(["--identifier", "device-msgpack", "--serializer", "msgpack"])
+        .env("NHC_SHARED_SECRET", format!("{KEY}:{SECRET}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    server
+        .control()
+        .wait_joined("device", 2, WAIT)
+        .await
+        .unwrap();
+    let serializers: Vec<_> = server
+        .control()
+        .connections()
+        .await
+        .iter()
+        .map(|c| c.serializer)
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    // The agent's closed connection may still be listed; both must be msgpack.
+    assert!(
+        !serializers.is_empty()
+            && serializers
+                .iter()
+                .all(|s| *s == nerves_hub_channel::codec::Serializer::MsgPack),
+        "{serializers:?}"
+    );
+
+    // A value that is neither is a configuration error naming the key.
+    std::fs::write(
+        &path,
+        "[server]\nurl = \"wss://h/device-socket/websocket\"\nserializer = \"cbor\"\n\n[update]\nsink = \"file\"\nfirmware_dir = \"/tmp\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&path);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("key `server.serializer`: serializer \"cbor\" is not known"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -121,8 +121,8 @@ impl Device {
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
         backoff_jitter=0.5, stable_after=120.0, event_capacity=1024, on_state=None,
-        delivery="threaded", device_rejoin_after_close=5.0, console_upload_dir=None,
-        console_max_upload_size=None
+        delivery="threaded", device_rejoin_after_close=5.0, serializer="json",
+        console_upload_dir=None, console_max_upload_size=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -173,6 +173,7 @@ impl Device {
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
         device_rejoin_after_close: f64,
+        serializer: &str,
         console_upload_dir: Option<PathBuf>,
         console_max_upload_size: Option<u64>,
     ) -> PyResult<Device> {
@@ -201,6 +202,7 @@ impl Device {
             event_capacity,
             max_message_size: 8 * 1024 * 1024,
             read_buffer_size: 4096,
+            serializer: serializer.to_owned(),
         };
         let config = DeviceOptions {
             shared_secret,

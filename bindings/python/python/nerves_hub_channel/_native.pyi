@@ -131,6 +131,7 @@ class Socket:
         read_buffer_size: int = 4096,
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
+        serializer: Literal["json", "msgpack"] = "json",
     ) -> "Socket": ...
     def connect(self) -> None:
         """Starts connecting in the background."""
@@ -275,6 +276,7 @@ class Device:
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
         device_rejoin_after_close: float = 5.0,
+        serializer: Literal["json", "msgpack"] = "json",
         console_upload_dir: Optional[Union[str, os.PathLike[str]]] = None,
         console_max_upload_size: Optional[int] = None,
     ) -> "Device": ...

@@ -17,6 +17,7 @@ from typing import (
     Callable,
     Deque,
     List,
+    Literal,
     Mapping,
     NamedTuple,
     Optional,
@@ -95,6 +96,7 @@ class AsyncSocket(_AsyncHandle[_native.Socket]):
         max_message_size: int = 8388608,
         read_buffer_size: int = 4096,
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
+        serializer: Literal["json", "msgpack"] = "json",
     ) -> None:
         native = _native.Socket(
             url,
@@ -121,6 +123,7 @@ class AsyncSocket(_AsyncHandle[_native.Socket]):
             read_buffer_size=read_buffer_size,
             on_state=self._on_state,
             delivery="polled",
+            serializer=serializer,
         )
         super().__init__(native, on_state)
         self._timeout = timeout
