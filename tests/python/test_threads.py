@@ -4,11 +4,23 @@ import os
 import signal
 import threading
 import time
+from typing import Iterator
 
 import pytest
 
 import nerves_hub_channel as nhc
 from conftest import WAIT, DevServer, LogRecords
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, even when the suite was started with
+    SIGINT ignored (a background job of a non-interactive shell), where
+    Python installs no handler and a test waiting for the interrupt would
+    wait forever."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield None
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_other_threads_run_during_a_blocking_wait(sock: nhc.Socket) -> None:
@@ -35,7 +47,7 @@ def test_other_threads_run_during_a_blocking_wait(sock: nhc.Socket) -> None:
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_ctrl_c_interrupts_a_blocking_push(sock: nhc.Socket) -> None:
+def test_ctrl_c_interrupts_a_blocking_push(sock: nhc.Socket, ctrl_c: None) -> None:
     chan = sock.channel("room:sigint")
     chan.join()
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
@@ -48,7 +60,7 @@ def test_ctrl_c_interrupts_a_blocking_push(sock: nhc.Socket) -> None:
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_ctrl_c_interrupts_wait_connected() -> None:
+def test_ctrl_c_interrupts_wait_connected(ctrl_c: None) -> None:
     sock = nhc.Socket("ws://127.0.0.1:9/socket/websocket")
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
