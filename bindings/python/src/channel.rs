@@ -7,9 +7,9 @@ use nerves_hub_channel::{Channel as CoreChannel, Error};
 use pyo3::prelude::*;
 
 use crate::convert;
+use crate::duration;
 use crate::errors::{self, invalid, py_err};
 use crate::handle::callable;
-use crate::options;
 use crate::outcomes;
 use crate::router::{self, JoinStart, Router};
 use crate::wait;
@@ -38,7 +38,7 @@ impl Channel {
     }
 
     fn timeout(&self, timeout: Option<f64>) -> PyResult<Duration> {
-        options::timeout_or(timeout, self.default_timeout, "timeout")
+        duration::timeout_or(timeout, self.default_timeout, "timeout")
     }
 
     fn describe_push(&self, event: &str) -> String {

@@ -17,9 +17,11 @@ use crate::delivery::Item;
 use crate::device_convert;
 use crate::device_options::{DeviceOptions, UpdateArgs};
 use crate::device_router::DeviceRouter;
+use crate::duration;
 use crate::errors::{self, invalid, py_err};
 use crate::handle::{self, callable, PyHandle, PyRoute};
-use crate::options::{self, Options};
+use crate::lifecycle::HandleBase;
+use crate::options::Options;
 use crate::wait;
 use crate::watch::Watch;
 
@@ -74,9 +76,9 @@ const KINDS: &[&str] = &[
 /// reach ``on_state``. Delivery is as for :class:`Socket`: one library
 /// thread (``"threaded"``) or :meth:`dispatch` (``"polled"``). Use it as a
 /// context manager, or call :meth:`close`.
-#[pyclass(frozen, module = "nerves_hub_channel._native")]
+#[pyclass(frozen, extends = HandleBase, module = "nerves_hub_channel._native")]
 pub struct Device {
-    handle: PyHandle<CoreDevice, DeviceRouter>,
+    handle: Arc<PyHandle<CoreDevice, DeviceRouter>>,
 }
 
 impl Deref for Device {
@@ -176,7 +178,7 @@ impl Device {
         serializer: &str,
         console_upload_dir: Option<PathBuf>,
         console_max_upload_size: Option<u64>,
-    ) -> PyResult<Device> {
+    ) -> PyResult<PyClassInitializer<Device>> {
         let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
         let socket = Options {
@@ -239,42 +241,8 @@ impl Device {
         let core = CoreDevice::new(config).map_err(py_err)?;
         let router = DeviceRouter::new(on_state);
         let socket = core.socket().clone();
-        Ok(Device {
-            handle: PyHandle::new(core, &socket, router, polled, &url)?,
-        })
-    }
-
-    /// Starts connecting in the background and joins ``device`` (and
-    /// ``console``); the device then reconnects and rejoins by itself until
-    /// :meth:`close`. Returns at once: see :meth:`wait_joined`.
-    fn connect(&self) -> PyResult<()> {
-        self.handle.connect()
-    }
-
-    /// Closes the connection; :meth:`connect` resumes.
-    fn disconnect(&self) -> PyResult<()> {
-        self.handle.disconnect()
-    }
-
-    /// Closes the device for good; ``on_state`` gets ``"closed"`` and every
-    /// handler is released. A threaded device waits (at most ``timeout``
-    /// seconds, not from a callback) until no callback runs any more.
-    #[pyo3(signature = (timeout=5.0))]
-    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
-        self.handle.close(py, timeout)
-    }
-
-    /// The connection state: ``"disconnected"``, ``"connecting"``,
-    /// ``"connected"`` or ``"closed"``.
-    #[getter]
-    fn state(&self) -> &'static str {
-        self.handle.state()
-    }
-
-    /// ``"threaded"`` or ``"polled"``: where callbacks run.
-    #[getter]
-    fn delivery(&self) -> &'static str {
-        self.handle.delivery()
+        let (handle, base) = PyHandle::new(core, &socket, router, polled, &url)?;
+        Ok(base.add_subclass(Device { handle }))
     }
 
     /// Whether the ``device`` channel is joined, as far as events tell.
@@ -311,14 +279,6 @@ impl Device {
         self.router.off(py, kind, handler.as_ref())
     }
 
-    /// Blocks until connected; raises the error of an attempt that failed
-    /// since :meth:`connect` (:class:`TlsError`, :class:`AuthError`...) or
-    /// :class:`ConnectError` after ``timeout`` seconds. Threaded only.
-    #[pyo3(signature = (timeout=None))]
-    fn wait_connected(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        self.handle.wait_connected(py, timeout)
-    }
-
     /// Blocks until the ``device`` channel is joined; raises
     /// :class:`JoinError` (``reason="timeout"``) after ``timeout`` seconds
     /// (the last connection error is the ``__cause__``). Threaded only.
@@ -342,19 +302,6 @@ impl Device {
             timeout.unwrap_or(0.0),
             last.as_ref(),
         ))
-    }
-
-    /// Polled devices: a descriptor readable while events are pending.
-    fn fileno(&self) -> PyResult<i32> {
-        self.handle.fileno()
-    }
-
-    /// Polled devices: runs the handlers of pending events on this thread
-    /// (at most ``max_events``, waiting up to ``timeout`` seconds for the
-    /// first). Returns how many events were handled.
-    #[pyo3(signature = (timeout=0.0, max_events=64))]
-    fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
-        self.handle.dispatch(py, timeout, max_events)
     }
 
     /// The update waiting for a decision, if any.
@@ -698,26 +645,6 @@ impl Device {
             .map(drop)
             .map_err(py_err)
     }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (exc_type=None, exc=None, tb=None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<Bound<'_, PyAny>>,
-        exc: Option<Bound<'_, PyAny>>,
-        tb: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let _ = (exc_type, exc, tb);
-        self.close(py, 5.0)
-    }
-
-    fn __repr__(&self) -> String {
-        self.handle.repr("Device")
-    }
 }
 
 impl Device {
@@ -730,7 +657,7 @@ impl Device {
 
 fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     let timeout = timeout
-        .map(|t| options::seconds(t, "timeout"))
+        .map(|t| duration::seconds(t, "timeout"))
         .transpose()?;
     Ok(wait::deadline(timeout))
 }

@@ -26,9 +26,10 @@ use nerves_hub_channel::{PemSource, TlsOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use crate::duration;
 use crate::errors::{invalid, py_err};
 use crate::logging;
-use crate::options::{self, Options};
+use crate::options::Options;
 use crate::py_sink::PySink;
 
 /// The device-specific keyword arguments of `Device(...)`.
@@ -113,7 +114,7 @@ impl DeviceOptions<'_> {
             .map(validated_fn)
             .transpose()?;
         c.validation_poll_interval =
-            options::seconds(self.validation_poll_interval, "validation_poll_interval")?;
+            duration::seconds(self.validation_poll_interval, "validation_poll_interval")?;
         c.scripts = self.scripts;
         if self.console_shell.is_none() && self.console_shell_env.is_some() {
             return Err(invalid(
@@ -146,7 +147,7 @@ impl DeviceOptions<'_> {
                 }
                 let mut shell = ShellOptions {
                     command,
-                    inactivity_timeout: options::seconds(
+                    inactivity_timeout: duration::seconds(
                         self.console_shell_timeout,
                         "console_shell_timeout",
                     )?,
@@ -164,11 +165,11 @@ impl DeviceOptions<'_> {
             .filter(|e| !e.is_none())
             .map(|e| extensions(&e))
             .transpose()?;
-        c.report_timeout = options::seconds(self.report_timeout, "report_timeout")?;
+        c.report_timeout = duration::seconds(self.report_timeout, "report_timeout")?;
         c.device_rejoin_after_close = match self.device_rejoin_after_close {
             // A float keeps the signature plain; "never" is an infinite delay.
             s if s == f64::INFINITY => None,
-            s => Some(options::seconds(s, "device_rejoin_after_close")?),
+            s => Some(duration::seconds(s, "device_rejoin_after_close")?),
         };
         if let Some(auto) = self.auto_update.filter(|a| !a.is_none()) {
             c.update_policy = UpdatePolicy::Auto(auto_update(&auto)?);
@@ -541,11 +542,11 @@ impl UpdateArgs<'_> {
             }
         };
         let mut download = DownloadOptions::default();
-        download.idle_timeout = options::seconds(self.idle_timeout, "idle_timeout")?;
+        download.idle_timeout = duration::seconds(self.idle_timeout, "idle_timeout")?;
         download.max_disconnects = self.max_disconnects;
         download.retry_delay = Duration::try_from_secs_f64(self.retry_delay)
             .map_err(|_| invalid("retry_delay must be a finite number of seconds >= 0"))?;
-        download.max_total = options::seconds(self.max_total, "max_total")?;
+        download.max_total = duration::seconds(self.max_total, "max_total")?;
         if let Some(ca) = self.ca.filter(|c| !c.is_none()) {
             let mut tls = TlsOptions::default();
             tls.ca = Some(pem(&ca)?);

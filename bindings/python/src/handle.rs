@@ -2,10 +2,11 @@
 //! registry entry, connect/disconnect/close, the blocking `wait_connected`,
 //! and polled delivery (`fileno`, `dispatch`).
 //!
-//! pyo3 classes cannot be generic, so each Python class holds a
-//! [`PyHandle`] of its core handle and router (and derefs to it); its
-//! `#[pymethods]` are one-line front-ends. A third handle kind adds its
-//! class, a router implementing [`PyRoute`], and its event conversion.
+//! pyo3 classes cannot be generic, so each Python class holds an `Arc` of
+//! a [`PyHandle`] over its core handle and router (and derefs to it) and
+//! extends `_Handle` (lifecycle.rs), whose methods reach the same
+//! `PyHandle` as a [`Lifecycle`]. A third handle kind adds its class, a
+//! router implementing [`PyRoute`], and its event conversion.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,8 +17,9 @@ use nerves_hub_channel::{ConnectionState, Handle, Socket};
 use pyo3::prelude::*;
 
 use crate::delivery::{self, Item};
+use crate::duration;
 use crate::errors::{invalid, new_err, py_err};
-use crate::options;
+use crate::lifecycle::{HandleBase, Lifecycle};
 use crate::registry;
 use crate::state::state_name;
 use crate::wait;
@@ -91,13 +93,14 @@ impl Drop for Dispatching<'_> {
 impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
     /// Wraps a new core handle: threaded delivery starts here, and its
     /// `socket` joins the registry (closed at `shutdown()` and exit).
+    /// Returns it with the `_Handle` base its Python class extends.
     pub fn new(
         core: H,
         socket: &Socket,
         router: Arc<R>,
         polled: bool,
         url: &str,
-    ) -> PyResult<Self> {
+    ) -> PyResult<(Arc<Self>, PyClassInitializer<HandleBase>)> {
         if !polled {
             delivery::start()?;
             let r = router.clone();
@@ -107,58 +110,15 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
             })));
         }
         let registered = registry::register(socket);
-        Ok(PyHandle {
+        let handle = Arc::new(PyHandle {
             core,
             router,
             polled,
             dispatching: AtomicBool::new(false),
             url: redact_query(url),
             registered,
-        })
-    }
-
-    pub fn connect(&self) -> PyResult<()> {
-        self.router.watch().connect_called();
-        self.core.connect().map_err(py_err)
-    }
-
-    pub fn disconnect(&self) -> PyResult<()> {
-        self.core.disconnect().map_err(py_err)
-    }
-
-    /// Closes for good and waits (at most `timeout`) until the connection
-    /// task has released the TLS key (a PKCS#11 session, a signing
-    /// callable); a threaded handle then waits (not from a callback) until
-    /// no callback of it runs any more.
-    pub fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
-        let timeout = options::seconds(timeout, "timeout")?;
-        self.core.close();
-        // Without the GIL: dropping a signing callable needs it.
-        py.detach(|| self.core.wait_closed(timeout));
-        if self.polled || delivery::on_delivery_thread() {
-            return Ok(());
-        }
-        let watch = self.router.watch();
-        wait::until(
-            py,
-            &watch.seen,
-            &watch.changed,
-            wait::deadline(Some(timeout)),
-            |s| s.finished,
-        )?;
-        Ok(())
-    }
-
-    pub fn state(&self) -> &'static str {
-        state_name(self.core.state())
-    }
-
-    pub fn delivery(&self) -> &'static str {
-        if self.polled {
-            "polled"
-        } else {
-            "threaded"
-        }
+        });
+        Ok((handle.clone(), HandleBase::new(handle).into()))
     }
 
     /// Refuses a blocking wait where it could never end: on a polled
@@ -187,12 +147,77 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
         )))
     }
 
+    fn first_event(&self, py: Python<'_>, timeout: Duration) -> PyResult<Option<H::Event>> {
+        if timeout.is_zero() {
+            return Ok(self.core.try_recv());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let slice = left.min(wait::SLICE);
+            let core = &self.core;
+            if let Some(event) = py.detach(|| core.recv_timeout(slice)) {
+                return Ok(Some(event));
+            }
+            py.check_signals()?;
+            if Instant::now() >= deadline || self.router.watch().lock().closed {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+impl<H: Handle, R: PyRoute<Event = H::Event>> Lifecycle for PyHandle<H, R> {
+    fn connect(&self) -> PyResult<()> {
+        self.router.watch().connect_called();
+        self.core.connect().map_err(py_err)
+    }
+
+    fn disconnect(&self) -> PyResult<()> {
+        self.core.disconnect().map_err(py_err)
+    }
+
+    /// Closes for good and waits (at most `timeout`) until the connection
+    /// task has released the TLS key (a PKCS#11 session, a signing
+    /// callable); a threaded handle then waits (not from a callback) until
+    /// no callback of it runs any more.
+    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let timeout = duration::seconds(timeout, "timeout")?;
+        self.core.close();
+        // Without the GIL: dropping a signing callable needs it.
+        py.detach(|| self.core.wait_closed(timeout));
+        if self.polled || delivery::on_delivery_thread() {
+            return Ok(());
+        }
+        let watch = self.router.watch();
+        wait::until(
+            py,
+            &watch.seen,
+            &watch.changed,
+            wait::deadline(Some(timeout)),
+            |s| s.finished,
+        )?;
+        Ok(())
+    }
+
+    fn state(&self) -> &'static str {
+        state_name(self.core.state())
+    }
+
+    fn delivery(&self) -> &'static str {
+        if self.polled {
+            "polled"
+        } else {
+            "threaded"
+        }
+    }
+
     /// Blocks until connected; raises the error of an attempt that failed
     /// since `connect`, `ConnectError` after `timeout`, or `ClosedError`.
-    pub fn wait_connected(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+    fn wait_connected(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         self.blocking_allowed("wait_connected")?;
         let timeout = timeout
-            .map(|t| options::seconds(t, "timeout"))
+            .map(|t| duration::seconds(t, "timeout"))
             .transpose()?;
         if self.core.state() == ConnectionState::Connected {
             return Ok(());
@@ -248,7 +273,7 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
         Err(err)
     }
 
-    pub fn fileno(&self) -> PyResult<i32> {
+    fn fileno(&self) -> PyResult<i32> {
         if !self.polled {
             return Err(invalid("fileno needs delivery=\"polled\""));
         }
@@ -257,7 +282,7 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
 
     /// Polled: runs the callbacks of pending events on this thread, at most
     /// `max_events`, waiting up to `timeout` seconds for the first.
-    pub fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
+    fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
         if !self.polled {
             return Err(invalid(format!(
                 "dispatch needs delivery=\"polled\"; threaded {}s deliver on their own",
@@ -293,26 +318,7 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
         Ok(handled)
     }
 
-    fn first_event(&self, py: Python<'_>, timeout: Duration) -> PyResult<Option<H::Event>> {
-        if timeout.is_zero() {
-            return Ok(self.core.try_recv());
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let slice = left.min(wait::SLICE);
-            let core = &self.core;
-            if let Some(event) = py.detach(|| core.recv_timeout(slice)) {
-                return Ok(Some(event));
-            }
-            py.check_signals()?;
-            if Instant::now() >= deadline || self.router.watch().lock().closed {
-                return Ok(None);
-            }
-        }
-    }
-
-    pub fn repr(&self, class: &str) -> String {
+    fn repr(&self, class: &str) -> String {
         format!("<{class} {} state={}>", self.url, self.state())
     }
 }

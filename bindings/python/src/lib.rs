@@ -12,8 +12,10 @@ mod device;
 mod device_convert;
 mod device_options;
 mod device_router;
+mod duration;
 mod errors;
 mod handle;
+mod lifecycle;
 mod logging;
 mod options;
 mod outcomes;
@@ -71,6 +73,7 @@ fn _atexit(py: Python<'_>) {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install(m.py())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<lifecycle::HandleBase>()?;
     m.add_class::<socket::Socket>()?;
     m.add_class::<channel::Channel>()?;
     m.add_class::<state::StateChange>()?;

@@ -4,12 +4,12 @@
 //! certificates) is left to it, so that Python and C report the same errors.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use nerves_hub_channel::{PemSource, SocketConfig, TlsOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
 
+use crate::duration::{seconds, seconds_or_zero};
 use crate::errors::invalid;
 
 /// The keyword arguments of `Socket(...)`, as received.
@@ -79,29 +79,6 @@ impl Options<'_> {
         c.serializer = self.serializer.parse().map_err(invalid)?;
         Ok(c)
     }
-}
-
-/// A duration in seconds that must be positive.
-pub fn seconds(value: f64, name: &str) -> PyResult<Duration> {
-    if value <= 0.0 {
-        return Err(invalid(format!(
-            "{name} must be greater than zero, got {value}"
-        )));
-    }
-    seconds_or_zero(value, name)
-}
-
-fn seconds_or_zero(value: f64, name: &str) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        invalid(format!(
-            "{name} must be a finite number of seconds >= 0, got {value}"
-        ))
-    })
-}
-
-/// An optional timeout argument: `None` means `default`.
-pub fn timeout_or(value: Option<f64>, default: Duration, name: &str) -> PyResult<Duration> {
-    value.map_or(Ok(default), |v| seconds(v, name))
 }
 
 /// PEM material: `bytes` hold PEM, a `str` holding PEM text is taken as is,

@@ -14,8 +14,8 @@ use nerves_hub_channel::{
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::duration::seconds;
 use crate::errors::{invalid, py_err};
-use crate::options::seconds;
 
 /// A private key on a PKCS#11 token, for ``key=``: the token is opened,
 /// logged in to and searched when the socket is created.

@@ -11,6 +11,7 @@ use crate::channel::Channel;
 use crate::delivery::Item;
 use crate::errors::py_err;
 use crate::handle::{self, callable, PyHandle, PyRoute};
+use crate::lifecycle::HandleBase;
 use crate::options::Options;
 use crate::params;
 use crate::router::Router;
@@ -36,9 +37,9 @@ use crate::watch::Watch;
 ///
 /// Every method may be called from any thread, including from callbacks.
 /// Use the socket as a context manager, or call :meth:`close`.
-#[pyclass(frozen, module = "nerves_hub_channel._native")]
+#[pyclass(frozen, extends = HandleBase, module = "nerves_hub_channel._native")]
 pub struct Socket {
-    handle: PyHandle<CoreSocket, Router>,
+    handle: Arc<PyHandle<CoreSocket, Router>>,
     default_timeout: Duration,
 }
 
@@ -105,7 +106,7 @@ impl Socket {
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
         serializer: &str,
-    ) -> PyResult<Socket> {
+    ) -> PyResult<PyClassInitializer<Socket>> {
         let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
         let config = Options {
@@ -138,46 +139,11 @@ impl Socket {
         let core = CoreSocket::new(config).map_err(py_err)?;
         let router = Router::new(on_state);
         let socket = core.clone();
-        Ok(Socket {
-            handle: PyHandle::new(core, &socket, router, polled, &url)?,
+        let (handle, base) = PyHandle::new(core, &socket, router, polled, &url)?;
+        Ok(base.add_subclass(Socket {
+            handle,
             default_timeout,
-        })
-    }
-
-    /// Starts connecting in the background; the socket then reconnects
-    /// after failures until :meth:`disconnect` or :meth:`close`. Returns at
-    /// once: see :meth:`wait_connected` and ``on_state``.
-    fn connect(&self) -> PyResult<()> {
-        self.handle.connect()
-    }
-
-    /// Closes the connection; channels stay and rejoin on the next :meth:`connect`.
-    fn disconnect(&self) -> PyResult<()> {
-        self.handle.disconnect()
-    }
-
-    /// Closes the socket for good: pending joins and pushes fail with
-    /// :class:`ClosedError`, ``on_state`` gets ``"closed"`` and every
-    /// callback is released. A threaded socket waits (at most ``timeout``
-    /// seconds, and not when called from a callback) until that is done:
-    /// no callback of the socket runs after ``close`` returns. Calling it
-    /// again does nothing.
-    #[pyo3(signature = (timeout=5.0))]
-    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
-        self.handle.close(py, timeout)
-    }
-
-    /// The connection state: ``"disconnected"``, ``"connecting"``,
-    /// ``"connected"`` or ``"closed"``.
-    #[getter]
-    fn state(&self) -> &'static str {
-        self.handle.state()
-    }
-
-    /// ``"threaded"`` or ``"polled"``: where callbacks run.
-    #[getter]
-    fn delivery(&self) -> &'static str {
-        self.handle.delivery()
+        }))
     }
 
     /// A channel on ``topic``; nothing is sent until :meth:`Channel.join`.
@@ -194,51 +160,5 @@ impl Socket {
             self.router.clone(),
             self.default_timeout,
         ))
-    }
-
-    /// Blocks until the socket is connected. Raises the error of a
-    /// connection attempt that failed since :meth:`connect` was called
-    /// (:class:`TlsError`, :class:`AuthError`, :class:`ConnectError`...),
-    /// :class:`ConnectError` if ``timeout`` seconds pass first, or
-    /// :class:`ClosedError`. The socket keeps retrying in the background
-    /// either way. Threaded sockets only, and not from a callback.
-    #[pyo3(signature = (timeout=None))]
-    fn wait_connected(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        self.handle.wait_connected(py, timeout)
-    }
-
-    /// Polled sockets: a file descriptor that is readable while events are
-    /// pending, for ``select``/``poll`` loops and ``loop.add_reader``. Owned
-    /// by the socket; do not close it.
-    fn fileno(&self) -> PyResult<i32> {
-        self.handle.fileno()
-    }
-
-    /// Polled sockets: runs the callbacks of pending events on this thread,
-    /// at most ``max_events`` of them, waiting up to ``timeout`` seconds for
-    /// the first one. Returns how many events were handled.
-    #[pyo3(signature = (timeout=0.0, max_events=64))]
-    fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
-        self.handle.dispatch(py, timeout, max_events)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (exc_type=None, exc=None, tb=None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<Bound<'_, PyAny>>,
-        exc: Option<Bound<'_, PyAny>>,
-        tb: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let _ = (exc_type, exc, tb);
-        self.close(py, 5.0)
-    }
-
-    fn __repr__(&self) -> String {
-        self.handle.repr("Socket")
     }
 }

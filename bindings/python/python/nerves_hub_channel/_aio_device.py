@@ -108,60 +108,13 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
-        native = _native.Device(
-            url,
-            ca=ca,
-            cert=cert,
-            key=key,
-            server_name=server_name,
-            shared_secret=shared_secret,
-            clock_offset=clock_offset,
-            device_api_version=device_api_version,
-            metadata=metadata,
-            fwup_env_path=fwup_env_path,
-            fwup_version=fwup_version,
-            update_tool=update_tool,
-            request_fwup_public_keys=request_fwup_public_keys,
-            request_archive_public_keys=request_archive_public_keys,
-            firmware_validated=firmware_validated,
-            validation_poll_interval=validation_poll_interval,
-            scripts=scripts,
-            console=console,
-            console_shell=console_shell,
-            console_shell_timeout=console_shell_timeout,
-            console_shell_env=console_shell_env,
-            console_decline_file_uploads=console_decline_file_uploads,
-            extensions=dict(extensions) if extensions is not None else None,  # type: ignore[arg-type]
-            report_timeout=report_timeout,
-            auto_update=dict(auto_update) if auto_update is not None else None,
-            fwup_public_keys=fwup_public_keys,
-            require_fwup_public_keys=require_fwup_public_keys,
-            allow_unverified_firmware=allow_unverified_firmware,
-            uboot_env_path=uboot_env_path,
-            uboot_env_size=uboot_env_size,
-            uboot_env_redundant=uboot_env_redundant,
-            headers=headers,
-            params=params,
-            connect_timeout=connect_timeout,
-            heartbeat_interval=heartbeat_interval,
-            heartbeat_timeout=heartbeat_timeout,
-            timeout=timeout,
-            rejoin_after=rejoin_after,
-            reconnect=reconnect,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            backoff_jitter=backoff_jitter,
-            stable_after=stable_after,
-            event_capacity=event_capacity,
-            on_state=self._on_state,
-            delivery="polled",
-            device_rejoin_after_close=device_rejoin_after_close,
-            serializer=serializer,
-            console_upload_dir=console_upload_dir,
-            console_max_upload_size=console_max_upload_size,
-        )
-        super().__init__(native, on_state)
-        native.on("*", self._on_event)
+        arguments = dict(locals())
+        del arguments["max_pending"]  # this class's own
+        for name in ("extensions", "auto_update"):
+            if arguments[name] is not None:
+                arguments[name] = dict(arguments[name])  # the native side takes dicts
+        super().__init__(_native.Device, arguments)
+        self._native.on("*", self._on_event)
         self._max_pending = max_pending
         self._joined = False
         self._events: Deque[DeviceEvent] = collections.deque()

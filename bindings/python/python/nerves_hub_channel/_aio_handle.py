@@ -1,11 +1,13 @@
 """What :class:`~nerves_hub_channel.aio.AsyncSocket` and
 :class:`~nerves_hub_channel.aio.AsyncDevice` share, written once.
 
-A native handle (``Socket`` or ``Device``) in polled mode: its descriptor
-is watched with ``loop.add_reader`` and its events are dispatched on the
-event loop's own thread. This class owns that plumbing, the connection
-state (``connect``, ``wait_connected``, ``close``) and back-pressure; a
-subclass adds its own events and says when its consumers lag
+A native handle (``Socket`` or ``Device``, both ``_native._Handle``) in
+polled mode: its descriptor is watched with ``loop.add_reader`` and its
+events are dispatched on the event loop's own thread. This class makes the
+native handle from the subclass constructor's arguments and owns that
+plumbing, the connection state (``connect``, ``wait_connected``,
+``close``) and back-pressure; a subclass lists its keyword arguments (its
+options), adds its own events and says when its consumers lag
 (:meth:`_AsyncHandle._backlogged`), which waiters a close fails
 (:meth:`_AsyncHandle._waiter_lists`) and what else ends
 (:meth:`_AsyncHandle._ended`). A third handle kind is one more subclass.
@@ -13,14 +15,14 @@ subclass adds its own events and says when its consumers lag
 
 import asyncio
 import types
-from typing import Any, Callable, Generic, List, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, Generic, List, Optional, Type, TypeVar
 
 from . import _native
 from ._errors import ClosedError, ConnectError, Error
 
 _H = TypeVar("_H", bound="_AsyncHandle[Any]")
-# The native class: `_native.Socket` or `_native.Device`.
-_N = TypeVar("_N", _native.Socket, _native.Device)
+# The native class: `_native.Socket`, `_native.Device` (any `_native._Handle`).
+_N = TypeVar("_N", bound=_native._Handle)
 
 
 def _settle_error(fut: "asyncio.Future[Any]", error: Optional[BaseException], value: Any = None) -> None:
@@ -45,11 +47,15 @@ class _AsyncHandle(Generic[_N]):
 
     _noun = "handle"
 
-    def __init__(
-        self, native: _N, on_state: Optional[Callable[[_native.StateChange], object]]
-    ) -> None:
-        self._native: _N = native
-        self._user_on_state = on_state
+    def __init__(self, native_class: Callable[..., _N], arguments: Dict[str, Any]) -> None:
+        """Makes the native handle, in polled delivery, from ``arguments``:
+        the subclass constructor's ``locals()`` (``url`` and the keyword
+        arguments it shares with ``native_class``, nothing else). Its
+        ``on_state`` runs after this class's own handler."""
+        options = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        self._user_on_state: Optional[Callable[[_native.StateChange], object]] = options.pop(
+            "on_state"
+        )
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._fd = -1
         self._reading = False
@@ -61,6 +67,8 @@ class _AsyncHandle(Generic[_N]):
         self._outcome: Optional[BaseException] = None
         self._attempting = False
         self._last_error: Optional[BaseException] = None
+        # Polled: no callback runs before the first dispatch on the loop.
+        self._native: _N = native_class(**options, on_state=self._on_state, delivery="polled")
 
     # -- what a subclass says ------------------------------------------------
 

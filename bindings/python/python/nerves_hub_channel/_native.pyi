@@ -16,6 +16,7 @@ from typing import (
     Sequence,
     Tuple,
     TypedDict,
+    TypeVar,
     Union,
     final,
     overload,
@@ -31,9 +32,11 @@ _Key = Union[_Pem, "Pkcs11Key", "SigningCallback"]
 _Pairs = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
 _ConnectionState = Literal["disconnected", "connecting", "connected", "closed"]
 _ChannelState = Literal["joined", "join_failed", "errored", "closed"]
+_Self = TypeVar("_Self", bound="_Handle")
 
 __all__ = [
     "__version__",
+    "_Handle",
     "Socket",
     "Channel",
     "StateChange",
@@ -100,8 +103,38 @@ class StateChange:
     def attempt(self) -> int:
         """For ``connecting``: the attempt number, from 1 since the last success."""
 
+class _Handle:
+    """What ``Socket`` and ``Device`` share (connection lifecycle, delivery,
+    context manager); not made directly."""
+
+    def connect(self) -> None:
+        """Starts connecting in the background (a device also joins ``device``)."""
+    def disconnect(self) -> None:
+        """Closes the connection; ``connect`` resumes."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Closes the socket or device for good."""
+    @property
+    def state(self) -> _ConnectionState:
+        """The connection state."""
+    @property
+    def delivery(self) -> Literal["threaded", "polled"]:
+        """Where callbacks run."""
+    def wait_connected(self, timeout: Optional[float] = None) -> None:
+        """Blocks until connected; raises the error of a failed attempt."""
+    def fileno(self) -> int:
+        """Polled delivery: readable while events are pending."""
+    def dispatch(self, timeout: float = 0.0, max_events: int = 64) -> int:
+        """Polled delivery: runs the callbacks of pending events on this thread."""
+    def __enter__(self: _Self) -> _Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type] = None,
+        exc: Optional[BaseException] = None,
+        tb: Optional[TracebackType] = None,
+    ) -> None: ...
+
 @final
-class Socket:
+class Socket(_Handle):
     """A Phoenix socket: one websocket connection carrying channels."""
 
     def __new__(
@@ -133,33 +166,8 @@ class Socket:
         delivery: Literal["threaded", "polled"] = "threaded",
         serializer: Literal["json", "msgpack"] = "json",
     ) -> "Socket": ...
-    def connect(self) -> None:
-        """Starts connecting in the background."""
-    def disconnect(self) -> None:
-        """Closes the connection; channels rejoin on the next ``connect``."""
-    def close(self, timeout: float = 5.0) -> None:
-        """Closes the socket for good."""
-    @property
-    def state(self) -> _ConnectionState:
-        """The connection state."""
-    @property
-    def delivery(self) -> Literal["threaded", "polled"]:
-        """Where callbacks run."""
     def channel(self, topic: str, params: Any = None) -> "Channel":
         """A channel on ``topic``; ``params`` is a payload or a callable returning one."""
-    def wait_connected(self, timeout: Optional[float] = None) -> None:
-        """Blocks until connected; raises the error of a failed attempt."""
-    def fileno(self) -> int:
-        """Polled sockets: readable while events are pending."""
-    def dispatch(self, timeout: float = 0.0, max_events: int = 64) -> int:
-        """Polled sockets: runs the callbacks of pending events on this thread."""
-    def __enter__(self) -> "Socket": ...
-    def __exit__(
-        self,
-        exc_type: Optional[type] = None,
-        exc: Optional[BaseException] = None,
-        tb: Optional[TracebackType] = None,
-    ) -> None: ...
 
 @final
 class Channel:
@@ -223,7 +231,7 @@ class _Extensions(TypedDict, total=False):
     local_shell: bool
 
 @final
-class Device:
+class Device(_Handle):
     """A NervesHub device: socket, ``device`` channel, update flow, console, extensions."""
 
     def __new__(
@@ -280,18 +288,6 @@ class Device:
         console_upload_dir: Optional[Union[str, os.PathLike[str]]] = None,
         console_max_upload_size: Optional[int] = None,
     ) -> "Device": ...
-    def connect(self) -> None:
-        """Connects in the background and joins ``device``."""
-    def disconnect(self) -> None:
-        """Closes the connection; ``connect`` resumes."""
-    def close(self, timeout: float = 5.0) -> None:
-        """Closes the device for good."""
-    @property
-    def state(self) -> _ConnectionState:
-        """The connection state."""
-    @property
-    def delivery(self) -> Literal["threaded", "polled"]:
-        """Where callbacks run."""
     @property
     def joined(self) -> bool:
         """Whether the ``device`` channel is joined."""
@@ -308,14 +304,8 @@ class Device:
         """Calls ``handler(event)`` for each event of ``kind`` (``"*"``: all)."""
     def off(self, kind: str, handler: Optional[Callable[..., object]] = None) -> int:
         """Removes handlers of ``kind``; returns how many."""
-    def wait_connected(self, timeout: Optional[float] = None) -> None:
-        """Blocks until connected; raises the error of a failed attempt."""
     def wait_joined(self, timeout: Optional[float] = None) -> None:
         """Blocks until the ``device`` channel is joined."""
-    def fileno(self) -> int:
-        """Polled devices: readable while events are pending."""
-    def dispatch(self, timeout: float = 0.0, max_events: int = 64) -> int:
-        """Polled devices: runs the handlers of pending events on this thread."""
     def pending_update(self) -> Optional[UpdateInfo]:
         """The update waiting for a decision, if any."""
     def wait_for_update(self, timeout: Optional[float] = None) -> Optional[UpdateInfo]:
@@ -382,13 +372,6 @@ class Device:
         """Sends a health report now; False when ``health`` is not attached."""
     def cast(self, event: str, payload: Any = None) -> None:
         """Pushes ``event`` on the ``device`` channel without waiting."""
-    def __enter__(self) -> "Device": ...
-    def __exit__(
-        self,
-        exc_type: Optional[type] = None,
-        exc: Optional[BaseException] = None,
-        tb: Optional[TracebackType] = None,
-    ) -> None: ...
 
 def read_uboot_env(
     path: Union[str, os.PathLike[str]], env_size: int, *, redundant: bool = False

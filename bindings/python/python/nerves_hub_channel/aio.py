@@ -98,34 +98,7 @@ class AsyncSocket(_AsyncHandle[_native.Socket]):
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
         serializer: Literal["json", "msgpack"] = "json",
     ) -> None:
-        native = _native.Socket(
-            url,
-            ca=ca,
-            cert=cert,
-            key=key,
-            server_name=server_name,
-            headers=headers,
-            params=params,
-            connect_timeout=connect_timeout,
-            heartbeat_interval=heartbeat_interval,
-            heartbeat_timeout=heartbeat_timeout,
-            timeout=timeout,
-            rejoin_after=rejoin_after,
-            rejoin_after_close=rejoin_after_close,
-            reconnect=reconnect,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            backoff_jitter=backoff_jitter,
-            stable_after=stable_after,
-            outbound_capacity=outbound_capacity,
-            event_capacity=event_capacity,
-            max_message_size=max_message_size,
-            read_buffer_size=read_buffer_size,
-            on_state=self._on_state,
-            delivery="polled",
-            serializer=serializer,
-        )
-        super().__init__(native, on_state)
+        super().__init__(_native.Socket, locals())
         self._timeout = timeout
         self._channels: List["AsyncChannel"] = []
 
