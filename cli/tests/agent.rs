@@ -44,9 +44,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// `[server]` for this identifier, then `rest`; written to `<dir>/agent.toml`.
 fn config(server: &DevServer, dir: &Path, identifier: &str, rest: &str) -> PathBuf {
-    let url = server
-        .ws_url()
-        .replace("/socket/websocket", "/device-socket/websocket");
+    let url = server.device_socket_url();
     std::fs::write(dir.join("secret"), format!("{SECRET}\n")).unwrap();
     let text = format!(
         "output = \"json\"\n\n[server]\nurl = \"{url}\"\nidentifier = \"{identifier}\"\n\
@@ -603,9 +601,7 @@ async fn a_failing_install_command_fails_the_update_with_its_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn device_json_prints_one_object_per_event_and_honours_duration() {
     let server = server().await;
-    let url = server
-        .ws_url()
-        .replace("/socket/websocket", "/device-socket/websocket");
+    let url = server.device_socket_url();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_nhc"))
             .args(["device", "--json", "--duration", "2", "--url", &url])

@@ -64,6 +64,51 @@ async fn unrouted_topics_are_unmatched() {
 }
 
 #[tokio::test]
+async fn device_topics_are_unmatched_on_an_anonymous_socket() {
+    // NervesHub routes `device`, `console` and `extensions` only on its
+    // authenticated DeviceSocket; its anonymous socket has no such routes,
+    // so Phoenix answers the join as for any unrouted topic. A join reply
+    // override does not route a topic either.
+    let server = start().await;
+    let control = server.control();
+    control
+        .set_join_reply(
+            "device",
+            Some(Reply {
+                status: "ok".into(),
+                response: Payload::empty(),
+            }),
+        )
+        .await;
+    let mut c = connect(&server).await;
+    let unmatched = json!({"status": "error", "response": {"reason": "unmatched topic"}});
+    for (n, topic) in ["device", "console", "extensions"].into_iter().enumerate() {
+        let join_ref = n.to_string();
+        let join = json!([join_ref, join_ref, topic, "phx_join", {"device_api_version": "2.2.0"}]);
+        c.send(join).await;
+        assert_eq!(
+            c.recv().await,
+            json!([null, join_ref, topic, "phx_reply", unmatched]),
+            "{topic}"
+        );
+    }
+    // Nothing was joined, so no post-join pushes were queued: the next frame
+    // is the reply to this join.
+    c.join("room:after", "9").await;
+    let conns = control.connections().await;
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].identity, None);
+    assert_eq!(conns[0].topics, ["room:after"]);
+    // The join counts are final once the room's reply arrived.
+    for topic in ["device", "console", "extensions"] {
+        let joined = control
+            .wait_joined(topic, 1, std::time::Duration::ZERO)
+            .await;
+        assert!(joined.is_err(), "{topic} counted as joined");
+    }
+}
+
+#[tokio::test]
 async fn pushes_are_echoed_as_ok_or_error() {
     let server = start().await;
     let mut c = connect(&server).await;

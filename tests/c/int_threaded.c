@@ -114,6 +114,13 @@ int main(void) {
     CHECK(tl_rec_count(&rec, "unmatched topic") >= 1);
     CHECK(tl_rec_count(&rec, "join REFUSED nope:nothing {\"reason\":\"unmatched topic\"} rejoin=50") >= 1);
     nhc_channel_free(bad); /* leaves: no more rejoins */
+    /* As on NervesHub, an anonymous socket routes no device topics. */
+    nhc_channel *device = NULL;
+    CHECK_OK(nhc_channel_new(sock, "device", NULL, &device));
+    CHECK_OK(nhc_channel_on_join(device, tl_join_closure(&rec)));
+    CHECK_OK(nhc_channel_join(device, 0));
+    CHECK(tl_rec_wait(&rec, "join REFUSED device {\"reason\":\"unmatched topic\"}", 1, 5000));
+    nhc_channel_free(device);
     int refused = tl_rec_count(&rec, "join REFUSED");
 
     /* phx_error: CHANNEL_ERROR, then a rejoin by itself. */

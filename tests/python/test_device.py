@@ -329,7 +329,7 @@ def test_nh1_shared_secret_connects_and_a_wrong_one_is_an_auth_error(
     server: DevServer, make_device: DeviceFactory
 ) -> None:
     server.control.call("/shared_secret", {"key": "nhp_pytest", "secret": "py-secret"})
-    url = server.ws_url.replace("/socket/", "/device-socket/")
+    url = server.device_socket_url
     device = make_device(url=url, shared_secret=nhc.SharedSecret("nhp_pytest", "py-secret", "py-dev-1"))
     connected(device)
     identities = {c["identity"] for c in server.control.connections()}
@@ -346,7 +346,7 @@ def test_a_clock_ten_minutes_ahead_joins_after_one_fast_retry(
     server: DevServer, make_device: DeviceFactory
 ) -> None:
     server.control.call("/shared_secret", {"key": "nhp_pyclock", "secret": "py-secret"})
-    url = server.ws_url.replace("/socket/", "/device-socket/")
+    url = server.device_socket_url
     states: "queue.Queue[Any]" = queue.Queue()
     # The slow end of this backoff (60-90 s) would outlast WAIT: joining in
     # time shows the refusal's new Date was retried at the first step.
