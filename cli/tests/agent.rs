@@ -708,9 +708,7 @@ async fn the_agent_and_nhc_device_speak_msgpack_when_configured() {
     agent.stop().await;
 
     // The flag of `nhc device` (and every command with connection flags).
-    let url = server
-        .ws_url()
-        .replace("/socket/websocket", "/device-socket/websocket");
+    let url = server.device_socket_url();
     let mut child = Command::new(env!("CARGO_BIN_EXE_nhc"))
         .args(["device", "--json", "--duration", "60", "--url", &url])
         .args(["--identifier", "device-msgpack", "--serializer", "msgpack"])

@@ -139,7 +139,7 @@ def test_console_round_trip_and_health_report(server: DevServer) -> None:
 
 def test_nh1_connects_and_iteration_ends_on_close(server: DevServer) -> None:
     server.control.call("/shared_secret", {"key": "nhd_aio", "secret": "aio-secret", "identifier": "aio-dev"})
-    url = server.ws_url.replace("/socket/", "/device-socket/")
+    url = server.device_socket_url
 
     async def main() -> List[str]:
         device = async_device(server, url=url, shared_secret=nhc.SharedSecret("nhd_aio", "aio-secret", "aio-dev"))
