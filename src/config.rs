@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
+use crate::proxy::ProxyConfig;
 use crate::tls::TlsOptions;
 
 /// Computes extra handshake headers immediately before each connection
@@ -74,6 +75,10 @@ pub struct SocketConfig {
     pub max_message_size: usize,
     /// Websocket read buffer; small by default because it is paid per connection.
     pub read_buffer_size: usize,
+    /// The HTTP proxy of the websocket (and, for a `Device`, of firmware
+    /// downloads unless `DownloadOptions::proxy` says otherwise). The
+    /// default reads `https_proxy`/`HTTPS_PROXY`/`http_proxy`/`no_proxy`.
+    pub proxy: ProxyConfig,
 }
 
 impl fmt::Debug for SocketConfig {
@@ -85,6 +90,7 @@ impl fmt::Debug for SocketConfig {
             .field("headers", &header_names)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("default_timeout", &self.default_timeout)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +116,7 @@ impl SocketConfig {
             event_capacity: 1024,
             max_message_size: 8 << 20,
             read_buffer_size: 4096,
+            proxy: ProxyConfig::default(),
         }
     }
 
@@ -161,6 +168,7 @@ impl SocketConfig {
     /// Checks everything that can be checked without a network.
     pub fn validate(&self) -> Result<()> {
         self.endpoint_url()?;
+        self.proxy.validate()?;
         for (name, value) in &self.headers {
             check_header(name, value)?;
         }
@@ -285,7 +293,9 @@ mod tests {
         let mut c = SocketConfig::new("ws://h/s?token=secret");
         c.headers
             .push(("x-nh-signature".into(), "topsecret".into()));
+        c.proxy = ProxyConfig::via("http://user:proxysecret@p:3128");
         let shown = format!("{c:?}");
         assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("p:3128"), "{shown}");
     }
 }

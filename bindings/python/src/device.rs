@@ -120,7 +120,8 @@ impl Device {
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
         backoff_jitter=0.5, stable_after=120.0, event_capacity=1024, on_state=None,
-        delivery="threaded", device_rejoin_after_close=5.0
+        delivery="threaded", device_rejoin_after_close=5.0, proxy=None, no_proxy=None,
+        proxy_from_env=true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -171,6 +172,9 @@ impl Device {
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
         device_rejoin_after_close: f64,
+        proxy: Option<String>,
+        no_proxy: Option<String>,
+        proxy_from_env: bool,
     ) -> PyResult<Device> {
         let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
@@ -197,6 +201,9 @@ impl Device {
             event_capacity,
             max_message_size: 8 * 1024 * 1024,
             read_buffer_size: 4096,
+            proxy,
+            no_proxy,
+            proxy_from_env,
         };
         let config = DeviceOptions {
             shared_secret,

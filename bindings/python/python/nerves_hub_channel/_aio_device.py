@@ -101,6 +101,9 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
         max_pending: int = 1024,
         device_rejoin_after_close: float = 5.0,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -152,6 +155,9 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
             on_state=self._on_state,
             delivery="polled",
             device_rejoin_after_close=device_rejoin_after_close,
+            proxy=proxy,
+            no_proxy=no_proxy,
+            proxy_from_env=proxy_from_env,
         )
         super().__init__(native, on_state)
         native.on("*", self._on_event)

@@ -131,6 +131,9 @@ class Socket:
         read_buffer_size: int = 4096,
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> "Socket": ...
     def connect(self) -> None:
         """Starts connecting in the background."""
@@ -274,6 +277,9 @@ class Device:
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
         device_rejoin_after_close: float = 5.0,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> "Device": ...
     def connect(self) -> None:
         """Connects in the background and joins ``device``."""

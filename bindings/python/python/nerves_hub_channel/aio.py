@@ -95,6 +95,9 @@ class AsyncSocket(_AsyncHandle[_native.Socket]):
         max_message_size: int = 8388608,
         read_buffer_size: int = 4096,
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> None:
         native = _native.Socket(
             url,
@@ -121,6 +124,9 @@ class AsyncSocket(_AsyncHandle[_native.Socket]):
             read_buffer_size=read_buffer_size,
             on_state=self._on_state,
             delivery="polled",
+            proxy=proxy,
+            no_proxy=no_proxy,
+            proxy_from_env=proxy_from_env,
         )
         super().__init__(native, on_state)
         self._timeout = timeout
