@@ -149,7 +149,8 @@ impl ProxyEndpoint {
         } else {
             let user = decode(url.username(), source)?;
             let password = decode(url.password().unwrap_or(""), source)?;
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             Some(format!("Basic {token}"))
         };
         Ok(ProxyEndpoint {
@@ -273,10 +274,7 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 /// The variable naming the proxy for a secure or plain scheme, if set.
-fn env_proxy(
-    secure: bool,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Option<(&'static str, String)> {
+fn env_proxy(secure: bool, env: &dyn Fn(&str) -> Option<String>) -> Option<(&'static str, String)> {
     let names: &[&'static str] = if secure {
         &["https_proxy", "HTTPS_PROXY"]
     } else {
@@ -309,7 +307,10 @@ mod tests {
             ..ProxyConfig::default()
         };
         let p = c.resolve_with("hub", true, &env(&vars)).unwrap().unwrap();
-        assert_eq!((p.host.as_str(), p.port, p.source), ("explicit", 3128, "proxy"));
+        assert_eq!(
+            (p.host.as_str(), p.port, p.source),
+            ("explicit", 3128, "proxy")
+        );
         let bypass = ProxyConfig {
             no_proxy: Some("hub".into()),
             ..c
@@ -327,15 +328,29 @@ mod tests {
         ];
         let c = ProxyConfig::default();
         let secure = c.resolve_with("hub", true, &env(&vars)).unwrap().unwrap();
-        assert_eq!((secure.host.as_str(), secure.source), ("lower", "https_proxy"));
-        let upper = c.resolve_with("hub", true, &env(&vars[1..])).unwrap().unwrap();
-        assert_eq!((upper.host.as_str(), upper.source), ("upper", "HTTPS_PROXY"));
+        assert_eq!(
+            (secure.host.as_str(), secure.source),
+            ("lower", "https_proxy")
+        );
+        let upper = c
+            .resolve_with("hub", true, &env(&vars[1..]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (upper.host.as_str(), upper.source),
+            ("upper", "HTTPS_PROXY")
+        );
         let plain = c.resolve_with("hub", false, &env(&vars)).unwrap().unwrap();
         assert_eq!((plain.host.as_str(), plain.port), ("plain", 3));
         // HTTP_PROXY alone is not used (httpoxy).
-        assert_eq!(c.resolve_with("hub", false, &env(&vars[3..])).unwrap(), None);
         assert_eq!(
-            ProxyConfig::direct().resolve_with("hub", true, &env(&vars)).unwrap(),
+            c.resolve_with("hub", false, &env(&vars[3..])).unwrap(),
+            None
+        );
+        assert_eq!(
+            ProxyConfig::direct()
+                .resolve_with("hub", true, &env(&vars))
+                .unwrap(),
             None
         );
     }
@@ -348,9 +363,19 @@ mod tests {
             ("no_proxy", "hub.example"),
         ];
         let c = ProxyConfig::default();
-        assert_eq!(c.resolve_with("hub.example", true, &env(&vars)).unwrap(), None);
-        assert!(c.resolve_with("other.example", true, &env(&vars)).unwrap().is_some());
-        assert_eq!(c.resolve_with("other.example", true, &env(&vars[..2])).unwrap(), None);
+        assert_eq!(
+            c.resolve_with("hub.example", true, &env(&vars)).unwrap(),
+            None
+        );
+        assert!(c
+            .resolve_with("other.example", true, &env(&vars))
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            c.resolve_with("other.example", true, &env(&vars[..2]))
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -359,7 +384,10 @@ mod tests {
         // base64("us@er:p:ss")
         assert_eq!(p.authorization(), Some("Basic dXNAZXI6cDpzcw=="));
         let shown = format!("{p:?} {p}");
-        assert!(!shown.contains("p%3Ass") && !shown.contains("dXNA"), "{shown}");
+        assert!(
+            !shown.contains("p%3Ass") && !shown.contains("dXNA"),
+            "{shown}"
+        );
         let c = ProxyConfig::via("http://user:hunter2@proxy:8080");
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(
@@ -383,7 +411,9 @@ mod tests {
             assert!(!text.contains("hunter2"), "{text}");
         }
         let vars = [("https_proxy", "socks5://p:1")];
-        let err = ProxyConfig::default().validate_with(&env(&vars)).unwrap_err();
+        let err = ProxyConfig::default()
+            .validate_with(&env(&vars))
+            .unwrap_err();
         assert!(err.to_string().contains("https_proxy"), "{err}");
     }
 

@@ -57,7 +57,9 @@ pub(crate) fn follow(
         }
     };
     if next.scheme() != scheme && next.set_scheme(scheme).is_err() {
-        return Err(format!("cannot use the redirect Location from {shown_from}"));
+        return Err(format!(
+            "cannot use the redirect Location from {shown_from}"
+        ));
     }
     let secure = |u: &Url| matches!(u.scheme(), "https" | "wss");
     if secure(from) && !secure(&next) {
@@ -80,13 +82,24 @@ mod tests {
     #[test]
     fn websocket_locations_keep_the_websocket_kind() {
         let from = url("wss://lb.example/socket/websocket?vsn=2.0.0");
-        let to = follow(&from, 302, Some("https://node1.example/socket/websocket?vsn=2.0.0"), 0, 2);
-        assert_eq!(to.unwrap().as_str(), "wss://node1.example/socket/websocket?vsn=2.0.0");
+        let to = follow(
+            &from,
+            302,
+            Some("https://node1.example/socket/websocket?vsn=2.0.0"),
+            0,
+            2,
+        );
+        assert_eq!(
+            to.unwrap().as_str(),
+            "wss://node1.example/socket/websocket?vsn=2.0.0"
+        );
         let relative = follow(&from, 307, Some("/other/websocket"), 1, 2).unwrap();
         assert_eq!(relative.as_str(), "wss://lb.example/other/websocket");
         let plain = url("ws://h:4000/socket/websocket");
         assert_eq!(
-            follow(&plain, 301, Some("wss://h:4001/s"), 0, 2).unwrap().as_str(),
+            follow(&plain, 301, Some("wss://h:4001/s"), 0, 2)
+                .unwrap()
+                .as_str(),
             "wss://h:4001/s"
         );
     }
@@ -103,7 +116,9 @@ mod tests {
             assert!(!err.contains("secret"), "{err}");
         }
         assert_eq!(
-            follow(&url("http://h/f"), 302, Some("https://h/g"), 0, 5).unwrap().as_str(),
+            follow(&url("http://h/f"), 302, Some("https://h/g"), 0, 5)
+                .unwrap()
+                .as_str(),
             "https://h/g"
         );
     }
@@ -111,8 +126,12 @@ mod tests {
     #[test]
     fn limits_missing_locations_and_odd_schemes() {
         let from = url("wss://h/s");
-        assert!(follow(&from, 302, Some("/a"), 2, 2).unwrap_err().contains("more than 2 redirects"));
-        assert!(follow(&from, 302, None, 0, 2).unwrap_err().contains("without a Location"));
+        assert!(follow(&from, 302, Some("/a"), 2, 2)
+            .unwrap_err()
+            .contains("more than 2 redirects"));
+        assert!(follow(&from, 302, None, 0, 2)
+            .unwrap_err()
+            .contains("without a Location"));
         assert!(follow(&url("https://h/f"), 302, Some("ftp://h/f"), 0, 5)
             .unwrap_err()
             .contains("unsupported scheme"));

@@ -82,9 +82,7 @@ async fn open_inner(
                 let ws_config = WebSocketConfig::default()
                     .read_buffer_size(config.read_buffer_size)
                     .write_buffer_size(16 * 1024)
-                    .max_write_buffer_size(
-                        config.max_message_size.saturating_mul(2).max(64 * 1024),
-                    )
+                    .max_write_buffer_size(config.max_message_size.saturating_mul(2).max(64 * 1024))
                     .max_message_size(Some(config.max_message_size))
                     .max_frame_size(Some(config.max_message_size));
                 return Ok(WebSocketStream::from_partially_read(
@@ -99,9 +97,7 @@ async fn open_inner(
         };
         match failure {
             upgrade::Failure::Refused {
-                status,
-                location,
-                ..
+                status, location, ..
             } if redirect::is_redirect(status) => {
                 url = redirect::follow(
                     &url,
@@ -112,7 +108,10 @@ async fn open_inner(
                 )
                 .map_err(|why| Error::Connect(format!("websocket upgrade: {why}")))?;
                 hops += 1;
-                log::info!("websocket upgrade redirected ({status}) to {}", redact_query(url.as_str()));
+                log::info!(
+                    "websocket upgrade redirected ({status}) to {}",
+                    redact_query(url.as_str())
+                );
             }
             other => return Err(upgrade_failure(other, tls)),
         }

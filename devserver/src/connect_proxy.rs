@@ -182,7 +182,10 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
     };
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut slots);
-    if !matches!(request.parse(&head[..head_len]), Ok(httparse::Status::Complete(_))) {
+    if !matches!(
+        request.parse(&head[..head_len]),
+        Ok(httparse::Status::Complete(_))
+    ) {
         return answer(&mut client, 400, "Bad Request", "").await;
     }
     if request.method != Some("CONNECT") {
@@ -202,7 +205,11 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) {
         Some(expected) => authorization.as_deref().is_some_and(|value| {
             value
                 .strip_prefix("Basic ")
-                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+                .and_then(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                })
                 .is_some_and(|decoded| decoded == expected.as_bytes())
         }),
     };
@@ -315,7 +322,11 @@ async fn relay(
                     let _ = client_write.write_all(&buf[..budget]).await;
                     tunnel.to_client.fetch_add(budget as u64, Ordering::Relaxed);
                     tunnel.cut.store(true, Ordering::Relaxed);
-                    log::info!("proxy: cutting the tunnel to {} after {} bytes", tunnel.target, sent + budget as u64);
+                    log::info!(
+                        "proxy: cutting the tunnel to {} after {} bytes",
+                        tunnel.target,
+                        sent + budget as u64
+                    );
                     // Dropping both halves closes the client's connection.
                     return true;
                 }
@@ -342,7 +353,10 @@ pub(crate) fn route(proxy: &ConnectProxy, request: &Request) -> Option<Response>
         return None;
     }
     Some(match request.method.as_str() {
-        "GET" => Response::json(200, &json!({"tunnels": proxy.tunnels(), "url": proxy.url()})),
+        "GET" => Response::json(
+            200,
+            &json!({"tunnels": proxy.tunnels(), "url": proxy.url()}),
+        ),
         "POST" => {
             let bytes: &[u8] = if request.body.iter().all(u8::is_ascii_whitespace) {
                 b"{}"

@@ -17,7 +17,10 @@ pub(crate) fn redirect(request: &Request) -> Option<Rejection> {
     let path = uri.path();
     if let Some(rest) = path.strip_prefix("/lb-plain/") {
         let host = request.headers().get("host")?.to_str().ok()?;
-        return Some(Rejection::redirect(302, format!("http://{host}/{rest}{query}")));
+        return Some(Rejection::redirect(
+            302,
+            format!("http://{host}/{rest}{query}"),
+        ));
     }
     let rest = path.strip_prefix("/lb/")?;
     let (hops, rest) = rest.split_once('/')?;

@@ -275,7 +275,10 @@ impl Device {
         archive: &ArchiveInfo,
         mut options: UpdateOptions,
     ) -> Result<UpdateHandle> {
-        options.download.proxy.get_or_insert_with(|| self.core().proxy.clone());
+        options
+            .download
+            .proxy
+            .get_or_insert_with(|| self.core().proxy.clone());
         super::archive::start_archive_download(archive, options)
     }
 

@@ -20,14 +20,23 @@ fn entry_matches(entry: &str, host: &str) -> bool {
         return true;
     }
     let entry = entry.to_ascii_lowercase();
-    if let Ok(ip) = entry.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = entry
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return host.parse::<IpAddr>().is_ok_and(|h| h == ip);
     }
-    let name = strip_port(&entry).trim_start_matches('.').trim_end_matches('.');
+    let name = strip_port(&entry)
+        .trim_start_matches('.')
+        .trim_end_matches('.');
     if name.is_empty() {
         return false;
     }
-    host == name || host.strip_suffix(name).is_some_and(|rest| rest.ends_with('.'))
+    host == name
+        || host
+            .strip_suffix(name)
+            .is_some_and(|rest| rest.ends_with('.'))
 }
 
 fn strip_port(entry: &str) -> &str {

@@ -44,7 +44,10 @@ async fn tunnel(proxy: &ProxyEndpoint, host: &str, port: u16) -> Result<TcpStrea
         .await
         .map_err(|e| Error::Proxy {
             status: None,
-            message: format!("cannot reach the proxy {proxy} (from {}): {e}", proxy.source),
+            message: format!(
+                "cannot reach the proxy {proxy} (from {}): {e}",
+                proxy.source
+            ),
         })?;
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
@@ -79,7 +82,9 @@ async fn tunnel(proxy: &ProxyEndpoint, host: &str, port: u16) -> Result<TcpStrea
         let byte = tcp.read_u8().await.map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::Proxy {
                 status: None,
-                message: format!("the proxy {proxy} closed the connection before answering CONNECT"),
+                message: format!(
+                    "the proxy {proxy} closed the connection before answering CONNECT"
+                ),
             },
             _ => broken(e),
         })?;
@@ -97,10 +102,10 @@ async fn tunnel(proxy: &ProxyEndpoint, host: &str, port: u16) -> Result<TcpStrea
             "the proxy {proxy} requires authentication (HTTP 407 {phrase}) and no credentials \
              are configured; put them in the proxy URL: http://user:password@host:port"
         ),
-        407 => format!(
-            "the proxy {proxy} refused the configured credentials (HTTP 407 {phrase})"
+        407 => format!("the proxy {proxy} refused the configured credentials (HTTP 407 {phrase})"),
+        _ => format!(
+            "the proxy {proxy} refused to open a tunnel to {authority}: HTTP {status} {phrase}"
         ),
-        _ => format!("the proxy {proxy} refused to open a tunnel to {authority}: HTTP {status} {phrase}"),
     };
     Err(Error::Proxy {
         status: Some(status),
