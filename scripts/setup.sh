@@ -38,6 +38,11 @@ done
 for pkg in softhsm2 opensc libengine-pkcs11-openssl libssl-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# TPM 2.0 through tpm2-pkcs11 (tests/common/tpm_fixture.rs): a software TPM
+# (swtpm) reached over the swtpm TCTI, no resource manager.
+for pkg in swtpm libtpm2-pkcs11-1 libtss2-tcti-swtpm0; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 # HTTP proxy tests (docs/networks.md): tinyproxy, a real CONNECT proxy.
 dpkg -s tinyproxy >/dev/null 2>&1 || need_apt+=(tinyproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -85,3 +90,9 @@ fi
 
 # Cross compilers, qemu and Rust targets for scripts/cross-test.sh.
 bash scripts/setup-cross.sh
+
+# The Yocto layer's linter (scripts/lint-distro.sh), pinned: its rules change
+# between releases.
+.venv/bin/python -m pip install -q "oelint-adv==9.11.2"
+# zig cc compiles ring's C code for aarch64-linux-musl (scripts/static-agent.sh).
+.venv/bin/python -m pip install -q "ziglang==0.17.0"
