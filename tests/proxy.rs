@@ -15,8 +15,8 @@ use nerves_hub_channel::nerves_hub::update::{
     start_update, DownloadOptions, ImageSink, SinkSpec, Stage, UpdateInfo, UpdateOptions,
     UpdateReporter, UpdateStatus,
 };
-use nerves_hub_channel::{Error, Event, PemSource, ProxyConfig, Socket, SocketConfig, TlsOptions};
-use nhc_devserver::{random_image, DevServer, ProxyRules};
+use nerves_hub_channel::{Error, ProxyConfig, Socket, SocketConfig};
+use nhc_devserver::{random_image, ProxyRules};
 use serde_json::Value;
 use tinyproxy_fixture::tinyproxy;
 
@@ -41,56 +41,14 @@ fn port_of(url: &str) -> String {
     format!(":{}", url.port().expect("port"))
 }
 
-/// Connects and joins `device`, returning the socket.
-async fn joined_device(config: SocketConfig) -> Socket {
-    let sock = Socket::new(config).expect("valid config");
-    let chan = sock.channel("device", no_params()).expect("channel");
-    sock.connect().expect("connect");
-    chan.join()
-        .expect("join sent")
-        .await
-        .expect("socket alive")
-        .expect("join ok");
-    sock
-}
-
-/// The reason of the next `Disconnected`, checking that a retry is planned.
-async fn next_failure(sock: &Socket) -> Error {
-    match wait_for(sock, "a failed attempt", |e| {
-        matches!(e, Event::Disconnected { .. })
-    })
-    .await
-    {
-        Event::Disconnected {
-            reason,
-            reconnect_in,
-        } => {
-            assert!(reconnect_in.is_some(), "no retry after {reason}");
-            reason
-        }
-        _ => unreachable!(),
-    }
-}
-
-fn device_tls(server: &DevServer) -> TlsOptions {
-    let pki = server.pki();
-    TlsOptions {
-        ca: Some(PemSource::File(pki.ca.clone())),
-        client_cert: Some(PemSource::File(pki.device_cert.clone())),
-        client_key: Some(PemSource::File(pki.device_key.clone())),
-        server_name: None,
-        client_signer: None,
-    }
-}
-
 #[tokio::test]
 async fn ws_and_wss_go_through_the_tunnel() {
     let server = server().await;
     let proxy = server.proxy().url();
-    let ws = joined_device(via(device_socket_config(&server, "px-ws"), &proxy)).await;
+    let ws = joined_device_channel(via(device_socket_config(&server, "px-ws"), &proxy)).await;
     let mut wss_config = via(fast_config(&server.wss_url()), &proxy);
     wss_config.tls = device_tls(&server);
-    let wss = joined_device(wss_config).await;
+    let wss = joined_device_channel(wss_config).await;
     let tunnels = server.proxy().tunnels();
     assert_eq!(tunnels.len(), 2, "{tunnels:?}");
     assert!(tunnels[0]
@@ -195,7 +153,7 @@ async fn a_proxy_wanting_credentials_gets_them_from_the_url() {
     sock.disconnect().unwrap();
     // The right ones (percent-encoded in the URL): joined.
     let good = with_credentials(&proxy, PASSWORD_ENCODED);
-    let sock = joined_device(via(device_socket_config(&server, "px-ok"), &good)).await;
+    let sock = joined_device_channel(via(device_socket_config(&server, "px-ok"), &good)).await;
     let last = server.proxy().tunnels().pop().expect("a tunnel");
     assert_eq!((last.status, last.credentials_sent), (200, true));
     drop(sock);
@@ -324,7 +282,7 @@ async fn no_proxy_hosts_connect_directly() {
         &server.proxy().url(),
     );
     config.proxy.no_proxy = Some("localhost, 127.0.0.1".into());
-    let sock = joined_device(config).await;
+    let sock = joined_device_channel(config).await;
     assert!(server.proxy().tunnels().is_empty());
     drop(sock);
 }
@@ -346,10 +304,10 @@ async fn tinyproxy_carries_the_websocket_and_the_download() {
     }
     sock.disconnect().unwrap();
     let good = with_credentials(&tp.url(), TINY_PASSWORD);
-    let sock = joined_device(via(device_socket_config(&server, "tp-ok"), &good)).await;
+    let sock = joined_device_channel(via(device_socket_config(&server, "tp-ok"), &good)).await;
     let mut wss_config = via(fast_config(&server.wss_url()), &good);
     wss_config.tls = device_tls(&server);
-    let wss = joined_device(wss_config).await;
+    let wss = joined_device_channel(wss_config).await;
     let image = random_image(300_000, 8);
     let update = server.firmware().add("tp", image.clone()).unwrap()["update"].clone();
     let (result, bytes) = download(&update, ProxyConfig::via(good)).await;

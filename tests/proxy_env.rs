@@ -4,18 +4,7 @@
 mod common;
 
 use common::*;
-use nerves_hub_channel::{Error, Event, ProxyConfig, Socket, SocketConfig};
-
-async fn join(config: SocketConfig) {
-    let sock = Socket::new(config).expect("valid config");
-    let chan = sock.channel("device", no_params()).expect("channel");
-    sock.connect().expect("connect");
-    chan.join()
-        .expect("join sent")
-        .await
-        .expect("socket alive")
-        .expect("join ok");
-}
+use nerves_hub_channel::{Error, ProxyConfig, Socket};
 
 #[tokio::test]
 async fn environment_variables_choose_the_proxy_unless_switched_off() {
@@ -32,26 +21,26 @@ async fn environment_variables_choose_the_proxy_unless_switched_off() {
     }
     // http_proxy is the one for ws:// URLs.
     std::env::set_var("http_proxy", proxy.url());
-    join(device_socket_config(&server, "env-1")).await;
+    joined_device_channel(device_socket_config(&server, "env-1")).await;
     assert_eq!(proxy.tunnels().len(), 1);
 
     // no_proxy lists the host: direct.
     std::env::set_var("no_proxy", "example.com,127.0.0.1");
-    join(device_socket_config(&server, "env-2")).await;
+    joined_device_channel(device_socket_config(&server, "env-2")).await;
     assert_eq!(proxy.tunnels().len(), 1);
     std::env::remove_var("no_proxy");
 
     // Switched off: direct whatever the environment says.
     let mut direct = device_socket_config(&server, "env-3");
     direct.proxy = ProxyConfig::direct();
-    join(direct).await;
+    joined_device_channel(direct).await;
     assert_eq!(proxy.tunnels().len(), 1);
 
     // An explicit proxy wins over the environment (which points nowhere).
     std::env::set_var("http_proxy", "http://127.0.0.1:1");
     let mut explicit = device_socket_config(&server, "env-4");
     explicit.proxy = ProxyConfig::via(proxy.url());
-    join(explicit).await;
+    joined_device_channel(explicit).await;
     assert_eq!(proxy.tunnels().len(), 2);
 
     // The environment's dead proxy: a proxy error naming the variable.

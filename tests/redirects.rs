@@ -6,8 +6,7 @@
 mod common;
 
 use common::*;
-use nerves_hub_channel::{Error, Event, PemSource, ProxyConfig, Socket, SocketConfig, TlsOptions};
-use nhc_devserver::DevServer;
+use nerves_hub_channel::{Error, ProxyConfig, Socket, SocketConfig};
 
 fn behind_lb(url: &str, hops: u32) -> String {
     url.replacen("/device-socket/", &format!("/lb/{hops}/device-socket/"), 1)
@@ -21,43 +20,8 @@ fn behind_lb(url: &str, hops: u32) -> String {
 async fn first_failure(config: SocketConfig) -> (Socket, Error) {
     let sock = Socket::new(config).expect("valid config");
     sock.connect().expect("connect");
-    match wait_for(&sock, "a failed attempt", |e| {
-        matches!(e, Event::Disconnected { .. })
-    })
-    .await
-    {
-        Event::Disconnected {
-            reason,
-            reconnect_in,
-        } => {
-            assert!(reconnect_in.is_some(), "retried");
-            (sock, reason)
-        }
-        _ => unreachable!(),
-    }
-}
-
-async fn join(config: SocketConfig) -> Socket {
-    let sock = Socket::new(config).expect("valid config");
-    let chan = sock.channel("device", no_params()).expect("channel");
-    sock.connect().expect("connect");
-    chan.join()
-        .expect("join sent")
-        .await
-        .expect("socket alive")
-        .expect("join ok");
-    sock
-}
-
-fn device_tls(server: &DevServer) -> TlsOptions {
-    let pki = server.pki();
-    TlsOptions {
-        ca: Some(PemSource::File(pki.ca.clone())),
-        client_cert: Some(PemSource::File(pki.device_cert.clone())),
-        client_key: Some(PemSource::File(pki.device_key.clone())),
-        server_name: None,
-        client_signer: None,
-    }
+    let reason = next_failure(&sock).await;
+    (sock, reason)
 }
 
 #[tokio::test]
@@ -65,7 +29,7 @@ async fn two_redirects_are_followed_with_the_signature_headers() {
     let server = server().await;
     let mut config = device_socket_config(&server, "lb-2");
     config.url = behind_lb(&config.url, 2);
-    let sock = join(config).await;
+    let sock = joined_device_channel(config).await;
     // NH1-authenticated on the final hop: the headers went along.
     let connections = server.control().connections().await;
     assert_eq!(connections.len(), 1);
@@ -103,7 +67,7 @@ async fn never_from_wss_to_ws() {
     // And over wss a redirect is followed like over ws.
     let mut config = fast_config(&behind_lb(&server.wss_url(), 1));
     config.tls = device_tls(&server);
-    drop(join(config).await);
+    drop(joined_device_channel(config).await);
 }
 
 #[tokio::test]
@@ -112,7 +76,7 @@ async fn each_hop_goes_through_the_proxy() {
     let mut config = device_socket_config(&server, "lb-proxy");
     config.url = behind_lb(&config.url, 2);
     config.proxy = ProxyConfig::via(server.proxy().url());
-    drop(join(config).await);
+    drop(joined_device_channel(config).await);
     let statuses: Vec<u16> = server.proxy().tunnels().iter().map(|t| t.status).collect();
     assert_eq!(statuses, [200, 200, 200]);
 }
