@@ -15,7 +15,7 @@ use nerves_hub_channel::nerves_hub::update::{
     start_update, DownloadOptions, ImageSink, SinkSpec, Stage, UpdateInfo, UpdateOptions,
     UpdateReporter, UpdateStatus,
 };
-use nerves_hub_channel::{Error, ProxyConfig, Socket, SocketConfig};
+use nerves_hub_channel::{Error, Event, ProxyConfig, Socket, SocketConfig};
 use nhc_devserver::{random_image, ProxyRules};
 use serde_json::Value;
 use tinyproxy_fixture::tinyproxy;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use nerves_hub_channel::{Error, ProxyConfig, Socket};
+use nerves_hub_channel::{Error, Event, ProxyConfig, Socket};
 
 #[tokio::test]
 async fn environment_variables_choose_the_proxy_unless_switched_off() {
