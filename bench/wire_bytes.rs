@@ -2,19 +2,20 @@
 //! connection goes through the dev server's CONNECT proxy, which counts
 //! the bytes it relays each way (TCP payload: TLS records, websocket
 //! frames, HTTP heads; not IP/TCP headers).
-//!   cargo bench --bench wire_bytes -- [--vsn 2.0.0] [--out FILE]
+//!   cargo bench --bench wire_bytes -- [--serializer json|msgpack] [--out FILE]
 //! Writes a Markdown section (default bench/wire_bytes.md, which
-//! bench/report.py copies into docs/benchmarks.md). Light: about ten
+//! bench/report.py copies into docs/benchmarks.md). Light: about twenty
 //! seconds on one core.
 //!
-//! The serializer is a parameter (`--vsn`): only 2.0.0 (V2 JSON) exists
-//! today; when vsn 3.0.0 (MessagePack) lands, `serializer()` is the one
-//! place that sets it, and each run adds its own columns.
+//! Both serializers are measured by default, V2 JSON (vsn 2.0.0) and
+//! MessagePack (vsn 3.0.0), so the table compares them row by row;
+//! `--serializer` measures one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nerves_hub_channel::codec::Serializer;
 use nerves_hub_channel::nerves_hub::device::Device;
 use nerves_hub_channel::nerves_hub::device_config::DeviceConfig;
 use nerves_hub_channel::nerves_hub::device_events::DeviceEvent;
@@ -54,19 +55,7 @@ impl Transport {
     }
 }
 
-/// Selects the serializer: the one place vsn 3.0.0 will be wired in.
-fn serializer(config: &mut SocketConfig, vsn: &str) {
-    match vsn {
-        "2.0.0" => {}
-        other => panic!(
-            "serializer vsn {other} is not available in this build (only 2.0.0, V2 JSON); \
-             MessagePack (3.0.0) comes with its own SocketConfig option"
-        ),
-    }
-    let _ = config;
-}
-
-fn socket_config(server: &DevServer, transport: Transport, vsn: &str) -> SocketConfig {
+fn socket_config(server: &DevServer, transport: Transport, vsn: Serializer) -> SocketConfig {
     let mut config = match transport {
         Transport::Ws => {
             let mut c = SocketConfig::new(server.device_socket_url());
@@ -88,14 +77,14 @@ fn socket_config(server: &DevServer, transport: Transport, vsn: &str) -> SocketC
         }
     };
     config.proxy = ProxyConfig::via(server.proxy().url());
-    serializer(&mut config, vsn);
+    config.serializer = vsn;
     config
 }
 
 fn device_config(
     server: &DevServer,
     transport: Transport,
-    vsn: &str,
+    vsn: Serializer,
     hb: Duration,
 ) -> DeviceConfig {
     let mut socket = socket_config(server, transport, vsn);
@@ -164,7 +153,7 @@ struct Session {
 async fn joined_device(
     server: &DevServer,
     transport: Transport,
-    vsn: &str,
+    vsn: Serializer,
     heartbeat: Duration,
 ) -> Device {
     let device = Device::new(device_config(server, transport, vsn, heartbeat)).expect("device");
@@ -202,7 +191,7 @@ async fn wait_status(server: &DevServer, status: &str) {
     }
 }
 
-async fn device_session(server: &DevServer, transport: Transport, vsn: &str) -> Session {
+async fn device_session(server: &DevServer, transport: Transport, vsn: Serializer) -> Session {
     let ws_port = match transport {
         Transport::Ws => port(&server.device_socket_url()),
         Transport::Wss => port(&server.wss_url()),
@@ -305,7 +294,7 @@ async fn device_session(server: &DevServer, transport: Transport, vsn: &str) -> 
 
 /// A 1,000-message exchange on a joined socket: pushes of a small JSON
 /// payload, each answered with a reply carrying it back.
-async fn exchange(server: &DevServer, transport: Transport, vsn: &str) -> (f64, f64) {
+async fn exchange(server: &DevServer, transport: Transport, vsn: Serializer) -> (f64, f64) {
     let mut config = socket_config(server, transport, vsn);
     config.url = match transport {
         Transport::Ws => server.ws_url(),
@@ -349,12 +338,15 @@ fn kib(bytes: f64) -> String {
 }
 
 fn main() {
-    let mut vsn = "2.0.0".to_owned();
+    let mut serializers = vec![Serializer::Json, Serializer::MsgPack];
     let mut out = PathBuf::from("bench/wire_bytes.md");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--vsn" => vsn = args.next().expect("--vsn VALUE"),
+            "--serializer" => {
+                let name = args.next().expect("--serializer json|msgpack");
+                serializers = vec![name.parse().expect("--serializer json|msgpack")];
+            }
             "--out" => out = PathBuf::from(args.next().expect("--out FILE")),
             // cargo bench passes --bench.
             _ => {}
@@ -370,30 +362,33 @@ fn main() {
         .expect("dev server");
         let mut rows = Vec::new();
         for transport in [Transport::Ws, Transport::Wss] {
-            let s = device_session(&server, transport, &vsn).await;
-            let x = exchange(&server, transport, &vsn).await;
-            rows.push((transport, s, x));
+            for &vsn in &serializers {
+                let s = device_session(&server, transport, vsn).await;
+                let x = exchange(&server, transport, vsn).await;
+                rows.push((transport, vsn, s, x));
+            }
         }
-        render(&vsn, &rows)
+        render(&rows)
     });
     std::fs::write(&out, &text).expect("write the report");
     print!("{text}");
 }
 
-fn render(vsn: &str, rows: &[(Transport, Session, (f64, f64))]) -> String {
+fn render(rows: &[(Transport, Serializer, Session, (f64, f64))]) -> String {
     let per_hour = 3600.0 / DEFAULT_HEARTBEAT.as_secs_f64();
     let mut t = String::new();
     t.push_str("## Bytes on the wire\n\n");
     t.push_str(&format!(
-        "Measured by `cargo bench --bench wire_bytes` (serializer vsn {vsn}, V2 JSON) on {}: every \
+        "Measured by `cargo bench --bench wire_bytes` on {}, for V2 JSON (vsn 2.0.0) and \
+         MessagePack (vsn 3.0.0, [messagepack.md](messagepack.md)): every \
          connection goes through the dev server's CONNECT proxy, which counts the bytes it relays \
          (TCP payload: TLS records, websocket frames, HTTP heads; IP and TCP headers, about 52 bytes \
          per segment and per ACK, come on top). Up: device to server.\n\n",
         today()
     ));
-    t.push_str("| | transport | up | down |\n|---|---|---|---|\n");
-    for (transport, s, x) in rows {
-        let name = transport.name();
+    t.push_str("| | transport | serializer | up | down |\n|---|---|---|---|---|\n");
+    for (transport, vsn, s, x) in rows {
+        let name = format!("{} | {} {}", transport.name(), vsn.name(), vsn.vsn());
         t.push_str(&format!(
             "| connect + upgrade + join `device` | {name} | {} | {} |\n",
             kib(s.join.0 as f64),

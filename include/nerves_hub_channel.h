@@ -513,6 +513,22 @@ typedef enum nhc_key_type {
 } nhc_key_type;
 
 /**
+ * How messages go on the wire: the values of `nhc_socket_options.serializer`.
+ */
+typedef enum nhc_serializer {
+    /**
+     * Phoenix V2 JSON in text frames (`vsn=2.0.0`).
+     */
+    NHC_SERIALIZER_JSON = 0,
+    /**
+     * MessagePack in binary frames (`vsn=3.0.0`): fewer bytes on metered
+     * links; the server must support it (nerves_hub_web after July 2026).
+     * Payloads still reach callbacks as JSON text (docs/messagepack.md).
+     */
+    NHC_SERIALIZER_MSGPACK = 1,
+} nhc_serializer;
+
+/**
  * A channel on one topic of a socket. Created by `nhc_channel_new` or
  * `nhc_channel_new_with_params`, released by `nhc_channel_free`. Every
  * function taking it may be called from any thread, including from callbacks.
@@ -705,8 +721,9 @@ typedef struct nhc_socket_options {
     size_t struct_size;
     /**
      * Required: `ws://` or `wss://` URL of the socket endpoint, for example
-     * `wss://device.nerves-hub.org/device-socket/websocket`. `vsn=2.0.0` is
-     * added; a `vsn` with another value (in the URL or `params`) is refused.
+     * `wss://device.nerves-hub.org/device-socket/websocket`. The
+     * `serializer`'s `vsn` is added; a `vsn` with another value (in the URL
+     * or `params`) is refused.
      */
     const char *url;
     /**
@@ -847,6 +864,10 @@ typedef struct nhc_socket_options {
      * callback) instead of `key_file` / `key_pem`. Default: none.
      */
     struct nhc_key_options key;
+    /**
+     * An `nhc_serializer` value (default `NHC_SERIALIZER_JSON`).
+     */
+    int32_t serializer;
     /**
      * HTTP proxy of the websocket and of the device's firmware downloads:
      * `http://[user:password@]host[:port]` (credentials percent-encoded,
@@ -2495,6 +2516,21 @@ enum nhc_result nhc_device_set_check(struct nhc_device *dev,
  * `dev` is NULL or a live device; `name` is NULL or NUL-terminated.
  */
 enum nhc_result nhc_device_clear_check(struct nhc_device *dev, const char *name);
+
+/**
+ * Sends a health report now, as the server's `health:check` does: for
+ * devices that also report on their own schedule. The report is built on
+ * a library worker thread. `*sent` (may be NULL) is set to false when the
+ * server has not attached `health` yet (nothing was sent), true otherwise.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev`), `NHC_ERR_INVALID_STATE`
+ * (created without `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`,
+ * `NHC_ERR_PANIC`.
+ *
+ * # Safety
+ * `dev` is NULL or a live device; `sent` is NULL or writable.
+ */
+enum nhc_result nhc_device_send_health_report(struct nhc_device *dev, bool *sent);
 
 /**
  * Makes a copy of `event` (as received by an `nhc_device_event_closure`)

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-targets=(codec_server codec_client update_info nh1_sign socket_config ffi_entry)
+targets=(codec_server codec_client codec_msgpack update_info nh1_sign socket_config ffi_entry)
 
 export RUSTC_BOOTSTRAP=1
 fuzz=(cargo fuzz)

@@ -4,6 +4,7 @@
 # to run the results, and the Rust targets. Run by scripts/setup.sh.
 # Idempotent: a second run installs nothing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need_apt=()
 for pkg in gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf gcc-aarch64-linux-gnu g++-aarch64-linux-gnu \

@@ -19,7 +19,8 @@ if [ ! -f "$fwup_vendor/build-fwup.sh" ]; then
 fi
 
 need_apt=()
-for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ clang:clang; do
+for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ clang:clang \
+  systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null || need_apt+=("${tool#*:}")
 done
 # clang's sanitizer runtimes (ASan/LSan/UBSan, scripts/c-tests.sh) are a
@@ -96,3 +97,15 @@ bash scripts/setup-cross.sh
 .venv/bin/python -m pip install -q "oelint-adv==9.11.2"
 # zig cc compiles ring's C code for aarch64-linux-musl (scripts/static-agent.sh).
 .venv/bin/python -m pip install -q "ziglang==0.17.0"
+
+# Kubernetes manifests (deploy/k8s, scripts/k8s-check.sh): kubeconform, a Go
+# module, and the Kubernetes schemas that kubernetes-validate ships on PyPI
+# (kubeconform's own schema site is out of reach). Both pinned; kubeconform
+# is rebuilt only when target/tools/kubeconform lacks this version.
+kubeconform_version=v0.8.0
+kubeconform=target/tools/kubeconform/kubeconform
+if ! go version -m "$kubeconform" 2>/dev/null | grep -q "kubeconform[[:space:]]*$kubeconform_version"; then
+  command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+  GOBIN="$PWD/target/tools/kubeconform" go install "github.com/yannh/kubeconform/cmd/kubeconform@$kubeconform_version"
+fi
+.venv/bin/python -m pip install -q "kubernetes-validate==1.37.0"

@@ -2,69 +2,85 @@
 # The static agent: one `nhc` file a user copies to any board of the arch.
 #   scripts/static-agent.sh x86_64-unknown-linux-musl
 #   scripts/static-agent.sh aarch64-unknown-linux-musl
+#   scripts/static-agent.sh armv7-unknown-linux-musleabihf
 #   1. builds nhc for the musl target (Rust's musl targets link musl, the
 #      unwinder and the C runtime statically); ring's C code is compiled by
 #      musl-gcc (x86_64, musl-tools) or by `zig cc` for aarch64-linux-musl
-#      (ziglang from PyPI in .venv); aarch64 links with the Debian cross gcc,
-#      which only drives the link (rustc passes -nostartfiles -nodefaultlibs
-#      and its own musl crt and libc);
+#      and arm-linux-musleabihf (ziglang from PyPI in .venv); aarch64 and
+#      armv7 link with the Debian cross gcc, which only drives the link
+#      (rustc passes -nostartfiles -nodefaultlibs and its own musl crt and
+#      libc). armv7 builds with Rust $NHC_ARMV7_MUSL_TOOLCHAIN (1.93.0 by
+#      default): rustup has no rust-std for armv7-unknown-linux-musleabihf
+#      in 1.93.1 or later releases (their manifests say "available = false"),
+#      and -Zbuild-std, which would build it from source, is nightly-only;
 #   2. checks that it is static: `file` says "static", `ldd` finds no
 #      dynamic section;
 #   3. runs it (under qemu-user for aarch64) against the dev server running
 #      natively: `nhc device --json` joins with an NH1 product key on the
 #      device socket URL and must print the joined event.
-# Prints the stripped size; exits non-zero on any failure. armv7 musl is not
-# offered: its rust-std is not available here. A PKCS#11 module cannot be
+# Prints the stripped size; exits non-zero on any failure. A PKCS#11 module cannot be
 # loaded by a static binary (static musl has no dlopen): keys on a token
 # need the dynamically linked nhc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-target=${1:?usage: scripts/static-agent.sh x86_64-unknown-linux-musl|aarch64-unknown-linux-musl}
+target=${1:?usage: scripts/static-agent.sh x86_64-unknown-linux-musl|aarch64-unknown-linux-musl|armv7-unknown-linux-musleabihf}
 upper=$(echo "$target" | tr 'a-z-' 'A-Z_')
 lower=${target//-/_}
 run=()
+toolchain=
 case "$target" in
 x86_64-unknown-linux-musl)
   command -v musl-gcc >/dev/null || { echo "musl-gcc is missing: run scripts/setup.sh" >&2; exit 1; }
   export "CC_${lower}=musl-gcc"
   strip=strip
   ;;
-aarch64-unknown-linux-musl)
+aarch64-unknown-linux-musl | armv7-unknown-linux-musleabihf)
   [ -x .venv/bin/python ] && .venv/bin/python -m ziglang version >/dev/null 2>&1 ||
     { echo "ziglang is missing in .venv: run scripts/setup.sh" >&2; exit 1; }
-  command -v aarch64-linux-gnu-gcc >/dev/null || { echo "aarch64-linux-gnu-gcc is missing: run scripts/setup.sh" >&2; exit 1; }
+  if [ "$target" = aarch64-unknown-linux-musl ]; then
+    zig_target=aarch64-linux-musl gnu=aarch64-linux-gnu qemu=qemu-aarch64-static
+  else
+    zig_target=arm-linux-musleabihf gnu=arm-linux-gnueabihf qemu=qemu-arm-static
+    toolchain=${NHC_ARMV7_MUSL_TOOLCHAIN:-1.93.0}
+  fi
+  command -v "$gnu-gcc" >/dev/null || { echo "$gnu-gcc is missing: run scripts/setup.sh" >&2; exit 1; }
   # cc-rs adds clang's --target=<rust triple>, which zig does not take:
   # the wrapper gives zig its own target instead.
   mkdir -p target/tools
-  wrapper="$root/target/tools/zig-cc-aarch64-linux-musl"
+  wrapper="$root/target/tools/zig-cc-$zig_target"
   cat >"$wrapper" <<WRAP
 #!/bin/sh
-# Written by scripts/static-agent.sh: zig cc for aarch64-linux-musl.
+# Written by scripts/static-agent.sh: zig cc for $zig_target.
 for a in "\$@"; do shift; case "\$a" in --target=*) ;; *) set -- "\$@" "\$a" ;; esac; done
-exec "$root/.venv/bin/python" -m ziglang cc -target aarch64-linux-musl "\$@"
+exec "$root/.venv/bin/python" -m ziglang cc -target $zig_target "\$@"
 WRAP
   chmod +x "$wrapper"
   export "CC_${lower}=$wrapper" "AR_${lower}=$root/target/tools/zig-ar"
   printf '#!/bin/sh\nexec "%s/.venv/bin/python" -m ziglang ar "$@"\n' "$root" >"$root/target/tools/zig-ar"
   chmod +x "$root/target/tools/zig-ar"
-  export "CARGO_TARGET_${upper}_LINKER=aarch64-linux-gnu-gcc"
-  command -v qemu-aarch64-static >/dev/null || { echo "qemu-aarch64-static is missing: run scripts/setup.sh" >&2; exit 1; }
-  run=(qemu-aarch64-static)
-  strip=aarch64-linux-gnu-strip
+  export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
+  command -v "$qemu" >/dev/null || { echo "$qemu is missing: run scripts/setup.sh" >&2; exit 1; }
+  run=("$qemu")
+  strip=$gnu-strip
   ;;
 *)
-  echo "unsupported target: $target (x86_64-unknown-linux-musl, aarch64-unknown-linux-musl)" >&2
+  echo "unsupported target: $target (x86_64-unknown-linux-musl, aarch64-unknown-linux-musl, armv7-unknown-linux-musleabihf)" >&2
   exit 2
   ;;
 esac
-rustup target list --installed | grep -qx "$target" ||
-  { echo "rust target $target is missing: run scripts/setup.sh" >&2; exit 1; }
+cargo=(cargo${toolchain:+ +$toolchain})
+rustup target list --installed ${toolchain:+--toolchain "$toolchain"} | grep -qx "$target" ||
+  { echo "rust target $target${toolchain:+ (toolchain $toolchain)} is missing: run scripts/setup.sh" >&2; exit 1; }
 step() { printf '\n==== static nhc (%s): %s\n' "$target" "$*"; }
 
 step "build"
-cargo build --release --locked --target "$target" -p nhc-cli
-nhc="target/$target/release/nhc"
+echo "${cargo[*]} (rustc $("${cargo[@]}" --version | cut -d' ' -f2))"
+# Another rustc shares no artifacts with the default one: its own target
+# directory also keeps it from waiting on the default one's lock.
+target_dir=target${toolchain:+/toolchain-$toolchain}
+"${cargo[@]}" build --release --locked --target "$target" --target-dir "$target_dir" -p nhc-cli
+nhc="$target_dir/$target/release/nhc"
 
 step "static?"
 info=$(file -L "$nhc")
@@ -81,25 +97,19 @@ if ldd_out=$(ldd "$nhc" 2>&1); then
   esac
 fi
 echo "ldd: ${ldd_out}"
-stripped="target/$target/release/nhc.stripped"
+stripped="$nhc.stripped"
 "$strip" -o "$stripped" "$nhc"
 echo "nhc ($target, release, stripped): $(stat -c %s "$stripped") bytes"
 
 step "join the dev server with NH1${run:+ under ${run[*]}}"
 cargo build --release --locked -p nhc-devserver --bin nhc-devserver
 work=$(mktemp -d)
+server=
+trap '[ -z "$server" ] || { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }; rm -rf "$work"' EXIT
 key=nhp_static_agent_test
 secret=static-agent-secret
-target/release/nhc-devserver --pki-dir "$work/pki" --ready-file "$work/ready.json" \
-  --shared-secret "$key:$secret" >/dev/null 2>"$work/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 600); do
-  [ -s "$work/ready.json" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$work/ready.json" ] || { echo "the dev server did not start" >&2; exit 1; }
+. scripts/devserver-ready.sh
+start_devserver "$key" "$secret"
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/ready.json" "$1"; }
 # Waits for the joined event (--duration bounds the run), then stops the
 # device with SIGTERM, which must close it cleanly (exit 0).

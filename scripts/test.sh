@@ -28,6 +28,9 @@ step "Supply chain: cargo deny (licenses, bans, sources; offline)"
 cargo fetch --locked
 cargo deny --offline check licenses bans sources
 
+step "Kubernetes manifests: kubeconform (deploy/k8s)"
+bash scripts/k8s-check.sh
+
 step "C: header drift, ctest, valgrind, install, consumers"
 bash scripts/c-tests.sh
 

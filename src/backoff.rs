@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 /// Delay schedule: `initial` doubling up to `max`, each delay multiplied by
 /// `1 + jitter * U(0, 1)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,7 +44,7 @@ impl Backoff {
         if jitter == 0.0 {
             return base;
         }
-        let factor = 1.0 + jitter * rand::rng().random::<f64>();
+        let factor = 1.0 + jitter * rand::random::<f64>();
         base.mul_f64(factor)
     }
 }

@@ -1,5 +1,6 @@
 //! The Phoenix V2 wire codec: JSON text frames and the binary frame kinds
-//! (push, reply, broadcast) in both directions.
+//! (push, reply, broadcast) in both directions. The MessagePack serializer
+//! (vsn 3.0.0) is in `msgpack`; `Serializer` picks one of the two.
 //!
 //! Binary frames are asymmetric: a client-to-server push carries a ref, a
 //! server-to-client push does not, and only the server sends replies and
@@ -12,7 +13,13 @@ use serde_json::value::RawValue;
 
 use crate::message::{events, Inbound, JsonText, Message, Payload, Reply};
 
+pub mod msgpack;
+mod msgpack_time;
+mod msgpack_value;
 mod scan;
+mod serializer;
+
+pub use serializer::Serializer;
 
 const KIND_PUSH: u8 = 0;
 const KIND_REPLY: u8 = 1;
@@ -242,7 +249,7 @@ fn push_opt(out: &mut String, value: Option<&str>) {
     }
 }
 
-fn push_json_str(out: &mut String, s: &str) {
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
     let needs_escape = s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
     if needs_escape {
         // serde_json's string escaping cannot fail for a &str.

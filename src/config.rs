@@ -7,6 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::backoff::Backoff;
+use crate::codec::Serializer;
 use crate::error::{Error, Result};
 use crate::proxy::ProxyConfig;
 use crate::tls::TlsOptions;
@@ -29,23 +30,20 @@ pub trait HeaderProvider: Send + Sync {
     }
 }
 
-/// The Phoenix serializer version sent as `vsn` (V2 JSON).
-const SERIALIZER_VSN: &str = "2.0.0";
-
 /// Everything a socket needs. Build with `SocketConfig::new(url)` and adjust fields.
 #[derive(Clone)]
 pub struct SocketConfig {
     /// `ws://` or `wss://` URL of the websocket endpoint, e.g.
-    /// `wss://host/socket/websocket`. `vsn=2.0.0` is always added; a `vsn`
-    /// with another value (here or in `params`) is refused.
+    /// `wss://host/socket/websocket`. The serializer's `vsn` is always added;
+    /// a `vsn` with another value (here or in `params`) is refused.
     pub url: String,
     pub tls: TlsOptions,
     /// Extra HTTP headers sent with every upgrade request.
     pub headers: Vec<(String, String)>,
     /// Headers recomputed before every connection attempt.
     pub header_provider: Option<Arc<dyn HeaderProvider>>,
-    /// Extra query parameters. `vsn` is the library's (only `2.0.0`, the V2
-    /// JSON serializer, is spoken); any other value is refused.
+    /// Extra query parameters. `vsn` follows `serializer`; any other value
+    /// is refused.
     pub params: Vec<(String, String)>,
     /// TCP + TLS + upgrade deadline.
     pub connect_timeout: Duration,
@@ -75,6 +73,10 @@ pub struct SocketConfig {
     pub max_message_size: usize,
     /// Websocket read buffer; small by default because it is paid per connection.
     pub read_buffer_size: usize,
+    /// V2 JSON (`vsn=2.0.0`, default) or MessagePack (`vsn=3.0.0`, fewer
+    /// bytes; the server must support it). Payloads reach the application
+    /// as JSON either way (docs/messagepack.md).
+    pub serializer: Serializer,
     /// The HTTP proxy of the websocket (and, for a `Device`, of firmware
     /// downloads unless `DownloadOptions::proxy` says otherwise). The
     /// default reads `https_proxy`/`HTTPS_PROXY`/`http_proxy`/`no_proxy`.
@@ -90,6 +92,7 @@ impl fmt::Debug for SocketConfig {
             .field("headers", &header_names)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("default_timeout", &self.default_timeout)
+            .field("serializer", &self.serializer)
             .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
@@ -116,11 +119,12 @@ impl SocketConfig {
             event_capacity: 1024,
             max_message_size: 8 << 20,
             read_buffer_size: 4096,
+            serializer: Serializer::Json,
             proxy: ProxyConfig::default(),
         }
     }
 
-    /// The connection URL with `vsn=2.0.0` and the extra params, or a clear error.
+    /// The connection URL with the serializer's `vsn` and the extra params, or a clear error.
     pub fn endpoint_url(&self) -> Result<Url> {
         let mut url = Url::parse(&self.url).map_err(|e| {
             Error::InvalidArgument(format!("URL {:?}: {e}", redact_query(&self.url)))
@@ -141,13 +145,15 @@ impl SocketConfig {
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         // Silently replacing a `vsn` would make the server speak a
-        // serializer the user did not ask for; only 2.0.0 exists here.
+        // serializer the user did not ask for: the `serializer` option chooses it.
+        let vsn = self.serializer.vsn();
         for (key, value) in given.iter().chain(self.params.iter()) {
-            if key == "vsn" && value != SERIALIZER_VSN {
+            if key == "vsn" && value != vsn {
                 return Err(Error::InvalidArgument(format!(
-                    "socket parameter vsn={value:?} is not supported: this library speaks only \
-                     the V2 JSON serializer (vsn {SERIALIZER_VSN}), which it selects itself; \
-                     remove the vsn parameter"
+                    "socket parameter vsn={value:?} does not match the {} serializer \
+                     (vsn {vsn}), which the library selects itself; remove the vsn parameter \
+                     and set the serializer option (json: 2.0.0, msgpack: 3.0.0)",
+                    self.serializer
                 )));
             }
         }
@@ -160,7 +166,7 @@ impl SocketConfig {
                     query.append_pair(k, v);
                 }
             }
-            query.append_pair("vsn", SERIALIZER_VSN);
+            query.append_pair("vsn", vsn);
         }
         Ok(url)
     }
@@ -249,13 +255,32 @@ mod tests {
         let err = in_url.validate().unwrap_err();
         assert_eq!(err.kind(), "invalid_argument");
         assert!(
-            err.to_string().contains("vsn=\"1.0.0\" is not supported"),
+            err.to_string()
+                .contains("vsn=\"1.0.0\" does not match the json serializer"),
             "{err}"
         );
         let mut in_params = SocketConfig::new("wss://h:4001/socket/websocket");
         in_params.params.push(("vsn".into(), "3.0.0".into()));
         let err = in_params.validate().unwrap_err();
-        assert!(err.to_string().contains("V2 JSON serializer"), "{err}");
+        assert!(
+            err.to_string().contains("set the serializer option"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_vsn_follows_the_serializer() {
+        let mut c = SocketConfig::new("wss://h/socket/websocket?a=1");
+        c.serializer = Serializer::MsgPack;
+        assert_eq!(c.endpoint_url().unwrap().query(), Some("a=1&vsn=3.0.0"));
+        c.params.push(("vsn".into(), "3.0.0".into()));
+        assert_eq!(c.endpoint_url().unwrap().query(), Some("a=1&vsn=3.0.0"));
+        c.params = vec![("vsn".into(), "2.0.0".into())];
+        let err = c.validate().unwrap_err();
+        assert!(
+            err.to_string().contains("msgpack serializer (vsn 3.0.0)"),
+            "{err}"
+        );
     }
 
     #[test]

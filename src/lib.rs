@@ -9,6 +9,7 @@
 
 mod actor;
 pub mod backoff;
+mod calendar;
 mod channel;
 pub mod codec;
 pub mod config;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{device_socket_config, fast_config, json, server, WAIT};
-use device_wait::{connected, received, wait, wait_status};
+use device_wait::{connected, received, update_finished_ok, wait, wait_status};
 use nerves_hub_channel::nerves_hub::console::{ConsoleEvent, ConsoleOptions};
 use nerves_hub_channel::nerves_hub::device::Device;
 use nerves_hub_channel::nerves_hub::device_config::DeviceConfig;
@@ -414,20 +414,7 @@ async fn an_applied_update_is_downloaded_reported_and_finished() {
         .apply_update(&info, UpdateOptions::new(SinkSpec::File(path.clone())))
         .expect("update starts");
     assert!(device.update_in_progress() || device.pending_update().is_none());
-    let finished = wait(&device, "UpdateFinished", |e| {
-        matches!(e, DeviceEvent::UpdateFinished { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            finished,
-            DeviceEvent::UpdateFinished {
-                ok: true,
-                reason: None
-            }
-        ),
-        "{finished:?}"
-    );
+    update_finished_ok(&device).await;
     assert!(!device.update_in_progress());
     assert_eq!(std::fs::read(&path).expect("image written"), image);
     std::fs::remove_dir_all(path.parent().expect("dir")).ok();

@@ -5,6 +5,8 @@
 //! out, and slow without stalling other sockets on the same I/O thread.
 
 mod common;
+#[path = "common/fixture_tools.rs"]
+mod fixture_tools;
 #[path = "common/pkcs11_shim.rs"]
 mod pkcs11_shim;
 #[path = "common/softhsm_fixture.rs"]

@@ -10,6 +10,8 @@
 //! because the logger is process-wide.
 
 mod common;
+#[path = "common/fixture_tools.rs"]
+mod fixture_tools;
 #[path = "common/softhsm_fixture.rs"]
 mod softhsm_fixture;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use log::LevelFilter;
+use nerves_hub_channel::codec::Serializer;
 use nerves_hub_channel::nerves_hub::console::ShellOptions;
 use nerves_hub_channel::nerves_hub::update::{SinkSpec, UpdateOptions};
 use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata, UpdatePolicy};
@@ -208,6 +209,13 @@ fn connection(flags: &ConnectionArgs, file: &AgentConfig) -> Result<ConnectionAr
         Some(SecsOrNever::Word(_)) => Some(Rejoin::Never),
         None => None,
     };
+    let serializer = match &s.serializer {
+        Some(name) => Some(
+            name.parse::<Serializer>()
+                .map_err(|e| format!("key `server.serializer`: {e}"))?,
+        ),
+        None => None,
+    };
     let url = flags.url.clone().or_else(|| s.url.clone());
     if url.is_none() {
         return Err("key `server.url` is missing (or give --url / NHC_URL)".into());
@@ -235,6 +243,7 @@ fn connection(flags: &ConnectionArgs, file: &AgentConfig) -> Result<ConnectionAr
         clock_offset: flags.clock_offset.or(s.clock_offset),
         stable_after: flags.stable_after.or(s.stable_after),
         device_rejoin_after_close: flags.device_rejoin_after_close.or(rejoin),
+        serializer: flags.serializer.or(serializer),
         proxy: flags
             .proxy
             .clone()

@@ -72,6 +72,8 @@ pub struct Server {
     pub stable_after: Option<u64>,
     /// Seconds, or "never".
     pub device_rejoin_after_close: Option<SecsOrNever>,
+    /// "json" (default) or "msgpack".
+    pub serializer: Option<String>,
     /// `http://[user:password@]host[:port]`; default: the environment.
     pub proxy: Option<String>,
     /// Hosts reached without the proxy (`no_proxy` format).

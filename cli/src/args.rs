@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use nerves_hub_channel::codec::Serializer;
 
 /// How the device reaches and authenticates to the server.
 #[derive(Args, Debug, Clone, Default)]
@@ -60,6 +61,10 @@ pub struct ConnectionArgs {
     /// Rejoin `device` SECS after the server closed it (default 5), or never
     #[arg(long, value_name = "SECS|never", value_parser = rejoin)]
     pub device_rejoin_after_close: Option<Rejoin>,
+    /// Wire format: json (vsn 2.0.0, default) or msgpack (vsn 3.0.0, fewer
+    /// bytes; the server must support it)
+    #[arg(long, value_name = "json|msgpack", value_parser = serializer, env = "NHC_SERIALIZER")]
+    pub serializer: Option<Serializer>,
     /// HTTP proxy of the websocket and firmware downloads,
     /// http://[USER:PASSWORD@]HOST[:PORT]; default: https_proxy /
     /// HTTPS_PROXY / http_proxy. Credentials are never printed, but a flag
@@ -77,6 +82,10 @@ pub struct ConnectionArgs {
     /// connection is noticed within two intervals
     #[arg(long, value_name = "SECS")]
     pub heartbeat_interval: Option<f64>,
+}
+
+fn serializer(text: &str) -> Result<Serializer, String> {
+    text.parse()
 }
 
 /// A proxy URL as given; `Debug` hides its credentials.
@@ -289,6 +298,57 @@ pub struct SimulateArgs {
     /// Stop once every device has joined (exit code 0)
     #[arg(long)]
     pub exit_when_joined: bool,
+    /// The fleet (--devices) is split into N shards, one process each
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: u32,
+    /// This process's shard, 0..N-1 (a Kubernetes Indexed Job sets
+    /// JOB_COMPLETION_INDEX)
+    #[arg(long, value_name = "I", env = "JOB_COMPLETION_INDEX")]
+    pub shard: Option<u32>,
+    /// Start at most R devices per second (default: all at once)
+    #[arg(long, value_name = "R", value_parser = positive_rate)]
+    pub connect_rate: Option<f64>,
+    /// Answers to update offers, as fractions of the fleet adding up to 1
+    /// (accept: download, verify, discard)
+    #[arg(
+        long,
+        value_name = "accept=F,decline=F,reschedule=F",
+        default_value = "accept=1"
+    )]
+    pub mix: crate::behaviour::Mix,
+    /// Seed of who does what in --mix, and of the churn's choices
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// delay_for of rescheduled offers
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub reschedule_after: u64,
+    /// Disconnect R connected devices per second (chosen by --seed); each
+    /// connects again after --churn-downtime, like a device that rebooted
+    #[arg(long, value_name = "R", value_parser = positive_rate)]
+    pub churn_rate: Option<f64>,
+    /// How long a churned device stays offline
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = non_negative_secs)]
+    pub churn_downtime: f64,
+    /// Send every device's health report every SECS (offers `health`)
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_interval: Option<u64>,
+    /// Serve Prometheus metrics on ADDR (e.g. 0.0.0.0:9100) at /metrics
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+fn non_negative_secs(v: &str) -> Result<f64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| format!("wants seconds >= 0, got {v:?}"))
+}
+
+fn positive_rate(v: &str) -> Result<f64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| format!("wants a rate > 0, got {v:?}"))
 }
 
 fn shared_secret(v: &str) -> Result<SharedSecretArg, String> {

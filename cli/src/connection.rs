@@ -44,6 +44,9 @@ pub fn device_config(
         }
     }
     socket.tls.client_signer = pkcs11_signer(c, cert_dir).map_err(|e| e.message)?;
+    if let Some(serializer) = c.serializer {
+        socket.serializer = serializer;
+    }
     if let Some(stable) = c.stable_after {
         socket.stable_after = Duration::from_secs(stable);
     }

@@ -4,29 +4,31 @@
 //! bad configuration file, SIGTERM in the middle of a (throttled) download
 //! then a restart that resumes the download with a Range request, a console session,
 //! firmware_validated from a check command, a failing install command, and
-//! `nhc device --json --duration`, `--help` on every subcommand.
+//! `nhc device --json --duration`, `--help` on every subcommand, and the
+//! MessagePack serializer from the file and the flag.
 //! Every wait is on an output line or a message the server received.
+
+#[path = "common/nh1_server.rs"]
+mod nh1_server;
+#[path = "common/stdout_lines.rs"]
+mod stdout_lines;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use nerves_hub_channel::Payload;
-use nhc_devserver::{Config, DevServer, FirmwareFaults, SharedSecretEntry};
+use nhc_devserver::{DevServer, FirmwareFaults};
 use serde_json::{json, Value};
+use stdout_lines::StdoutLines;
 
 const KEY: &str = "nhp_cli_agent_product_key";
 const SECRET: &str = "cli-agent-test-secret";
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn server() -> DevServer {
-    let server = DevServer::start(Config::default()).await.unwrap();
-    server
-        .add_shared_secret(SharedSecretEntry::new(KEY, SECRET, None))
-        .unwrap();
-    server
+    nh1_server::with_product_key(KEY, SECRET).await
 }
 
 /// NervesHub's partial checksum granularity: what a resume keeps.
@@ -61,8 +63,7 @@ fn config(server: &DevServer, dir: &Path, identifier: &str, rest: &str) -> PathB
 struct Agent {
     /// Taken by `exit_code`.
     child: Option<Child>,
-    events: Receiver<Value>,
-    seen: Vec<Value>,
+    events: StdoutLines<Value>,
 }
 
 impl Agent {
@@ -76,40 +77,19 @@ impl Agent {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
+        let events = StdoutLines::read(child.stdout.take().unwrap(), |line| {
+            serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"))
         });
         Agent {
             child: Some(child),
             events,
-            seen: Vec::new(),
         }
     }
 
     /// The first event (from now on) that `wanted` accepts.
     fn wait(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(event) => {
-                    self.seen.push(event.clone());
-                    if wanted(&event) {
-                        return event;
-                    }
-                }
-                Err(_) => panic!("no {what} event; saw {:#?}", self.seen),
-            }
-        }
+        self.events.wait(&format!("{what} event"), WAIT, wanted)
     }
 
     fn wait_event(&mut self, name: &str) -> Value {
@@ -137,7 +117,7 @@ impl Agent {
             Ok(code) => code.unwrap(),
             Err(_) => {
                 let _ = Command::new("kill").args(["-KILL", &pid]).status();
-                panic!("the agent did not exit; saw {:#?}", self.seen);
+                panic!("the agent did not exit; saw {:#?}", self.events.seen);
             }
         }
     }
@@ -158,6 +138,19 @@ impl Agent {
         self.signal("-TERM");
         assert_eq!(self.exit_code().await, Some(0));
     }
+}
+
+/// `nhc agent --check --config <path>`: its exit code and stderr.
+fn check_config(path: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["agent", "--check", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Starts the agent and waits until it said it joined and the server
@@ -319,13 +312,8 @@ fn a_bad_config_file_names_the_line_and_the_key_and_exits_with_2() {
     );
     // A combination serde accepts but the agent cannot run.
     std::fs::write(&path, "[update]\nsink = \"fwup\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
-        .args(["agent", "--check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check_config(&path);
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains("line 1, key `update.fwup_device`: sink \"fwup\" needs fwup_device"),
         "{stderr}"
@@ -703,5 +691,178 @@ async fn under_journald_events_are_priority_prefixed_log_lines_on_stderr() {
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     let _ = child.wait();
     assert_eq!(stdout, "", "nothing on stdout under journald");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_and_nhc_device_speak_msgpack_when_configured() {
+    let server = server().await;
+    let dir = scratch("msgpack");
+    let path = config(&server, &dir, "agent-msgpack", "");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[server]\n", "[server]\nserializer = \"msgpack\"\n");
+    std::fs::write(&path, text).unwrap();
+    let agent = start_joined(&server, &path, "device", 1).await;
+    let conns = server.control().connections().await;
+    assert_eq!(
+        conns.iter().map(|c| c.serializer).collect::<Vec<_>>(),
+        [nerves_hub_channel::codec::Serializer::MsgPack]
+    );
+    agent.stop().await;
+
+    // The flag of `nhc device` (and every command with connection flags).
+    let url = server
+        .ws_url()
+        .replace("/socket/websocket", "/device-socket/websocket");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nhc"))
+        .args(["device", "--json", "--duration", "60", "--url", &url])
+        .args(["--identifier", "device-msgpack", "--serializer", "msgpack"])
+        .env("NHC_SHARED_SECRET", format!("{KEY}:{SECRET}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    server
+        .control()
+        .wait_joined("device", 2, WAIT)
+        .await
+        .unwrap();
+    let serializers: Vec<_> = server
+        .control()
+        .connections()
+        .await
+        .iter()
+        .map(|c| c.serializer)
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    // The agent's closed connection may still be listed; both must be msgpack.
+    assert!(
+        !serializers.is_empty()
+            && serializers
+                .iter()
+                .all(|s| *s == nerves_hub_channel::codec::Serializer::MsgPack),
+        "{serializers:?}"
+    );
+
+    // A value that is neither is a configuration error naming the key.
+    std::fs::write(
+        &path,
+        "[server]\nurl = \"wss://h/device-socket/websocket\"\nserializer = \"cbor\"\n\n[update]\nsink = \"file\"\nfirmware_dir = \"/tmp\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = check_config(&path);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("key `server.serializer`: serializer \"cbor\" is not known"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The shipped unit's own command lines, with the binary and config paths
+/// replaced by this build's: `systemd-analyze verify` accepts the unit,
+/// `ExecStartPre` passes a good file and fails a bad one with the status
+/// the unit does not restart on, `ExecStart` joins, and the unit's
+/// `KillSignal` stops it with status 0 before `TimeoutStopSec`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_systemd_units_commands_check_run_and_stop_the_agent() {
+    let unit_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent/nerves-hub-agent.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let setting = |key: &str| -> String {
+        let prefix = format!("{key}=");
+        let mut lines = unit.lines().filter(|l| l.starts_with(&prefix));
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the unit has no {key}"));
+        assert!(lines.next().is_none(), "the unit has more than one {key}");
+        line[prefix.len()..].to_owned()
+    };
+    const BIN: &str = "/usr/bin/nhc";
+    const CONF: &str = "/etc/nerves-hub/agent.toml";
+
+    let server = server().await;
+    let dir = scratch("unit");
+    let good = config(&server, &dir, "cli-agent-unit", "");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[server]\nurl = 5\n").unwrap();
+    let nhc = env!("CARGO_BIN_EXE_nhc");
+    let argv = |key: &str, conf: &Path| -> Vec<String> {
+        setting(key)
+            .split_whitespace()
+            .map(|word| match word {
+                BIN => nhc.to_owned(),
+                CONF => conf.display().to_string(),
+                other => other.to_owned(),
+            })
+            .collect()
+    };
+    let run = |argv: &[String]| Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+
+    if let Ok(out) = Command::new("systemd-analyze").arg("--version").output() {
+        assert!(out.status.success());
+        let copy = dir.join("nerves-hub-agent.service");
+        std::fs::write(
+            &copy,
+            unit.replace(BIN, nhc)
+                .replace(CONF, &good.display().to_string()),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs systemd-analyze (scripts/setup.sh installs it)"
+        );
+        eprintln!("systemd-analyze is not installed: the unit is not verified");
+    }
+
+    let out = run(&argv("ExecStartPre", &good));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&argv("ExecStartPre", &bad));
+    let no_restart: i32 = setting("RestartPreventExitStatus").parse().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(no_restart),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Agent::start runs exactly this command line.
+    let start = argv("ExecStart", &good);
+    let expected = [
+        nhc.to_owned(),
+        "agent".into(),
+        "--config".into(),
+        good.display().to_string(),
+    ];
+    assert_eq!(start, expected);
+    let agent = start_joined(&server, &good, "device", 1).await;
+    let stop_limit = Duration::from_secs(setting("TimeoutStopSec").parse().unwrap());
+    let signal = setting("KillSignal");
+    let signal = signal.strip_prefix("SIG").unwrap_or(&signal);
+    agent.signal(&format!("-{signal}"));
+    let stopping = Instant::now();
+    assert_eq!(agent.exit_code().await, Some(0));
+    assert!(
+        stopping.elapsed() < stop_limit,
+        "stopped after {:?}",
+        stopping.elapsed()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

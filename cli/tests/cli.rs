@@ -1,21 +1,20 @@
 //! `nhc` against the in-process dev server: a fleet simulation and a device
 //! applying an update.
 
+#[path = "common/nh1_server.rs"]
+mod nh1_server;
+
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use nerves_hub_channel::Payload;
-use nhc_devserver::{Config, DevServer, SharedSecretEntry};
+use nhc_devserver::DevServer;
 
 const KEY: &str = "nhp_cli_product_key";
 const SECRET: &str = "cli-test-secret-value";
 
 async fn server() -> DevServer {
-    let server = DevServer::start(Config::default()).await.unwrap();
-    server
-        .add_shared_secret(SharedSecretEntry::new(KEY, SECRET, None))
-        .unwrap();
-    server
+    nh1_server::with_product_key(KEY, SECRET).await
 }
 
 fn device_url(server: &DevServer) -> String {

@@ -4,6 +4,8 @@
 //! the same from its configuration file, and names the key of a bad
 //! pkcs11 setting.
 
+#[path = "../../tests/common/fixture_tools.rs"]
+mod fixture_tools;
 #[path = "../../tests/common/softhsm_fixture.rs"]
 mod softhsm_fixture;
 

@@ -238,7 +238,7 @@ fn received_json(list: &[Received]) -> Response {
 fn connections_json(list: &[ConnectionInfo]) -> Response {
     let items: Vec<Value> = list
         .iter()
-        .map(|c| json!({"id": c.id, "identity": c.identity, "path": c.path, "topics": c.topics}))
+        .map(|c| json!({"id": c.id, "identity": c.identity, "path": c.path, "topics": c.topics, "serializer": c.serializer.name()}))
         .collect();
     Response::json(200, &Value::Array(items))
 }

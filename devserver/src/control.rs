@@ -337,4 +337,25 @@ impl Control {
     pub async fn reset(&self) {
         self.shared.update(State::reset);
     }
+
+    /// Resolves once `done` holds for the messages received since start or
+    /// reset, returning them: for waits on what messages say, not only how
+    /// many came (e.g. one final `status_update` per device of a fleet).
+    pub async fn wait_received(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[Received]) -> bool,
+    ) -> Result<Vec<Received>, String> {
+        let found = self
+            .wait_until(timeout, |state| {
+                done(&state.received).then(|| state.received.clone())
+            })
+            .await;
+        found.ok_or_else(|| {
+            format!(
+                "timed out after {timeout:?}; received {} message(s)",
+                self.shared.lock().received.len()
+            )
+        })
+    }
 }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use nerves_hub_channel::codec::{encode_server_message, Frame};
+use nerves_hub_channel::codec::{Frame, Serializer};
 use nerves_hub_channel::message::{Message, Payload};
 use tokio::sync::oneshot;
 
@@ -46,7 +46,13 @@ impl Flood {
         Payload::from_json_text(&text).unwrap_or_else(|_| Payload::empty())
     }
 
-    fn frame(&self, i: u64, join_ref: &Option<String>, pad: &str) -> Option<Frame> {
+    fn frame(
+        &self,
+        serializer: Serializer,
+        i: u64,
+        join_ref: &Option<String>,
+        pad: &str,
+    ) -> Option<Frame> {
         let msg = Message {
             join_ref: if self.with_join_ref {
                 join_ref.clone()
@@ -58,7 +64,7 @@ impl Flood {
             event: self.event.clone(),
             payload: self.payload(i, pad),
         };
-        match encode_server_message(&msg) {
+        match serializer.encode_server_message(&msg) {
             Ok(frame) => Some(frame),
             Err(e) => {
                 log::warn!("flood on {}: cannot encode a message: {e}", self.topic);
@@ -72,20 +78,36 @@ impl Flood {
 /// there are. The floods run in the background; each one ends early when its
 /// channel is left, rejoined or disconnected.
 pub(crate) fn start(shared: &Arc<Shared>, flood: Flood) -> usize {
-    let targets: Vec<(u64, Option<String>)> = shared
+    let targets: Vec<(u64, Option<String>, Serializer)> = shared
         .lock()
         .conns
         .iter()
-        .filter_map(|(id, conn)| conn.channels.get(&flood.topic).map(|r| (*id, r.clone())))
+        .filter_map(|(id, conn)| {
+            conn.channels
+                .get(&flood.topic)
+                .map(|r| (*id, r.clone(), conn.serializer))
+        })
         .collect();
     let flood = Arc::new(flood);
-    for (id, join_ref) in &targets {
-        tokio::spawn(run(shared.clone(), flood.clone(), *id, join_ref.clone()));
+    for (id, join_ref, serializer) in &targets {
+        tokio::spawn(run(
+            shared.clone(),
+            flood.clone(),
+            *id,
+            join_ref.clone(),
+            *serializer,
+        ));
     }
     targets.len()
 }
 
-async fn run(shared: Arc<Shared>, flood: Arc<Flood>, id: u64, join_ref: Option<String>) {
+async fn run(
+    shared: Arc<Shared>,
+    flood: Arc<Flood>,
+    id: u64,
+    join_ref: Option<String>,
+    serializer: Serializer,
+) {
     let pad = "x".repeat(flood.size);
     let mut sent = 0u64;
     let mut previous: Option<oneshot::Receiver<()>> = None;
@@ -93,7 +115,7 @@ async fn run(shared: Arc<Shared>, flood: Arc<Flood>, id: u64, join_ref: Option<S
         let n = CHUNK.min(flood.count - sent);
         // Encoded outside the lock, which every connection needs.
         let frames: Vec<Frame> = (sent..sent + n)
-            .filter_map(|i| flood.frame(i, &join_ref, &pad))
+            .filter_map(|i| flood.frame(serializer, i, &join_ref, &pad))
             .collect();
         let (taken, taken_rx) = oneshot::channel();
         let queued = {
@@ -141,6 +163,7 @@ mod tests {
         shared.register(Conn {
             identity: None,
             path: "/socket/websocket".into(),
+            serializer: Serializer::Json,
             channels: BTreeMap::from([("room:t".to_owned(), Some("1".to_owned()))]),
             attached_extensions: Vec::new(),
             out,

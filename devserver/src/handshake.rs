@@ -4,6 +4,8 @@
 use tokio_tungstenite::tungstenite::handshake::server::Request;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use nerves_hub_channel::codec::Serializer;
+
 use crate::auth::{AuthOutcome, Authenticator, Peer};
 
 /// The mounts NervesHub's device endpoint serves.
@@ -20,6 +22,8 @@ pub use crate::rejection::Rejection;
 pub(crate) struct Accepted {
     pub path: String,
     pub identity: Option<String>,
+    /// What the client's `vsn` selected.
+    pub serializer: Serializer,
 }
 
 fn vsn(request: &Request) -> Option<&str> {
@@ -46,13 +50,16 @@ pub(crate) fn check(
     if !SOCKET_PATHS.contains(&path) {
         return Err(Rejection::not_found());
     }
-    if vsn(request) != Some("2.0.0") {
+    // NervesHub's endpoint offers `~> 3.0.0` (MessagePack) and `~> 2.0.0`
+    // (JSON); Phoenix refuses any other `vsn`, or none, before `connect/3`.
+    let Some(serializer) = Serializer::negotiate(vsn(request)) else {
         return Err(Rejection::forbidden());
-    }
+    };
     match auth.authenticate(peer, request) {
         AuthOutcome::Accept { identity } => Ok(Accepted {
             path: path.to_owned(),
             identity,
+            serializer,
         }),
         AuthOutcome::Reject(rejection) => Err(rejection),
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use nerves_hub_channel::codec::{decode_client, Frame};
+use nerves_hub_channel::codec::{Frame, Serializer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -45,6 +45,7 @@ where
     let id = shared.register(Conn {
         identity: accepted.identity.clone(),
         path: accepted.path,
+        serializer: accepted.serializer,
         channels: BTreeMap::new(),
         attached_extensions: Vec::new(),
         out: tx.clone(),
@@ -58,7 +59,7 @@ where
     let (sink, stream) = ws.split();
     let mut writer = AbortOnDrop(tokio::spawn(write_loop(sink, rx)));
 
-    let mut reader = Box::pin(read_loop(&shared, id, stream, &tx));
+    let mut reader = Box::pin(read_loop(&shared, id, accepted.serializer, stream, &tx));
     let mut writer_done = false;
     let aborted = tokio::select! {
         () = &mut reader => false,
@@ -165,6 +166,7 @@ fn close_code(error: &WsError) -> Option<u16> {
 async fn read_loop<S>(
     shared: &Shared,
     id: u64,
+    serializer: Serializer,
     mut stream: SplitStream<WebSocketStream<S>>,
     out: &mpsc::UnboundedSender<Out>,
 ) where
@@ -210,12 +212,17 @@ async fn read_loop<S>(
             // Pings are answered by tungstenite; any frame resets the idle timer.
             Some(Ok(_)) => continue,
         };
-        match decode_client(&frame) {
+        // Under 3.0.0 NervesHub's serializer raises on a text frame or bad
+        // MessagePack, which ends the socket: so does this.
+        match serializer.decode_client(&frame) {
             Ok(msg) => shared.update(|state| channels::handle(state, id, msg, shared.demo)),
             Err(e) => {
                 log::warn!("connection {id}: malformed frame: {e}");
-                let code = match &frame {
-                    Frame::Binary(bytes) if bytes.first() != Some(&0) => CLOSE_UNSUPPORTED,
+                let code = match (&frame, serializer) {
+                    (Frame::Text(_), Serializer::MsgPack) => CLOSE_UNSUPPORTED,
+                    (Frame::Binary(bytes), Serializer::Json) if bytes.first() != Some(&0) => {
+                        CLOSE_UNSUPPORTED
+                    }
                     _ => CLOSE_INVALID,
                 };
                 close(&mut closing, code, "malformed frame");

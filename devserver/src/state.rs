@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use nerves_hub_channel::codec::{encode_server_message, encode_server_reply, Frame};
+use nerves_hub_channel::codec::{Frame, Serializer};
 use nerves_hub_channel::message::{Message, Reply};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -37,6 +37,8 @@ pub struct ConnectionInfo {
     pub path: String,
     /// Topics joined on this connection, sorted.
     pub topics: Vec<String>,
+    /// What the client's `vsn` selected.
+    pub serializer: Serializer,
 }
 
 /// What the connection's writer task is asked to do.
@@ -52,6 +54,8 @@ pub(crate) enum Out {
 pub(crate) struct Conn {
     pub identity: Option<String>,
     pub path: String,
+    /// The connection's serializer (its `vsn`).
+    pub serializer: Serializer,
     /// topic -> join_ref of the current join.
     pub channels: BTreeMap<String, Option<String>>,
     /// What the last `extensions` join attached.
@@ -75,7 +79,7 @@ impl Conn {
     }
 
     pub fn send_message(&self, msg: &Message) -> bool {
-        match encode_server_message(msg) {
+        match self.serializer.encode_server_message(msg) {
             Ok(frame) => {
                 self.send_frame(frame);
                 true
@@ -88,7 +92,10 @@ impl Conn {
     }
 
     pub fn reply(&self, join_ref: Option<&str>, msg_ref: Option<&str>, topic: &str, reply: &Reply) {
-        match encode_server_reply(join_ref, msg_ref, topic, reply) {
+        match self
+            .serializer
+            .encode_server_reply(join_ref, msg_ref, topic, reply)
+        {
             Ok(frame) => self.send_frame(frame),
             Err(e) => log::warn!("cannot encode a reply on {topic}: {e}"),
         }
@@ -104,6 +111,7 @@ impl Conn {
             identity: self.identity.clone(),
             path: self.path.clone(),
             topics: self.channels.keys().cloned().collect(),
+            serializer: self.serializer,
         }
     }
 }

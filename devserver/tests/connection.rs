@@ -53,7 +53,10 @@ async fn a_missing_or_wrong_vsn_is_an_empty_403_with_a_date() {
     for target in [
         "/socket/websocket",
         "/socket/websocket?vsn=1.0.0",
-        "/device-socket/websocket?vsn=3.0.0",
+        "/socket/websocket?vsn=3.1.0",
+        "/socket/websocket?vsn=3.0",
+        "/socket/websocket?vsn=3.0.0-rc.1",
+        "/device-socket/websocket?vsn=2.1.0",
     ] {
         let (status, head, body) = upgrade(&server, target).await;
         assert_eq!(status, 403, "{target}: {head}");

@@ -167,3 +167,31 @@ pub unsafe extern "C" fn nhc_device_clear_check(
         Ok(())
     })
 }
+
+/// Sends a health report now, as the server's `health:check` does: for
+/// devices that also report on their own schedule. The report is built on
+/// a library worker thread. `*sent` (may be NULL) is set to false when the
+/// server has not attached `health` yet (nothing was sent), true otherwise.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL `dev`), `NHC_ERR_INVALID_STATE`
+/// (created without `health_enabled`), `NHC_ERR_CLOSED`, `NHC_ERR_FORKED`,
+/// `NHC_ERR_PANIC`.
+///
+/// # Safety
+/// `dev` is NULL or a live device; `sent` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_send_health_report(
+    dev: *mut nhc_device,
+    sent: *mut bool,
+) -> nhc_result {
+    boundary(|| {
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let ext = unsafe { health(dev, "nhc_device_send_health_report") }?;
+        let was_sent = ext.send_health_report()?;
+        if !sent.is_null() {
+            // SAFETY: `sent` is writable (the caller's contract).
+            unsafe { sent.write(was_sent) };
+        }
+        Ok(())
+    })
+}

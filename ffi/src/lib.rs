@@ -80,7 +80,9 @@ pub use error::nhc_result;
 pub use keep::*;
 pub use key_options::nhc_key_options;
 pub use names::{nhc_device_event_kind_str, nhc_state_str};
-pub use options::{nhc_delivery, nhc_key_value, nhc_socket_options, nhc_socket_options_init};
+pub use options::{
+    nhc_delivery, nhc_key_value, nhc_serializer, nhc_socket_options, nhc_socket_options_init,
+};
 pub use result_text::{nhc_last_error_message, nhc_result_str};
 pub use runtime::*;
 pub use sign_closure::{nhc_key_type, nhc_sign_algorithm, nhc_sign_closure};

@@ -6,6 +6,7 @@ use std::mem::size_of;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nerves_hub_channel::codec::Serializer;
 use nerves_hub_channel::{PemSource, SocketConfig, TlsOptions};
 
 use crate::args::{bytes_arg, opt_str_arg, str_arg};
@@ -26,6 +27,19 @@ pub enum nhc_delivery {
     /// Only inside `nhc_socket_dispatch`, on the thread that calls it; for
     /// poll/select/epoll main loops (see `nhc_socket_fd`).
     NHC_DELIVERY_POLLED = 1,
+}
+
+/// How messages go on the wire: the values of `nhc_socket_options.serializer`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum nhc_serializer {
+    /// Phoenix V2 JSON in text frames (`vsn=2.0.0`).
+    NHC_SERIALIZER_JSON = 0,
+    /// MessagePack in binary frames (`vsn=3.0.0`): fewer bytes on metered
+    /// links; the server must support it (nerves_hub_web after July 2026).
+    /// Payloads still reach callbacks as JSON text (docs/messagepack.md).
+    NHC_SERIALIZER_MSGPACK = 1,
 }
 
 /// One HTTP header or query parameter. Both strings are NUL-terminated UTF-8.
@@ -56,8 +70,9 @@ pub struct nhc_socket_options {
     /// `nhc_socket_options_default`. Do not change it.
     pub struct_size: usize,
     /// Required: `ws://` or `wss://` URL of the socket endpoint, for example
-    /// `wss://device.nerves-hub.org/device-socket/websocket`. `vsn=2.0.0` is
-    /// added; a `vsn` with another value (in the URL or `params`) is refused.
+    /// `wss://device.nerves-hub.org/device-socket/websocket`. The
+    /// `serializer`'s `vsn` is added; a `vsn` with another value (in the URL
+    /// or `params`) is refused.
     pub url: *const c_char,
     /// Path of the PEM CA bundle that verifies the server.
     pub ca_file: *const c_char,
@@ -136,6 +151,8 @@ pub struct nhc_socket_options {
     /// callback) instead of `key_file` / `key_pem`. Default: none.
     pub key: nhc_key_options,
     // ---- Version 4: appended fields (an older program gets their defaults). ----
+    /// An `nhc_serializer` value (default `NHC_SERIALIZER_JSON`).
+    pub serializer: i32,
     /// HTTP proxy of the websocket and of the device's firmware downloads:
     /// `http://[user:password@]host[:port]` (credentials percent-encoded,
     /// sent as `Proxy-Authorization: Basic`, never logged). NULL or "":
@@ -196,6 +213,7 @@ fn defaults() -> nhc_socket_options {
         on_state: nhc_state_closure::none(),
         stable_after_ms: ms(c.stable_after),
         key: nhc_key_options::none(),
+        serializer: nhc_serializer::NHC_SERIALIZER_JSON as i32,
         proxy_url: std::ptr::null(),
         no_proxy: std::ptr::null(),
         proxy_from_env: c.proxy.from_env.into(),
@@ -385,6 +403,17 @@ pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfi
         other => {
             return Err(invalid(format!(
                 "delivery {other} is not an nhc_delivery value"
+            )))
+        }
+    };
+    const JSON: i32 = nhc_serializer::NHC_SERIALIZER_JSON as i32;
+    const MSGPACK: i32 = nhc_serializer::NHC_SERIALIZER_MSGPACK as i32;
+    c.serializer = match o.serializer {
+        JSON => Serializer::Json,
+        MSGPACK => Serializer::MsgPack,
+        other => {
+            return Err(invalid(format!(
+                "serializer {other} is not an nhc_serializer value"
             )))
         }
     };

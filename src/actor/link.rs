@@ -6,7 +6,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::{Actor, ConnectionState};
-use crate::codec;
+use crate::codec::{self, Serializer};
 use crate::error::Error;
 use crate::event::Event;
 use crate::message::{events, Inbound, Message, Payload};
@@ -176,8 +176,14 @@ impl Actor {
 
     pub(super) async fn on_frame(&mut self, frame: Option<Result<WsMessage, WsError>>) {
         let inbound = match frame {
-            Some(Ok(WsMessage::Text(text))) => codec::decode_server_text(text.as_str()),
-            Some(Ok(WsMessage::Binary(bytes))) => codec::decode_server_binary(&bytes),
+            Some(Ok(WsMessage::Text(text))) => match self.config.serializer {
+                Serializer::Json => codec::decode_server_text(text.as_str()),
+                Serializer::MsgPack => Err(codec::msgpack::text_frame()),
+            },
+            Some(Ok(WsMessage::Binary(bytes))) => match self.config.serializer {
+                Serializer::Json => codec::decode_server_binary(&bytes),
+                Serializer::MsgPack => codec::msgpack::decode_server_binary(&bytes),
+            },
             Some(Ok(WsMessage::Ping(_))) => {
                 // tungstenite queued the pong; make sure it leaves.
                 self.dirty = true;

@@ -306,7 +306,7 @@ impl Actor {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        let frame = match codec::encode_client(msg) {
+        let frame = match self.config.serializer.encode_client(msg) {
             Ok(codec::Frame::Text(text)) => WsMessage::text(text),
             Ok(codec::Frame::Binary(bytes)) => WsMessage::binary(bytes),
             Err(e) => {

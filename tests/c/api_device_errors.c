@@ -280,6 +280,7 @@ static void function_errors(void) {
     EXPECT_STATE(nhc_device_clear_alarm(dev, "a"), "health_enabled");
     EXPECT_STATE(nhc_device_set_check(dev, "c", true, "n"), "health_enabled");
     EXPECT_STATE(nhc_device_clear_check(dev, "c"), "health_enabled");
+    EXPECT_STATE(nhc_device_send_health_report(dev, NULL), "health_enabled");
 
     EXPECT_INVALID(nhc_device_set_metadata(NULL, NULL, 0), "dev is NULL");
     EXPECT_INVALID(nhc_device_set_metadata(dev, NULL, 1), "metadata is NULL");
@@ -314,6 +315,11 @@ static void function_errors(void) {
     EXPECT_INVALID(nhc_device_report_metric(dev, "m", NAN), "finite");
     EXPECT_INVALID(nhc_device_report_metric(dev, "m", INFINITY), "finite");
     CHECK_OK(nhc_device_report_metric(dev, "battery", 0.5));
+    EXPECT_INVALID(nhc_device_send_health_report(NULL, NULL), "dev is NULL");
+    bool sent = true;
+    CHECK_OK(nhc_device_send_health_report(dev, &sent));
+    CHECK(!sent); /* not connected: health is not attached */
+    CHECK_OK(nhc_device_send_health_report(dev, NULL));
     EXPECT_INVALID(nhc_device_set_alarm(NULL, "a", "d"), "dev is NULL");
     EXPECT_INVALID(nhc_device_set_alarm(dev, NULL, "d"), "name is NULL");
     EXPECT_INVALID(nhc_device_set_alarm(dev, "", "d"), "empty");

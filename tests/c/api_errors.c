@@ -122,10 +122,11 @@ static void options_errors(void) {
     NEW_FAILS(o.url = "http://localhost/socket", "scheme");
     NEW_FAILS(o.url = "not a url", "URL");
     /* A vsn other than the library's is refused, never silently replaced. */
-    NEW_FAILS(o.url = "ws://localhost/socket/websocket?vsn=1.0.0", "vsn=\"1.0.0\" is not supported");
-    NEW_FAILS((o.params = &other_vsn, o.params_len = 1), "V2 JSON serializer");
+    NEW_FAILS(o.url = "ws://localhost/socket/websocket?vsn=1.0.0", "vsn=\"1.0.0\" does not match the json serializer");
+    NEW_FAILS((o.params = &other_vsn, o.params_len = 1), "set the serializer option");
     NEW_FAILS(o.delivery = 7, "delivery 7");
     NEW_FAILS(o.delivery = -1, "delivery -1");
+    NEW_FAILS(o.serializer = 7, "serializer 7 is not an nhc_serializer value");
     NEW_FAILS((o.ca_file = "/etc/ssl/ca.pem", o.ca_pem = pem, o.ca_pem_len = sizeof pem), "not both");
     NEW_FAILS((o.cert_pem = NULL, o.cert_pem_len = 10), "cert_pem is NULL");
     NEW_FAILS((o.headers = NULL, o.headers_len = 1), "headers is NULL");

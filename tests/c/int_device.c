@@ -611,6 +611,11 @@ static void extensions_scripts_archive(void) {
     CHECK(strstr(body, "\"modem\":{") != NULL);
     CHECK(strstr(body, "\"note\":\"no SIM\"") != NULL);
     CHECK(strstr(body, "\"pass\":false") != NULL);
+    /* A report on the application's own schedule: the second one. */
+    bool sent = false;
+    CHECK_OK(nhc_device_send_health_report(dev, &sent));
+    CHECK(sent);
+    CHECK(tl_ctl_wait_body(&srv, "extensions", "health:report", 2, 10000, body, sizeof body));
     CHECK(tl_ctl_push(&srv, "extensions", "geo:location:request", "{}") == 1);
     CHECK(tl_ctl_wait_body(&srv, "extensions", "geo:location:update", 1, 10000, body, sizeof body));
     CHECK(strstr(body, "\"latitude\":52.5") != NULL);

@@ -42,6 +42,24 @@ pub async fn wait(
     }
 }
 
+/// Waits for the end of an update, which must have succeeded.
+pub async fn update_finished_ok(device: &Device) {
+    let finished = wait(device, "UpdateFinished", |e| {
+        matches!(e, DeviceEvent::UpdateFinished { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            finished,
+            DeviceEvent::UpdateFinished {
+                ok: true,
+                reason: None
+            }
+        ),
+        "{finished:?}"
+    );
+}
+
 /// The payloads of the `count` first `event`s the server received on `device`.
 pub async fn received(server: &DevServer, event: &str, count: usize) -> Vec<Value> {
     server

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use super::fixture_tools::{all_present, have, run};
+
 use nerves_hub_channel::{Pkcs11KeyOptions, Pkcs11Pin};
 use nhc_devserver::Pki;
 
@@ -41,26 +43,6 @@ pub struct SoftHsm {
 
 static FIXTURE: OnceLock<Option<SoftHsm>> = OnceLock::new();
 
-fn run(cmd: &mut Command) {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().unwrap_or_else(|e| panic!("{shown}: {e}"));
-    assert!(
-        out.status.success(),
-        "{shown} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 fn engine_available() -> bool {
     Command::new("openssl")
         .args(["engine", "pkcs11"])
@@ -81,27 +63,20 @@ fn setup() -> Option<SoftHsm> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.is_file());
-    let missing: Vec<&str> = [
-        ("libsofthsm2.so (softhsm2)", module.is_some()),
-        ("softhsm2-util (softhsm2)", have("softhsm2-util")),
-        ("pkcs11-tool (opensc)", have("pkcs11-tool")),
-        ("openssl", have("openssl")),
-        (
-            "OpenSSL pkcs11 engine (libengine-pkcs11-openssl)",
-            engine_available(),
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, ok)| !ok)
-    .map(|(name, _)| name)
-    .collect();
-    if !missing.is_empty() {
-        let why = format!(
-            "SoftHSM2 tests need {}: run scripts/setup.sh",
-            missing.join(", ")
-        );
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("SKIPPED: {why}");
+    let present = all_present(
+        "SoftHSM2",
+        &[
+            ("libsofthsm2.so (softhsm2)", module.is_some()),
+            ("softhsm2-util (softhsm2)", have("softhsm2-util")),
+            ("pkcs11-tool (opensc)", have("pkcs11-tool")),
+            ("openssl", have("openssl")),
+            (
+                "OpenSSL pkcs11 engine (libengine-pkcs11-openssl)",
+                engine_available(),
+            ),
+        ],
+    );
+    if !present {
         return None;
     }
     let module = module?;

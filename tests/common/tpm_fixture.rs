@@ -18,6 +18,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+use super::fixture_tools::{all_present, have, run};
+
 use nerves_hub_channel::{KeySigner, Pkcs11KeyOptions, Pkcs11Pin, SignRequest, SignatureAlgorithm};
 
 pub const TPM_TOKEN: &str = "nhc-tpm";
@@ -45,26 +47,6 @@ pub struct Tpm {
 
 static FIXTURE: OnceLock<Option<Tpm>> = OnceLock::new();
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn run(cmd: &mut Command) {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().unwrap_or_else(|e| panic!("{shown}: {e}"));
-    assert!(
-        out.status.success(),
-        "{shown} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Two free ports in a row: the swtpm TCTI finds the control port at the
 /// TPM port + 1.
 fn free_port_pair() -> u16 {
@@ -87,26 +69,19 @@ pub fn tpm() -> Option<&'static Tpm> {
 fn setup() -> Option<Tpm> {
     let find = |candidates: &[&str]| candidates.iter().map(PathBuf::from).find(|p| p.is_file());
     let module = find(MODULE_CANDIDATES);
-    let missing: Vec<&str> = [
-        ("swtpm", have("swtpm")),
-        ("libtpm2_pkcs11.so (libtpm2-pkcs11-1)", module.is_some()),
-        (
-            "the swtpm TCTI (libtss2-tcti-swtpm0)",
-            find(TCTI_CANDIDATES).is_some(),
-        ),
-        ("pkcs11-tool (opensc)", have("pkcs11-tool")),
-    ]
-    .into_iter()
-    .filter(|(_, ok)| !ok)
-    .map(|(name, _)| name)
-    .collect();
-    if !missing.is_empty() {
-        let why = format!(
-            "TPM 2.0 tests need {}: run scripts/setup.sh",
-            missing.join(", ")
-        );
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("SKIPPED: {why}");
+    let present = all_present(
+        "TPM 2.0",
+        &[
+            ("swtpm", have("swtpm")),
+            ("libtpm2_pkcs11.so (libtpm2-pkcs11-1)", module.is_some()),
+            (
+                "the swtpm TCTI (libtss2-tcti-swtpm0)",
+                find(TCTI_CANDIDATES).is_some(),
+            ),
+            ("pkcs11-tool (opensc)", have("pkcs11-tool")),
+        ],
+    );
+    if !present {
         return None;
     }
     let module = module?;

@@ -292,6 +292,8 @@ def test_extensions_attach_and_send_a_health_report(server: DevServer, make_devi
     (report,) = server.control.wait("extensions", "health:report")
     metrics = report["payload"]["value"]["metrics"]
     assert metrics["queue_depth"] == 4.0 and metrics["user_metric"] == 2.5
+    assert device.send_health_report() is True
+    server.control.wait("extensions", "health:report", count=2)
     device.log("info", "hello from python")
     (line,) = server.control.wait("extensions", "logging:send")
     assert "hello from python" in str(line["payload"])

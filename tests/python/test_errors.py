@@ -38,12 +38,16 @@ def test_bad_urls_are_invalid_arguments(url: str) -> None:
 
 
 def test_a_vsn_other_than_the_librarys_is_refused() -> None:
-    with pytest.raises(nhc.InvalidArgument, match='vsn="1.0.0" is not supported'):
+    with pytest.raises(nhc.InvalidArgument, match='vsn="1.0.0" does not match the json serializer'):
         nhc.Socket("ws://localhost/socket/websocket?vsn=1.0.0")
-    with pytest.raises(nhc.InvalidArgument, match="V2 JSON serializer"):
+    with pytest.raises(nhc.InvalidArgument, match="set the serializer option"):
         nhc.Socket("ws://localhost/socket/websocket", params={"vsn": "3.0.0"})
-    with pytest.raises(nhc.InvalidArgument, match="V2 JSON serializer"):
+    with pytest.raises(nhc.InvalidArgument, match="set the serializer option"):
         nhc.Device("ws://localhost/socket/websocket?vsn=3.0.0")
+    with pytest.raises(nhc.InvalidArgument, match="msgpack serializer"):
+        nhc.Socket("ws://localhost/socket/websocket?vsn=2.0.0", serializer="msgpack")
+    with pytest.raises(nhc.InvalidArgument, match='serializer "cbor" is not known'):
+        nhc.Socket("ws://localhost/socket/websocket", serializer="cbor")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

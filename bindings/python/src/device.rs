@@ -121,8 +121,9 @@ impl Device {
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
         backoff_jitter=0.5, stable_after=120.0, event_capacity=1024, on_state=None,
-        delivery="threaded", device_rejoin_after_close=5.0, console_upload_dir=None,
-        console_max_upload_size=None, proxy=None, no_proxy=None, proxy_from_env=true
+        delivery="threaded", device_rejoin_after_close=5.0, serializer="json",
+        console_upload_dir=None, console_max_upload_size=None, proxy=None, no_proxy=None,
+        proxy_from_env=true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -173,6 +174,7 @@ impl Device {
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
         device_rejoin_after_close: f64,
+        serializer: &str,
         console_upload_dir: Option<PathBuf>,
         console_max_upload_size: Option<u64>,
         proxy: Option<String>,
@@ -204,6 +206,7 @@ impl Device {
             event_capacity,
             max_message_size: 8 * 1024 * 1024,
             read_buffer_size: 4096,
+            serializer: serializer.to_owned(),
             proxy,
             no_proxy,
             proxy_from_env,
@@ -664,6 +667,12 @@ impl Device {
     fn report_metric(&self, name: &str, value: f64) -> PyResult<()> {
         self.extensions()?.report_metric(name, value);
         Ok(())
+    }
+
+    /// Sends a health report now, as the server's ``health:check`` does;
+    /// ``False`` when the server has not attached ``health`` (nothing sent).
+    fn send_health_report(&self) -> PyResult<bool> {
+        self.extensions()?.send_health_report().map_err(py_err)
     }
 
     /// The firmware signing keys the device knows: ``fwup_public_keys``, or

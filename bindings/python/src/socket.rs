@@ -75,8 +75,8 @@ impl Socket {
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, rejoin_after_close=false, reconnect=true, backoff_initial=1.0,
         backoff_max=60.0, backoff_jitter=0.5, stable_after=120.0, outbound_capacity=1024, event_capacity=1024,
-        max_message_size=8388608, read_buffer_size=4096, on_state=None, delivery="threaded", proxy=None, no_proxy=None,
-        proxy_from_env=true
+        max_message_size=8388608, read_buffer_size=4096, on_state=None, delivery="threaded",
+        serializer="json", proxy=None, no_proxy=None, proxy_from_env=true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -104,6 +104,7 @@ impl Socket {
         read_buffer_size: usize,
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
+        serializer: &str,
         proxy: Option<String>,
         no_proxy: Option<String>,
         proxy_from_env: bool,
@@ -133,6 +134,7 @@ impl Socket {
             event_capacity,
             max_message_size,
             read_buffer_size,
+            serializer: serializer.to_owned(),
             proxy,
             no_proxy,
             proxy_from_env,

@@ -266,6 +266,24 @@ impl Extensions {
         lock(&self.inner.reported).checks.remove(name).is_some()
     }
 
+    /// Sends a health report now, as `health:check` from the server does:
+    /// for devices that also report on their own schedule (nerves_hub_link's
+    /// `Health.send_report/0`). The report is built on a blocking worker
+    /// thread. `Ok(false)`: the server has not attached `health`, nothing
+    /// was sent. Errors: `health` is not enabled in the options.
+    pub fn send_health_report(&self) -> Result<bool> {
+        if self.inner.health.is_none() {
+            return Err(Error::InvalidArgument(
+                "the health extension is not enabled; set ExtensionsOptions::health".into(),
+            ));
+        }
+        if !self.is_attached(HEALTH) {
+            return Ok(false);
+        }
+        self.spawn_blocking(|ext| ext.sample_and_send_health_report());
+        Ok(true)
+    }
+
     /// Sends one log line (`logging:send`) if the `logging` extension is
     /// attached, within the device-side rate limit (5 lines/s, burst 10; see
     /// `logging.rs` for what happens to the excess). Lines logged while the
@@ -544,7 +562,7 @@ impl Extensions {
                 }
             }
             "health:check" if self.inner.health.is_some() => {
-                self.spawn_blocking(|ext| ext.send_health_report());
+                self.spawn_blocking(|ext| ext.sample_and_send_health_report());
                 ExtensionEvent::HealthCheck
             }
             "geo:location:request" => {
@@ -582,7 +600,7 @@ impl Extensions {
         }
     }
 
-    fn send_health_report(&self) {
+    fn sample_and_send_health_report(&self) {
         let Some(sampler) = &self.inner.health else {
             return;
         };
@@ -711,6 +729,25 @@ mod tests {
             })
         );
         assert_eq!(ext.attached(), ["logging"]);
+    }
+
+    #[test]
+    fn a_health_report_on_demand_needs_health_enabled_and_attached() {
+        let ext = offline();
+        assert_eq!(ext.send_health_report().ok(), Some(false));
+        ext.handle(&joined(&ext, json!(["health"])));
+        assert_eq!(ext.send_health_report().ok(), Some(true));
+        let socket =
+            Socket::new(SocketConfig::new("ws://127.0.0.1:9/socket/websocket")).expect("socket");
+        let no_health = ExtensionsOptions {
+            logging: true,
+            ..ExtensionsOptions::default()
+        };
+        let ext = Extensions::new(&socket, no_health).expect("extensions");
+        assert!(matches!(
+            ext.send_health_report(),
+            Err(Error::InvalidArgument(m)) if m.contains("not enabled")
+        ));
     }
 
     #[test]

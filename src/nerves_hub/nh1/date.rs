@@ -7,6 +7,8 @@
 //! day before year. Anything that does not fit gives `None`; a clock hint
 //! is optional, so a strange header is ignored rather than trusted.
 
+use crate::calendar::{days_from_civil, days_in_month};
+
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
@@ -103,24 +105,4 @@ fn parse_time(token: &str) -> Option<(u32, u32, u32)> {
     // 60 is a leap second; counting it as 59 is close enough for a clock hint.
     let time = (field(23)?, field(59)?, field(60)?.min(59));
     parts.next().is_none().then_some(time)
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Howard Hinnant's `days_from_civil`: days since 1970-01-01.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }

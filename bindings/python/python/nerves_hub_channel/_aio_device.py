@@ -15,6 +15,7 @@ from typing import (
     Callable,
     Deque,
     List,
+    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -101,6 +102,7 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
         max_pending: int = 1024,
         device_rejoin_after_close: float = 5.0,
+        serializer: Literal["json", "msgpack"] = "json",
         console_upload_dir: Union[str, "os.PathLike[str]", None] = None,
         console_max_upload_size: Optional[int] = None,
         proxy: Optional[str] = None,
@@ -157,6 +159,7 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
             on_state=self._on_state,
             delivery="polled",
             device_rejoin_after_close=device_rejoin_after_close,
+            serializer=serializer,
             console_upload_dir=console_upload_dir,
             console_max_upload_size=console_max_upload_size,
             proxy=proxy,
@@ -407,6 +410,10 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
     def report_metric(self, name: str, value: float) -> None:
         """Sets a metric sent with every later health report."""
         self._native.report_metric(name, value)
+
+    def send_health_report(self) -> bool:
+        """Sends a health report now; False when ``health`` is not attached."""
+        return self._native.send_health_report()
 
     @property
     def fwup_public_keys(self) -> List[str]:

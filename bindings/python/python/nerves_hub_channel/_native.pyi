@@ -131,6 +131,7 @@ class Socket:
         read_buffer_size: int = 4096,
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
+        serializer: Literal["json", "msgpack"] = "json",
         proxy: Optional[str] = None,
         no_proxy: Optional[str] = None,
         proxy_from_env: bool = True,
@@ -278,6 +279,7 @@ class Device:
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
         device_rejoin_after_close: float = 5.0,
+        serializer: Literal["json", "msgpack"] = "json",
         console_upload_dir: Optional[Union[str, os.PathLike[str]]] = None,
         console_max_upload_size: Optional[int] = None,
         proxy: Optional[str] = None,
@@ -382,6 +384,8 @@ class Device:
         """Sends a log line through the ``logging`` extension."""
     def report_metric(self, name: str, value: float) -> None:
         """Sets a metric sent with every later health report."""
+    def send_health_report(self) -> bool:
+        """Sends a health report now; False when ``health`` is not attached."""
     def cast(self, event: str, payload: Any = None) -> None:
         """Pushes ``event`` on the ``device`` channel without waiting."""
     def __enter__(self) -> "Device": ...
