@@ -462,6 +462,7 @@ def render(data: Dict[str, Result], meta: Result) -> str:
     lines += ["", "## Firmware download", ""] + download(data)
     lines += ["", "## Targets", ""] + targets(data, meta)
     lines += analysis()
+    lines += wire_bytes()
     return "\n".join(lines) + "\n"
 
 
@@ -469,6 +470,15 @@ def analysis() -> List[str]:
     """The hand-written profile of the targets the figures above miss
     (bench/analysis.md): measured separately, so it is kept, not generated."""
     path = Path(__file__).with_name("analysis.md")
+    if not path.exists():
+        return []
+    return [""] + path.read_text().rstrip("\n").split("\n")
+
+
+def wire_bytes() -> List[str]:
+    """Bytes on the wire (bench/wire_bytes.md, written by `cargo bench
+    --bench wire_bytes`): measured by its own benchmark, so it is kept."""
+    path = Path(__file__).with_name("wire_bytes.md")
     if not path.exists():
         return []
     return [""] + path.read_text().rstrip("\n").split("\n")

@@ -154,6 +154,12 @@ typedef enum nhc_result {
      * dispatch of the same socket).
      */
     NHC_ERR_INVALID_STATE = -12,
+    /**
+     * The HTTP proxy could not be reached, refused the tunnel (403, 407:
+     * authentication required or credentials refused), or broke it. The
+     * message names the proxy but never its credentials.
+     */
+    NHC_ERR_PROXY = -13,
 } nhc_result;
 
 /**
@@ -862,6 +868,25 @@ typedef struct nhc_socket_options {
      * An `nhc_serializer` value (default `NHC_SERIALIZER_JSON`).
      */
     int32_t serializer;
+    /**
+     * HTTP proxy of the websocket and of the device's firmware downloads:
+     * `http://[user:password@]host[:port]` (credentials percent-encoded,
+     * sent as `Proxy-Authorization: Basic`, never logged). NULL or "":
+     * none set here (see `proxy_from_env`). Default NULL.
+     */
+    const char *proxy_url;
+    /**
+     * Hosts reached without `proxy_url`, in the `no_proxy` format
+     * (`host,.domain,10.0.0.1,*`). Default NULL.
+     */
+    const char *no_proxy;
+    /**
+     * Without `proxy_url`: take the proxy from `https_proxy` /
+     * `HTTPS_PROXY` (wss, https) or `http_proxy` (ws, http), except for
+     * hosts in `no_proxy` / `NO_PROXY` (default true; false: connect
+     * directly).
+     */
+    bool proxy_from_env;
 } nhc_socket_options;
 
 /**

@@ -44,6 +44,8 @@ done
 for pkg in swtpm libtpm2-pkcs11-1 libtss2-tcti-swtpm0; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# HTTP proxy tests (docs/networks.md): tinyproxy, a real CONNECT proxy.
+dpkg -s tinyproxy >/dev/null 2>&1 || need_apt+=(tinyproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -9,6 +9,7 @@ use url::Url;
 use crate::backoff::Backoff;
 use crate::codec::Serializer;
 use crate::error::{Error, Result};
+use crate::proxy::ProxyConfig;
 use crate::tls::TlsOptions;
 
 /// Computes extra handshake headers immediately before each connection
@@ -76,6 +77,10 @@ pub struct SocketConfig {
     /// bytes; the server must support it). Payloads reach the application
     /// as JSON either way (docs/messagepack.md).
     pub serializer: Serializer,
+    /// The HTTP proxy of the websocket (and, for a `Device`, of firmware
+    /// downloads unless `DownloadOptions::proxy` says otherwise). The
+    /// default reads `https_proxy`/`HTTPS_PROXY`/`http_proxy`/`no_proxy`.
+    pub proxy: ProxyConfig,
 }
 
 impl fmt::Debug for SocketConfig {
@@ -88,6 +93,7 @@ impl fmt::Debug for SocketConfig {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("default_timeout", &self.default_timeout)
             .field("serializer", &self.serializer)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +120,7 @@ impl SocketConfig {
             max_message_size: 8 << 20,
             read_buffer_size: 4096,
             serializer: Serializer::Json,
+            proxy: ProxyConfig::default(),
         }
     }
 
@@ -167,6 +174,7 @@ impl SocketConfig {
     /// Checks everything that can be checked without a network.
     pub fn validate(&self) -> Result<()> {
         self.endpoint_url()?;
+        self.proxy.validate()?;
         for (name, value) in &self.headers {
             check_header(name, value)?;
         }
@@ -310,7 +318,9 @@ mod tests {
         let mut c = SocketConfig::new("ws://h/s?token=secret");
         c.headers
             .push(("x-nh-signature".into(), "topsecret".into()));
+        c.proxy = ProxyConfig::via("http://user:proxysecret@p:3128");
         let shown = format!("{c:?}");
         assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("p:3128"), "{shown}");
     }
 }

@@ -15,6 +15,13 @@ pub enum Error {
     Http { status: u16, reason: Option<String> },
     /// TCP connect, DNS, or a broken connection.
     Connect(String),
+    /// The HTTP proxy could not be reached, refused the `CONNECT` (`status`:
+    /// 403, 407...), or broke the tunnel. The message never holds the
+    /// proxy's credentials.
+    Proxy {
+        status: Option<u16>,
+        message: String,
+    },
     /// The peer broke the protocol (malformed frame, oversized message...).
     Protocol(String),
     /// A deadline passed (push reply, join reply, connect).
@@ -36,6 +43,7 @@ impl Error {
             Error::Auth { .. } => "auth",
             Error::Http { .. } => "http",
             Error::Connect(_) => "connect",
+            Error::Proxy { .. } => "proxy",
             Error::Protocol(_) => "protocol",
             Error::Timeout(_) => "timeout",
             Error::Closed(_) => "closed",
@@ -58,6 +66,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Connect(m) => write!(f, "connect: {m}"),
+            Error::Proxy { message, .. } => write!(f, "proxy: {message}"),
             Error::Protocol(m) => write!(f, "protocol: {m}"),
             Error::Timeout(m) => write!(f, "timeout: {m}"),
             Error::Closed(m) => write!(f, "closed: {m}"),

@@ -1,4 +1,5 @@
-//! Opening one websocket connection: TCP, optional TLS, HTTP upgrade.
+//! Opening one websocket connection: TCP (directly or through an HTTP
+//! proxy), optional TLS, HTTP upgrade, following up to two redirects.
 
 mod upgrade;
 
@@ -14,6 +15,8 @@ use url::{Host, Url};
 
 use crate::config::{redact_query, SocketConfig};
 use crate::error::Error;
+use crate::proxy::open_tcp;
+use crate::redirect;
 use crate::tls::TlsClient;
 
 /// A TCP stream, with or without TLS.
@@ -69,37 +72,71 @@ async fn open_inner(
     tls: Option<&TlsClient>,
     headers: Vec<(String, String)>,
 ) -> Result<WsStream, ConnectFailure> {
-    let host = match url.host() {
-        Some(Host::Domain(d)) => d.to_owned(),
-        Some(Host::Ipv4(ip)) => ip.to_string(),
-        Some(Host::Ipv6(ip)) => ip.to_string(),
-        None => return Err(Error::InvalidArgument("URL has no host".into()).into()),
-    };
-    let port = url.port_or_known_default().unwrap_or(443);
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| Error::Connect(format!("cannot reach {host}:{port}: {e}")))?;
-    // Small control messages must not wait for Nagle.
-    let _ = tcp.set_nodelay(true);
-    let mut stream = if url.scheme() == "wss" {
-        let tls = tls.ok_or_else(|| Error::Tls("wss URL but no TLS configuration".into()))?;
-        MaybeTls::Tls(Box::new(tls.connect(&host, tcp).await?))
-    } else {
-        MaybeTls::Plain(tcp)
-    };
-
     let headers: Vec<(String, String)> = config.headers.iter().cloned().chain(headers).collect();
-    let tail = match upgrade::handshake(&mut stream, url, &headers).await {
-        Ok(tail) => tail,
-        Err(e) => return Err(upgrade_failure(e, tls)),
-    };
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(config.read_buffer_size)
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(config.max_message_size.saturating_mul(2).max(64 * 1024))
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size));
-    Ok(WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(ws_config)).await)
+    let mut url = url.clone();
+    let mut hops = 0;
+    loop {
+        let mut stream = connect(config, &url, tls).await?;
+        let failure = match upgrade::handshake(&mut stream, &url, &headers).await {
+            Ok(tail) => {
+                let ws_config = WebSocketConfig::default()
+                    .read_buffer_size(config.read_buffer_size)
+                    .write_buffer_size(16 * 1024)
+                    .max_write_buffer_size(config.max_message_size.saturating_mul(2).max(64 * 1024))
+                    .max_message_size(Some(config.max_message_size))
+                    .max_frame_size(Some(config.max_message_size));
+                return Ok(WebSocketStream::from_partially_read(
+                    stream,
+                    tail,
+                    Role::Client,
+                    Some(ws_config),
+                )
+                .await);
+            }
+            Err(failure) => failure,
+        };
+        match failure {
+            upgrade::Failure::Refused {
+                status, location, ..
+            } if redirect::is_redirect(status) => {
+                url = redirect::follow(
+                    &url,
+                    status,
+                    location.as_deref(),
+                    hops,
+                    redirect::MAX_UPGRADE_REDIRECTS,
+                )
+                .map_err(|why| Error::Connect(format!("websocket upgrade: {why}")))?;
+                hops += 1;
+                log::info!(
+                    "websocket upgrade redirected ({status}) to {}",
+                    redact_query(url.as_str())
+                );
+            }
+            other => return Err(upgrade_failure(other, tls)),
+        }
+    }
+}
+
+/// TCP (directly or through the proxy's tunnel), then TLS for `wss`.
+async fn connect(
+    config: &SocketConfig,
+    url: &Url,
+    tls: Option<&TlsClient>,
+) -> Result<MaybeTls, ConnectFailure> {
+    let tcp = open_tcp(url, &config.proxy).await?;
+    if url.scheme() == "wss" {
+        let host = match url.host() {
+            Some(Host::Domain(d)) => d.to_owned(),
+            Some(Host::Ipv4(ip)) => ip.to_string(),
+            Some(Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(Error::InvalidArgument("URL has no host".into()).into()),
+        };
+        let tls = tls.ok_or_else(|| Error::Tls("wss URL but no TLS configuration".into()))?;
+        Ok(MaybeTls::Tls(Box::new(tls.connect(&host, tcp).await?)))
+    } else {
+        Ok(MaybeTls::Plain(tcp))
+    }
 }
 
 fn upgrade_failure(failure: upgrade::Failure, tls: Option<&TlsClient>) -> ConnectFailure {
@@ -108,6 +145,7 @@ fn upgrade_failure(failure: upgrade::Failure, tls: Option<&TlsClient>) -> Connec
             status,
             reason,
             date,
+            ..
         } => ConnectFailure {
             error: if status == 401 {
                 Error::Auth { status, reason }

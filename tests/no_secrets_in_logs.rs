@@ -3,7 +3,10 @@
 //! retried, then a good one), a download from a signed URL, a failed
 //! download and a TLS client-key load leave no shared secret, signature,
 //! signed-URL query or private key in any record, and a PKCS#11 token
-//! opened with a wrong and then a right PIN leaves no PIN. One test,
+//! opened with a wrong and then a right PIN leaves no PIN, and an HTTP
+//! proxy refusing wrong credentials, then carrying the websocket and a
+//! download with the right ones, leaves no proxy password (plain,
+//! percent-encoded or in its `Proxy-Authorization` base64). One test,
 //! because the logger is process-wide.
 
 mod common;
@@ -32,6 +35,10 @@ const PRODUCT_KEY: &str = "nhp_logcheck";
 const PRODUCT_SECRET: &str = "LOGCHECKSECRETdoNotLogMe0123456789";
 const WRONG_SECRET: &str = "WRONGSECRETdoNotLogMeEither987654";
 const URL_SIGNATURE: &str = "SECRETSIGabcdef0123456789";
+const PROXY_USER: &str = "proxyuser";
+const PROXY_PASSWORD: &str = "PROXYPASS:doNotLog";
+const PROXY_PASSWORD_ENCODED: &str = "PROXYPASS%3AdoNotLog";
+const WRONG_PROXY_PASSWORD: &str = "WRONGPROXYPASSdoNotLog";
 
 /// Every record at every level, formatted with its target. Those that
 /// `log_policy::may_leak_secrets` tells loggers to drop (tungstenite's
@@ -111,6 +118,13 @@ async fn nh1_connect(server: &DevServer, secret: &str, refused: bool) -> Arc<Rec
 }
 
 async fn download(update: &Value) -> Result<(), String> {
+    download_via(update, None).await
+}
+
+async fn download_via(
+    update: &Value,
+    proxy: Option<nerves_hub_channel::ProxyConfig>,
+) -> Result<(), String> {
     let info = UpdateInfo::parse(update).expect("a valid update payload");
     let dir = std::env::temp_dir().join(format!("nhc-nosecrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -118,15 +132,73 @@ async fn download(update: &Value) -> Result<(), String> {
         sink: SinkSpec::File(dir.join("image.fw")),
         download: DownloadOptions {
             retry_delay: Duration::from_millis(5),
+            proxy: proxy.clone(),
             ..DownloadOptions::default()
         },
     };
+    log::info!("downloading with {:?}", options.download);
     let handle = start_update(info, options, Arc::new(Ignore)).expect("update starts");
     let result = tokio::time::timeout(Duration::from_secs(60), handle.outcome())
         .await
         .expect("the update ends in time");
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Through the dev server's proxy: wrong credentials (refused, the error
+/// logged as an application would, with the configuration), then the
+/// right ones for the websocket and a download. The secrets to look for.
+async fn through_an_authenticating_proxy(server: &DevServer, update: &Value) -> Vec<String> {
+    use base64::Engine;
+    use nerves_hub_channel::ProxyConfig;
+    server.proxy().set_rules(nhc_devserver::ProxyRules {
+        credentials: Some(format!("{PROXY_USER}:{PROXY_PASSWORD}")),
+        ..Default::default()
+    });
+    let with = |password: &str| {
+        server
+            .proxy()
+            .url()
+            .replacen("http://", &format!("http://{PROXY_USER}:{password}@"), 1)
+    };
+    let mut config = fast_config(&server.device_socket_url());
+    let auth = Nh1Auth::new(SharedSecret::new(
+        PRODUCT_KEY,
+        PRODUCT_SECRET,
+        "serial-proxy",
+    ));
+    config.header_provider = Some(Arc::new(auth.expect("valid")));
+    config.proxy = ProxyConfig::via(with(WRONG_PROXY_PASSWORD));
+    let sock = Socket::new(config.clone()).expect("config");
+    sock.connect().expect("connect");
+    if let Event::Disconnected { reason, .. } =
+        wait_for(&sock, "a 407", |e| matches!(e, Event::Disconnected { .. })).await
+    {
+        log::error!("connection failed: {reason}; {reason:?}; config {config:?}");
+    }
+    sock.disconnect().expect("disconnect");
+    config.proxy = ProxyConfig::via(with(PROXY_PASSWORD_ENCODED));
+    log::info!("connecting with {config:?}");
+    let sock = Socket::new(config).expect("config");
+    let chan = sock.channel("device", no_params()).expect("channel");
+    sock.connect().expect("connect");
+    chan.join()
+        .expect("join sent")
+        .await
+        .expect("socket alive")
+        .expect("join ok");
+    sock.disconnect().expect("disconnect");
+    download_via(update, Some(ProxyConfig::via(with(PROXY_PASSWORD_ENCODED))))
+        .await
+        .expect("the download through the proxy succeeds");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        PROXY_PASSWORD.into(),
+        PROXY_PASSWORD_ENCODED.into(),
+        WRONG_PROXY_PASSWORD.into(),
+        b64.encode(format!("{PROXY_USER}:{PROXY_PASSWORD}")),
+        b64.encode(format!("{PROXY_USER}:{WRONG_PROXY_PASSWORD}")),
+    ]
 }
 
 /// A PKCS#11 key opened with a wrong PIN (refused), then with the right
@@ -220,6 +292,7 @@ async fn no_secret_key_signature_or_signed_query_is_ever_logged() {
     ));
     let failure = download(&update).await.expect_err("a missing image fails");
     log::error!("update failed: {failure}");
+    let proxy_secrets = through_an_authenticating_proxy(&server, &answer["update"]).await;
 
     let key_pem = load_client_keys();
     let pins = open_token_keys();
@@ -251,12 +324,20 @@ async fn no_secret_key_signature_or_signed_query_is_ever_logged() {
     );
     assert!(secrets.len() > 6, "signatures and key lines were collected");
     secrets.extend(pins.into_iter().flatten());
+    secrets.extend(proxy_secrets);
     // Trace was live in the websocket library during the signed upgrades,
     // so the check below covers its records too.
     let dropped = CAPTURE.dropped.lock().expect("log lock").clone();
     assert!(
         dropped.iter().any(|r| r.contains("frame")),
         "tungstenite traced no frame: was Trace enabled? {dropped:#?}"
+    );
+    // The proxy's refusal and configuration were logged, so the check covers them.
+    assert!(
+        records
+            .iter()
+            .any(|r| r.contains("refused the configured credentials") && r.contains("ProxyConfig")),
+        "the proxy refusal was not logged"
     );
     for record in &records {
         for secret in &secrets {

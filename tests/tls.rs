@@ -12,17 +12,6 @@ fn wss_config(server: &DevServer, tls: TlsOptions) -> SocketConfig {
     config
 }
 
-fn device_tls(server: &DevServer) -> TlsOptions {
-    let pki = server.pki();
-    TlsOptions {
-        ca: Some(PemSource::File(pki.ca.clone())),
-        client_cert: Some(PemSource::File(pki.device_cert.clone())),
-        client_key: Some(PemSource::File(pki.device_key.clone())),
-        server_name: None,
-        client_signer: None,
-    }
-}
-
 #[tokio::test]
 async fn mutual_tls_connects_and_identifies_the_device() {
     let server = server().await;

@@ -16,7 +16,7 @@ use nerves_hub_channel::nerves_hub::update::{SinkSpec, UpdateOptions};
 use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata, UpdatePolicy};
 
 use crate::agent_config::{self, AgentConfig, LogLevel, OutputKind, SecsOrNever, SinkKind};
-use crate::args::{ConnectionArgs, DeviceKnobs, Rejoin, SharedSecretArg, UbootEnv};
+use crate::args::{ConnectionArgs, DeviceKnobs, ProxyUrl, Rejoin, SharedSecretArg, UbootEnv};
 use crate::connection::{
     console_options, detect_fwup_version, device_config, file_transfer, pkcs11_signer,
 };
@@ -244,6 +244,13 @@ fn connection(flags: &ConnectionArgs, file: &AgentConfig) -> Result<ConnectionAr
         stable_after: flags.stable_after.or(s.stable_after),
         device_rejoin_after_close: flags.device_rejoin_after_close.or(rejoin),
         serializer: flags.serializer.or(serializer),
+        proxy: flags
+            .proxy
+            .clone()
+            .or_else(|| s.proxy.clone().map(ProxyUrl)),
+        noproxy: flags.noproxy.clone().or_else(|| s.no_proxy.clone()),
+        no_proxy_env: flags.no_proxy_env || s.proxy_from_env == Some(false),
+        heartbeat_interval: flags.heartbeat_interval.or(s.heartbeat_interval),
     })
 }
 

@@ -74,6 +74,14 @@ pub struct Server {
     pub device_rejoin_after_close: Option<SecsOrNever>,
     /// "json" (default) or "msgpack".
     pub serializer: Option<String>,
+    /// `http://[user:password@]host[:port]`; default: the environment.
+    pub proxy: Option<String>,
+    /// Hosts reached without the proxy (`no_proxy` format).
+    pub no_proxy: Option<String>,
+    /// Read https_proxy / http_proxy / no_proxy (default true).
+    pub proxy_from_env: Option<bool>,
+    /// Seconds between heartbeats (default 30).
+    pub heartbeat_interval: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

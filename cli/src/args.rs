@@ -65,10 +65,42 @@ pub struct ConnectionArgs {
     /// bytes; the server must support it)
     #[arg(long, value_name = "json|msgpack", value_parser = serializer, env = "NHC_SERIALIZER")]
     pub serializer: Option<Serializer>,
+    /// HTTP proxy of the websocket and firmware downloads,
+    /// http://[USER:PASSWORD@]HOST[:PORT]; default: https_proxy /
+    /// HTTPS_PROXY / http_proxy. Credentials are never printed, but a flag
+    /// shows in `ps`: prefer NHC_PROXY or the agent's file for them
+    #[arg(long, value_name = "URL", env = "NHC_PROXY", hide_env_values = true, value_parser = proxy_url)]
+    pub proxy: Option<ProxyUrl>,
+    /// Hosts reached without the proxy (no_proxy format: host,.domain,IP,*)
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+    /// Ignore https_proxy / http_proxy / no_proxy: connect directly unless
+    /// --proxy is given
+    #[arg(long)]
+    pub no_proxy_env: bool,
+    /// Seconds between heartbeats (default 30, as nerves_hub_link); a dead
+    /// connection is noticed within two intervals
+    #[arg(long, value_name = "SECS")]
+    pub heartbeat_interval: Option<f64>,
 }
 
 fn serializer(text: &str) -> Result<Serializer, String> {
     text.parse()
+}
+
+/// A proxy URL as given; `Debug` hides its credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl(pub String);
+
+impl std::fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = nerves_hub_channel::proxy::redact_proxy_url(&self.0);
+        write!(f, "ProxyUrl({shown})")
+    }
+}
+
+fn proxy_url(s: &str) -> Result<ProxyUrl, String> {
+    Ok(ProxyUrl(s.to_owned()))
 }
 
 /// `KEY:SECRET`, split; the secret is never printed.

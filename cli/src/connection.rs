@@ -50,6 +50,15 @@ pub fn device_config(
     if let Some(stable) = c.stable_after {
         socket.stable_after = Duration::from_secs(stable);
     }
+    socket.proxy.url = c.proxy.as_ref().map(|p| p.0.clone());
+    socket.proxy.no_proxy = c.noproxy.clone();
+    socket.proxy.from_env = !c.no_proxy_env;
+    if let Some(secs) = c.heartbeat_interval {
+        socket.heartbeat_interval = Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or(format!("heartbeat interval wants seconds > 0, got {secs}"))?;
+    }
     let b = &mut socket.backoff;
     for (value, slot, name) in [
         (knobs.backoff_initial, &mut b.initial, "backoff initial"),

@@ -268,6 +268,7 @@ pub(crate) struct ApiContext {
     pub pki: crate::pki::Pki,
     pub nh1: crate::auth::SharedSecrets,
     pub firmware: crate::firmware::Firmware,
+    pub proxy: std::sync::Arc<crate::connect_proxy::ConnectProxy>,
 }
 
 pub(crate) async fn handle(ctx: &ApiContext, request: Request) -> Response {
@@ -287,6 +288,9 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
     let method = request.method.as_str();
     let path = request.path.as_str();
     if let Some(response) = crate::firmware::route(&ctx.firmware, request) {
+        return Ok(response);
+    }
+    if let Some(response) = crate::connect_proxy::route(&ctx.proxy, request) {
         return Ok(response);
     }
     let expected = match path {
@@ -437,6 +441,7 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
         "/reset" => {
             control.reset().await;
             ctx.nh1.clock.set_skew(0);
+            ctx.proxy.set_rules(Default::default());
             ok()
         }
         "/shared_secret" => {

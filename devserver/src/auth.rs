@@ -57,6 +57,7 @@ impl SharedSecrets {
                     status: 401,
                     reason: None,
                     body: String::new(),
+                    location: None,
                 })
             }
         }

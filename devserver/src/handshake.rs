@@ -37,11 +37,15 @@ fn vsn(request: &Request) -> Option<&str> {
 }
 
 /// Phoenix's order: route, then serializer negotiation, then the socket's `connect/3`.
+/// A load balancer in front of it may redirect first (`lb_redirect`).
 pub(crate) fn check(
     request: &Request,
     peer: &Peer,
     auth: &dyn Authenticator,
 ) -> Result<Accepted, Rejection> {
+    if let Some(redirect) = crate::lb_redirect::redirect(request) {
+        return Err(redirect);
+    }
     let path = request.uri().path();
     if !SOCKET_PATHS.contains(&path) {
         return Err(Rejection::not_found());

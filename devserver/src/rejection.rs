@@ -10,6 +10,8 @@ pub struct Rejection {
     /// The `nh-connection-error-reason` header, which NervesHub also sends as the body.
     pub reason: Option<&'static str>,
     pub body: String,
+    /// The `Location` header of a redirect.
+    pub location: Option<String>,
 }
 
 impl Rejection {
@@ -18,6 +20,7 @@ impl Rejection {
             status: 404,
             reason: None,
             body: "Not Found".into(),
+            location: None,
         }
     }
 
@@ -27,6 +30,7 @@ impl Rejection {
             status: 403,
             reason: None,
             body: String::new(),
+            location: None,
         }
     }
 
@@ -35,6 +39,17 @@ impl Rejection {
             status: 401,
             reason: Some(reason),
             body: reason.into(),
+            location: None,
+        }
+    }
+
+    /// A load balancer's redirect of the upgrade (307, or `status`).
+    pub fn redirect(status: u16, location: String) -> Rejection {
+        Rejection {
+            status,
+            reason: None,
+            body: String::new(),
+            location: Some(location),
         }
     }
 
@@ -48,6 +63,9 @@ impl Rejection {
             .header(header::CONNECTION, "close");
         if !self.body.is_empty() {
             builder = builder.header(header::CONTENT_TYPE, "text/plain; charset=utf-8");
+        }
+        if let Some(location) = &self.location {
+            builder = builder.header(header::LOCATION, location.as_str());
         }
         if let Some(reason) = self.reason {
             builder = builder.header("nh-connection-error-reason", reason);

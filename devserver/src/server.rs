@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::{self, ApiContext};
 use crate::auth::{DeviceAuth, Open, SharedSecrets};
 use crate::clock::ServerClock;
+use crate::connect_proxy::ConnectProxy;
 use crate::control::Control;
 use crate::firmware::Firmware;
 use crate::listener::{accept_loop, Endpoint};
@@ -31,6 +32,8 @@ pub struct DevServer {
     control_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
     firmware: Firmware,
+    /// A CONNECT proxy in front of every listener (`proxy_url`).
+    proxy: Arc<ConnectProxy>,
     /// NH1 shared secrets and the server clock they are checked against.
     nh1: SharedSecrets,
     /// A PKI directory this server invented, removed when it stops.
@@ -100,7 +103,9 @@ impl DevServer {
             Err(e) => log::debug!("no wss listener on [::1]:{wss_port}: {e}"),
         }
 
+        let proxy = Arc::new(ConnectProxy::start().await?);
         let mut server = DevServer {
+            proxy,
             shared,
             pki,
             ws_port,
@@ -117,6 +122,7 @@ impl DevServer {
             pki: server.pki.clone(),
             nh1: server.nh1.clone(),
             firmware: server.firmware(),
+            proxy: server.proxy.clone(),
         });
         let handler = move |request| {
             let ctx = ctx.clone();
@@ -186,6 +192,11 @@ impl DevServer {
         self.firmware.clone()
     }
 
+    /// The CONNECT proxy started with the server (`POST /proxy` scripts it).
+    pub fn proxy(&self) -> &ConnectProxy {
+        &self.proxy
+    }
+
     /// Accepts another NH1 shared secret (or replaces the one with that key).
     pub fn add_shared_secret(&self, entry: SharedSecretEntry) -> Result<(), String> {
         self.nh1.store.add(entry)
@@ -205,6 +216,7 @@ impl DevServer {
             "wss_url": self.wss_url(),
             "device_socket_url": self.device_socket_url(),
             "control_url": self.control_url(),
+            "proxy_url": self.proxy.url(),
             "pki_dir": path(&self.pki.dir),
             "ca": path(&self.pki.ca),
             "device_cert": path(&self.pki.device_cert),

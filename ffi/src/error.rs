@@ -47,6 +47,10 @@ pub enum nhc_result {
     /// `nhc_socket_dispatch` on a threaded socket, or a second concurrent
     /// dispatch of the same socket).
     NHC_ERR_INVALID_STATE = -12,
+    /// The HTTP proxy could not be reached, refused the tunnel (403, 407:
+    /// authentication required or credentials refused), or broke it. The
+    /// message names the proxy but never its credentials.
+    NHC_ERR_PROXY = -13,
 }
 
 use nhc_result::*;
@@ -97,6 +101,7 @@ pub(crate) fn code_of(e: &Error) -> nhc_result {
         Error::Auth { .. } => NHC_ERR_AUTH,
         Error::Http { .. } => NHC_ERR_HTTP,
         Error::Connect(_) => NHC_ERR_CONNECT,
+        Error::Proxy { .. } => NHC_ERR_PROXY,
         Error::Protocol(_) => NHC_ERR_PROTOCOL,
         Error::Timeout(_) => NHC_ERR_TIMEOUT,
         Error::Closed(_) => NHC_ERR_CLOSED,

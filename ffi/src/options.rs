@@ -153,6 +153,19 @@ pub struct nhc_socket_options {
     // ---- Version 4: appended fields (an older program gets their defaults). ----
     /// An `nhc_serializer` value (default `NHC_SERIALIZER_JSON`).
     pub serializer: i32,
+    /// HTTP proxy of the websocket and of the device's firmware downloads:
+    /// `http://[user:password@]host[:port]` (credentials percent-encoded,
+    /// sent as `Proxy-Authorization: Basic`, never logged). NULL or "":
+    /// none set here (see `proxy_from_env`). Default NULL.
+    pub proxy_url: *const c_char,
+    /// Hosts reached without `proxy_url`, in the `no_proxy` format
+    /// (`host,.domain,10.0.0.1,*`). Default NULL.
+    pub no_proxy: *const c_char,
+    /// Without `proxy_url`: take the proxy from `https_proxy` /
+    /// `HTTPS_PROXY` (wss, https) or `http_proxy` (ws, http), except for
+    /// hosts in `no_proxy` / `NO_PROXY` (default true; false: connect
+    /// directly).
+    pub proxy_from_env: CBool,
 }
 
 /// The size of the first published version of the struct (up to `on_state`).
@@ -201,6 +214,9 @@ fn defaults() -> nhc_socket_options {
         stable_after_ms: ms(c.stable_after),
         key: nhc_key_options::none(),
         serializer: nhc_serializer::NHC_SERIALIZER_JSON as i32,
+        proxy_url: std::ptr::null(),
+        no_proxy: std::ptr::null(),
+        proxy_from_env: c.proxy.from_env.into(),
     }
 }
 
@@ -376,6 +392,11 @@ pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfi
         return Err(invalid("read_buffer_size must be at least 256"));
     }
     c.read_buffer_size = o.read_buffer_size;
+    // SAFETY: `o.proxy_url` is NULL or a NUL-terminated string (the caller's contract).
+    c.proxy.url = unsafe { opt_str_arg(o.proxy_url, "proxy_url") }?.map(str::to_owned);
+    // SAFETY: `o.no_proxy` is NULL or a NUL-terminated string (the caller's contract).
+    c.proxy.no_proxy = unsafe { opt_str_arg(o.no_proxy, "no_proxy") }?.map(str::to_owned);
+    c.proxy.from_env = o.proxy_from_env.get();
     let delivery = match o.delivery {
         0 => nhc_delivery::NHC_DELIVERY_THREADED,
         1 => nhc_delivery::NHC_DELIVERY_POLLED,

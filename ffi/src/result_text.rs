@@ -27,6 +27,7 @@ fn result_text(code: i32) -> &'static [u8] {
         -10 => b"internal error (panic)\0",
         -11 => b"called after fork()\0",
         -12 => b"invalid state\0",
+        -13 => b"HTTP proxy error\0",
         _ => b"unknown error code\0",
     };
     text

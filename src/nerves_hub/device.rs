@@ -56,6 +56,8 @@ pub(crate) struct Core {
     /// consumer that will never come.
     pub abandoned: Notify,
     pub is_abandoned: std::sync::atomic::AtomicBool,
+    /// The socket's proxy setting, for downloads that do not set their own.
+    pub proxy: crate::proxy::ProxyConfig,
 }
 
 impl Core {
@@ -114,6 +116,7 @@ impl Device {
     pub fn new(config: DeviceConfig) -> Result<Device> {
         let socket_config = config.socket_config()?;
         let capacity = socket_config.event_capacity;
+        let proxy = socket_config.proxy.clone();
         let socket = Socket::new(socket_config)?;
         // Asked once here, on the caller's thread; later by the poller.
         let validated = config.firmware_validated.as_ref().and_then(|f| f());
@@ -132,6 +135,7 @@ impl Device {
             .transpose()?;
         let channel = socket.channel(DEVICE_TOPIC, join.params())?;
         let core = Arc::new(Core {
+            proxy,
             socket,
             channel,
             queue: EventQueue::new(capacity),
@@ -269,8 +273,12 @@ impl Device {
     pub fn download_archive(
         &self,
         archive: &ArchiveInfo,
-        options: UpdateOptions,
+        mut options: UpdateOptions,
     ) -> Result<UpdateHandle> {
+        options
+            .download
+            .proxy
+            .get_or_insert_with(|| self.core().proxy.clone());
         super::archive::start_archive_download(archive, options)
     }
 

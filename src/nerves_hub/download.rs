@@ -28,8 +28,12 @@ pub struct DownloadOptions {
     pub max_total: Duration,
     /// CAs (and optionally a client certificate) for https firmware URLs.
     pub tls: TlsOptions,
-    /// Extra request headers, e.g. for a proxy.
+    /// Extra request headers.
     pub headers: Vec<(String, String)>,
+    /// The HTTP proxy of firmware requests. `None` (the default): a
+    /// `Device` uses its socket's `proxy`; a download started without a
+    /// device reads the environment (`ProxyConfig::default()`).
+    pub proxy: Option<crate::proxy::ProxyConfig>,
 }
 
 // Hand-written: header values may be credentials (a proxy's Authorization).
@@ -43,6 +47,7 @@ impl std::fmt::Debug for DownloadOptions {
             .field("max_total", &self.max_total)
             .field("tls", &self.tls)
             .field("headers", &names)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -56,6 +61,7 @@ impl Default for DownloadOptions {
             max_total: Duration::from_secs(24 * 60 * 60),
             tls: TlsOptions::default(),
             headers: Vec::new(),
+            proxy: None,
         }
     }
 }
@@ -69,6 +75,9 @@ impl DownloadOptions {
         }
         for (name, value) in &self.headers {
             crate::config::check_header(name, value)?;
+        }
+        if let Some(proxy) = &self.proxy {
+            proxy.validate()?;
         }
         Ok(())
     }

@@ -460,7 +460,8 @@ impl Job {
             download.tls.clone(),
             download.headers.clone(),
             download.idle_timeout,
-        );
+        )
+        .with_proxy(download.proxy.clone().unwrap_or_default());
         Download::new(
             &client,
             &self.url,

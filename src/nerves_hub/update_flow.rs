@@ -58,6 +58,10 @@ pub(crate) fn apply(core: &Arc<Core>, info: UpdateInfo, mut options: UpdateOptio
         )));
     }
     options.sink = with_keys(options.sink, &core.fwup_keys.get());
+    options
+        .download
+        .proxy
+        .get_or_insert_with(|| core.proxy.clone());
     {
         let mut phase = core.lock_update();
         if let UpdatePhase::Applying { uuid: current, .. } = &*phase {

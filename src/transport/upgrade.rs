@@ -36,6 +36,8 @@ pub(super) enum Failure {
         status: u16,
         reason: Option<String>,
         date: Option<String>,
+        /// The `Location` header (redirects).
+        location: Option<String>,
     },
     /// Anything else: a bad argument or a server breaking RFC 6455.
     Other(Error),
@@ -141,6 +143,7 @@ fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, Failure> {
             status,
             reason: header("nh-connection-error-reason"),
             date: header("date"),
+            location: header("location"),
         });
     }
     if !header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
@@ -247,8 +250,10 @@ mod tests {
                 status,
                 reason,
                 date,
+                location,
             }) => {
                 assert_eq!(status, 401);
+                assert_eq!(location, None);
                 assert_eq!(reason.as_deref(), Some("bad signature"));
                 assert_eq!(date.as_deref(), Some("Tue, 01 Jul 2025 10:00:00 GMT"));
             }

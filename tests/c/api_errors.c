@@ -41,8 +41,8 @@ static nhc_socket *new_socket(tl_rec *rec, int delivery) {
 }
 
 static void result_strings(void) {
-    const char *seen[13];
-    for (int code = 0; code >= -12; code--) {
+    const char *seen[14];
+    for (int code = 0; code >= NHC_ERR_PROXY; code--) {
         const char *s = nhc_result_str(code);
         CHECK(s && *s && strcmp(s, "unknown error code") != 0);
         for (int j = 0; j < -code; j++) CHECK(strcmp(seen[j], s) != 0);
@@ -69,6 +69,7 @@ static void result_strings(void) {
     for (int s = NHC_STATE_DISCONNECTED; s <= NHC_STATE_PROTOCOL_ERROR; s++) {
         CHECK(strcmp(nhc_state_str(s), "UNKNOWN") != 0);
     }
+    CHECK(NHC_ERR_PROXY == -13);
     CHECK(NHC_ERR_INVALID_STATE == -12 && NHC_ERR_FORKED == -11 && NHC_ERR_PANIC == -10);
 }
 

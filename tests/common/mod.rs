@@ -93,3 +93,47 @@ pub async fn joined(server: &DevServer, topic: &str) -> (Socket, nerves_hub_chan
         .expect("join ok");
     (sock, chan)
 }
+
+/// The dev server's CA and its device certificate and key, for mutual TLS.
+pub fn device_tls(server: &DevServer) -> nerves_hub_channel::TlsOptions {
+    use nerves_hub_channel::PemSource;
+    let pki = server.pki();
+    nerves_hub_channel::TlsOptions {
+        ca: Some(PemSource::File(pki.ca.clone())),
+        client_cert: Some(PemSource::File(pki.device_cert.clone())),
+        client_key: Some(PemSource::File(pki.device_key.clone())),
+        server_name: None,
+        client_signer: None,
+    }
+}
+
+/// A socket made from `config`, connected, with `device` joined.
+pub async fn joined_device_channel(config: SocketConfig) -> Socket {
+    let sock = Socket::new(config).expect("valid config");
+    let chan = sock.channel("device", no_params()).expect("channel");
+    sock.connect().expect("connect");
+    chan.join()
+        .expect("join sent")
+        .await
+        .expect("socket alive")
+        .expect("join ok");
+    sock
+}
+
+/// The reason of the next `Disconnected`, checking that a retry is planned.
+pub async fn next_failure(sock: &Socket) -> nerves_hub_channel::Error {
+    match wait_for(sock, "a failed attempt", |e| {
+        matches!(e, Event::Disconnected { .. })
+    })
+    .await
+    {
+        Event::Disconnected {
+            reason,
+            reconnect_in,
+        } => {
+            assert!(reconnect_in.is_some(), "no retry after {reason}");
+            reason
+        }
+        _ => unreachable!("wait_for returned another event"),
+    }
+}

@@ -124,7 +124,8 @@ impl Device {
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
         backoff_jitter=0.5, stable_after=120.0, event_capacity=1024, on_state=None,
         delivery="threaded", device_rejoin_after_close=5.0, serializer="json",
-        console_upload_dir=None, console_max_upload_size=None
+        console_upload_dir=None, console_max_upload_size=None, proxy=None, no_proxy=None,
+        proxy_from_env=true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -178,6 +179,9 @@ impl Device {
         serializer: &str,
         console_upload_dir: Option<PathBuf>,
         console_max_upload_size: Option<u64>,
+        proxy: Option<String>,
+        no_proxy: Option<String>,
+        proxy_from_env: bool,
     ) -> PyResult<PyClassInitializer<Device>> {
         let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
@@ -205,6 +209,9 @@ impl Device {
             max_message_size: 8 * 1024 * 1024,
             read_buffer_size: 4096,
             serializer: serializer.to_owned(),
+            proxy,
+            no_proxy,
+            proxy_from_env,
         };
         let config = DeviceOptions {
             shared_secret,

@@ -69,6 +69,7 @@ pub fn exception<'py>(py: Python<'py>, err: &Error) -> PyResult<Bound<'py, PyAny
                 ("reason", opt(py, reason.clone())),
             ],
         ),
+        Error::Proxy { status, .. } => make(py, "ProxyError", msg, &[("status", opt(py, *status))]),
         // A connect or heartbeat deadline is a failed connection for the user.
         Error::Connect(_) | Error::Timeout(_) => make(py, "ConnectError", msg, &[]),
         Error::Protocol(_) => make(py, "ProtocolError", msg, &[]),

@@ -38,6 +38,9 @@ pub struct Options<'py> {
     pub read_buffer_size: usize,
     /// `"json"` (vsn 2.0.0) or `"msgpack"` (vsn 3.0.0).
     pub serializer: String,
+    pub proxy: Option<String>,
+    pub no_proxy: Option<String>,
+    pub proxy_from_env: bool,
 }
 
 impl Options<'_> {
@@ -77,6 +80,9 @@ impl Options<'_> {
         }
         c.read_buffer_size = self.read_buffer_size;
         c.serializer = self.serializer.parse().map_err(invalid)?;
+        c.proxy.url = self.proxy;
+        c.proxy.no_proxy = self.no_proxy;
+        c.proxy.from_env = self.proxy_from_env;
         Ok(c)
     }
 }
@@ -153,5 +159,6 @@ pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("max_message_size", c.max_message_size)?;
     d.set_item("read_buffer_size", c.read_buffer_size)?;
     d.set_item("serializer", c.serializer.name())?;
+    d.set_item("proxy_from_env", c.proxy.from_env)?;
     Ok(d)
 }

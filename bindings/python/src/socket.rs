@@ -77,7 +77,7 @@ impl Socket {
         rejoin_after=5.0, rejoin_after_close=false, reconnect=true, backoff_initial=1.0,
         backoff_max=60.0, backoff_jitter=0.5, stable_after=120.0, outbound_capacity=1024, event_capacity=1024,
         max_message_size=8388608, read_buffer_size=4096, on_state=None, delivery="threaded",
-        serializer="json"
+        serializer="json", proxy=None, no_proxy=None, proxy_from_env=true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -106,6 +106,9 @@ impl Socket {
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
         serializer: &str,
+        proxy: Option<String>,
+        no_proxy: Option<String>,
+        proxy_from_env: bool,
     ) -> PyResult<PyClassInitializer<Socket>> {
         let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
@@ -133,6 +136,9 @@ impl Socket {
             max_message_size,
             read_buffer_size,
             serializer: serializer.to_owned(),
+            proxy,
+            no_proxy,
+            proxy_from_env,
         }
         .into_config()?;
         let default_timeout = config.default_timeout;

@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 GET client for firmware downloads: one request per
-//! connection, redirects, `Range` resumes, TLS through the core's
+//! connection, redirects (the crate's one rule, `crate::redirect`), `Range`
+//! resumes, HTTP proxies (`crate::proxy`), TLS through the core's
 //! [`TlsClient`] (server verification always on).
 
 mod body;
@@ -10,16 +11,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use url::{Host, Url};
+use url::Url;
 
 use crate::config::redact_query;
+use crate::proxy::{open_tcp, ProxyConfig};
+use crate::redirect;
 use crate::tls::{TlsClient, TlsOptions};
 
 use body::BodyReader;
 pub(crate) use body::Framing;
 
-const MAX_REDIRECTS: usize = 5;
 const MAX_HEAD_BYTES: usize = 64 << 10;
 const MAX_HEADERS: usize = 64;
 
@@ -75,6 +76,7 @@ pub struct HttpClient {
     headers: Vec<(String, String)>,
     /// Bounds connecting, the TLS handshake and reading the response head.
     timeout: Duration,
+    proxy: ProxyConfig,
 }
 
 /// A response whose head was read; the body is streamed with [`HttpResponse::chunk`].
@@ -152,42 +154,38 @@ impl HttpClient {
             tls: Default::default(),
             headers,
             timeout,
+            proxy: ProxyConfig::default(),
         }
+    }
+
+    /// Connects through this proxy setting (default: from the environment).
+    pub fn with_proxy(mut self, proxy: ProxyConfig) -> HttpClient {
+        self.proxy = proxy;
+        self
     }
 
     /// GET `url`, following up to 5 redirects. Any status that is not a
     /// redirect is returned, so the caller decides about 200 vs 206.
     pub async fn get(&self, url: &Url, request: &GetRequest) -> Result<HttpResponse, HttpError> {
         let mut url = url.clone();
-        for _ in 0..=MAX_REDIRECTS {
+        let mut hops = 0;
+        loop {
             let response = self.get_once(&url, request).await?;
-            if !(300..400).contains(&response.status) || response.status == 304 {
+            if !redirect::is_redirect(response.status) {
                 return Ok(response);
             }
-            let Some(location) = response.header("location") else {
-                return Err(HttpError::Status {
-                    status: response.status,
-                    reason: format!("{} without a Location header", response.reason),
-                    url: shown(&url),
-                });
-            };
-            let next = url.join(location.trim()).map_err(|e| {
-                HttpError::Fatal(format!("bad redirect Location from {}: {e}", shown(&url)))
-            })?;
-            // Downgrading to plain http would expose a signed URL.
-            if url.scheme() == "https" && next.scheme() != "https" {
-                return Err(HttpError::Fatal(format!(
-                    "refusing a redirect from https to {}",
-                    shown(&next)
-                )));
-            }
+            let next = redirect::follow(
+                &url,
+                response.status,
+                response.header("location"),
+                hops,
+                redirect::MAX_DOWNLOAD_REDIRECTS,
+            )
+            .map_err(HttpError::Fatal)?;
             log::debug!("redirect {} -> {}", response.status, shown(&next));
+            hops += 1;
             url = next;
         }
-        Err(HttpError::Fatal(format!(
-            "more than {MAX_REDIRECTS} redirects, last to {}",
-            shown(&url)
-        )))
     }
 
     async fn tls(&self) -> Result<&TlsClient, HttpError> {
@@ -204,38 +202,30 @@ impl HttpClient {
     }
 
     async fn connect(&self, url: &Url) -> Result<(Box<dyn Io>, Option<SocketAddr>), HttpError> {
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| HttpError::Fatal(format!("no port for {}", shown(url))))?;
-        let tcp = match url.host() {
-            Some(Host::Domain(d)) => TcpStream::connect((d, port)).await,
-            Some(Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await,
-            Some(Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await,
-            None => return Err(HttpError::Fatal(format!("no host in {}", shown(url)))),
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(HttpError::Fatal(format!(
+                "unsupported URL scheme {:?} (http or https)",
+                url.scheme()
+            )));
         }
-        .map_err(|e| {
-            HttpError::Transient(format!(
-                "cannot connect to {}:{port}: {e}",
-                url.host_str().unwrap_or("")
-            ))
+        let tcp = open_tcp(url, &self.proxy).await.map_err(|e| match e {
+            // Proxies refuse, ask for credentials and drop tunnels for
+            // reasons that pass: retried like any interruption.
+            crate::Error::InvalidArgument(m) => HttpError::Fatal(m),
+            other => HttpError::Transient(other.to_string()),
         })?;
-        let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr().ok();
-        match url.scheme() {
-            "http" => Ok((Box::new(tcp), local)),
-            "https" => {
-                let host = url.host_str().unwrap_or_default();
-                let tls = self.tls().await?;
-                let stream = tls
-                    .connect(host, tcp)
-                    .await
-                    .map_err(|e| HttpError::Transient(e.to_string()))?;
-                Ok((Box::new(stream), local))
-            }
-            other => Err(HttpError::Fatal(format!(
-                "unsupported URL scheme {other:?} (http or https)"
-            ))),
+        if url.scheme() == "http" {
+            return Ok((Box::new(tcp), local));
         }
+        let host = url.host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let tls = self.tls().await?;
+        let stream = tls
+            .connect(host, tcp)
+            .await
+            .map_err(|e| HttpError::Transient(e.to_string()))?;
+        Ok((Box::new(stream), local))
     }
 
     fn request_head(&self, url: &Url, request: &GetRequest) -> String {

@@ -105,6 +105,9 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         serializer: Literal["json", "msgpack"] = "json",
         console_upload_dir: Union[str, "os.PathLike[str]", None] = None,
         console_max_upload_size: Optional[int] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")

@@ -11,6 +11,7 @@ __all__ = [
     "TlsError",
     "AuthError",
     "ConnectError",
+    "ProxyError",
     "ProtocolError",
     "JoinError",
     "PushError",
@@ -62,6 +63,16 @@ class ConnectError(Error):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class ProxyError(ConnectError):
+    """The HTTP proxy could not be reached, refused the ``CONNECT`` tunnel
+    (403; 407: authentication required or credentials refused), or broke it.
+    The message names the proxy, never its credentials. The socket retries
+    with its backoff."""
+
+    def __init__(self, message: str, *, status: Optional[int] = None) -> None:
+        super().__init__(message, status=status)
 
 
 class ProtocolError(Error):

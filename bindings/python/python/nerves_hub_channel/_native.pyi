@@ -165,6 +165,9 @@ class Socket(_Handle):
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
         serializer: Literal["json", "msgpack"] = "json",
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> "Socket": ...
     def channel(self, topic: str, params: Any = None) -> "Channel":
         """A channel on ``topic``; ``params`` is a payload or a callable returning one."""
@@ -287,6 +290,9 @@ class Device(_Handle):
         serializer: Literal["json", "msgpack"] = "json",
         console_upload_dir: Optional[Union[str, os.PathLike[str]]] = None,
         console_max_upload_size: Optional[int] = None,
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> "Device": ...
     @property
     def joined(self) -> bool:

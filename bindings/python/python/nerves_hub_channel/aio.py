@@ -97,6 +97,9 @@ class AsyncSocket(_AsyncHandle[_native.Socket]):
         read_buffer_size: int = 4096,
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
         serializer: Literal["json", "msgpack"] = "json",
+        proxy: Optional[str] = None,
+        no_proxy: Optional[str] = None,
+        proxy_from_env: bool = True,
     ) -> None:
         super().__init__(_native.Socket, locals())
         self._timeout = timeout
