@@ -29,6 +29,7 @@ mod signal_fd;
 mod socket;
 pub mod tls;
 mod transport;
+mod user_agent;
 
 pub use actor::{ConnectionState, JoinParams};
 pub use backoff::Backoff;

@@ -537,3 +537,24 @@ fn the_serializer_dispatches_to_msgpack() {
         Ok(Frame::Text(_))
     ));
 }
+
+#[test]
+fn a_float64_survives_json_text_and_back_bit_for_bit() {
+    // Found by the codec_msgpack fuzzer: the payload reaches the application
+    // as JSON text with the shortest decimal that names this float, and
+    // parsing that text back (to send it again) must give the same bits.
+    // serde_json's default parser may be off by one unit in the last place;
+    // the workspace enables its `float_roundtrip`.
+    let original = f64::from_bits(0x0868_ffff_ff0b_a162);
+    let mut bytes = Vec::new();
+    rmp::encode::write_f64(&mut bytes, original).expect("vec");
+    let frame = Pack::push("health:report").map(1).s("n").raw(&bytes).frame();
+    let received = message(&frame);
+    let Frame::Binary(sent) = encode_client(&received).expect("encodes") else {
+        panic!("binary frame");
+    };
+    let again = decode_client(&Frame::Binary(sent)).expect("decodes");
+    let value = again.payload.to_value().expect("JSON payload");
+    let n = value["n"].as_f64().expect("a number");
+    assert_eq!(n.to_bits(), original.to_bits(), "{n:e} != {original:e}");
+}

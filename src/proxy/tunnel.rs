@@ -56,7 +56,7 @@ async fn tunnel(proxy: &ProxyEndpoint, host: &str, port: u16) -> Result<TcpStrea
     };
     let mut request = format!(
         "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {}\r\n",
-        crate::nerves_hub::http::USER_AGENT
+        crate::user_agent::USER_AGENT
     );
     if let Some(credentials) = proxy.authorization() {
         request.push_str("Proxy-Authorization: ");

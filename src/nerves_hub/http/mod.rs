@@ -24,8 +24,7 @@ pub(crate) use body::Framing;
 const MAX_HEAD_BYTES: usize = 64 << 10;
 const MAX_HEADERS: usize = 64;
 
-/// Sent on every request.
-pub const USER_AGENT: &str = concat!("nerves_hub_channel/", env!("CARGO_PKG_VERSION"));
+pub use crate::user_agent::USER_AGENT;
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
