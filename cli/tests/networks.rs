@@ -166,6 +166,16 @@ impl Drop for Nhc {
     }
 }
 
+/// It said it joined `device`, and the server counted `joins` joins so far.
+async fn joined_device(nhc: &mut Nhc, server: &DevServer, joins: usize) {
+    nhc.wait_event("joined");
+    server
+        .control()
+        .wait_joined("device", joins, WAIT)
+        .await
+        .unwrap();
+}
+
 /// Neither proxy password, nor the encoded credentials, in `printed`.
 fn assert_no_proxy_secret(printed: &str) {
     for secret in [PROXY_PASSWORD, WRONG_PASSWORD, PROXY_BASIC] {
@@ -198,12 +208,7 @@ async fn nhc_device_joins_through_a_proxy_with_credentials_from_nhc_proxy() {
     // The right ones: joined, through one tunnel to the server's port.
     let good = with_credentials(&server, PROXY_PASSWORD);
     let mut nhc = Nhc::start(&nh1_device(&url, "net-proxy", &[]), &[("NHC_PROXY", &good)]);
-    nhc.wait_event("joined");
-    server
-        .control()
-        .wait_joined("device", 1, WAIT)
-        .await
-        .unwrap();
+    joined_device(&mut nhc, &server, 1).await;
     let granted: Vec<_> = server
         .proxy()
         .tunnels()
@@ -242,17 +247,14 @@ async fn the_agent_joins_through_the_proxy_of_its_file_logging_no_password() {
         with_credentials(&server, PROXY_PASSWORD)
     );
     let path = agent_file(&server, &dir, "net-agent", &proxy);
-    let args = ["agent", "--config"].map(str::to_owned);
-    let mut args = args.to_vec();
-    args.push(path.display().to_string());
+    let args = [
+        "agent".into(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
     // The environment's proxy is a dead one: the file's wins.
     let mut agent = Nhc::start(&args, &[("http_proxy", "http://127.0.0.1:1")]);
-    agent.wait_event("joined");
-    server
-        .control()
-        .wait_joined("device", 1, WAIT)
-        .await
-        .unwrap();
+    joined_device(&mut agent, &server, 1).await;
     let tunnels = server.proxy().tunnels();
     assert!(
         tunnels
@@ -275,14 +277,14 @@ async fn https_proxy_carries_wss_unless_no_proxy_env() {
     let url = server.wss_url();
 
     let mut nhc = Nhc::start(&mtls_device(&server, &url, &[]), &env);
-    nhc.wait_event("joined");
+    joined_device(&mut nhc, &server, 1).await;
     let tunnels = server.proxy().tunnels();
     assert_eq!(tunnels.len(), 1, "{tunnels:?}");
     assert!(url.contains(&tunnels[0].target), "{url} {tunnels:?}");
     nhc.finish();
 
     let mut nhc = Nhc::start(&mtls_device(&server, &url, &["--no-proxy-env"]), &env);
-    nhc.wait_event("joined");
+    joined_device(&mut nhc, &server, 2).await;
     assert_eq!(server.proxy().tunnels().len(), 1);
     nhc.finish();
 }
@@ -292,13 +294,8 @@ async fn nhc_device_follows_two_redirects_and_refuses_a_third() {
     let server = server().await;
     let url = behind(&server.device_socket_url(), "lb/2");
     let mut nhc = Nhc::start(&nh1_device(&url, "net-lb-2", &[]), &[]);
-    nhc.wait_event("joined");
+    joined_device(&mut nhc, &server, 1).await;
     // NH1-signed on the last hop: the headers followed the redirects.
-    server
-        .control()
-        .wait_joined("device", 1, WAIT)
-        .await
-        .unwrap();
     let connections = server.control().connections().await;
     assert_eq!(connections[0].identity.as_deref(), Some("net-lb-2"));
     nhc.finish();
@@ -326,6 +323,6 @@ async fn nhc_device_refuses_a_redirect_from_wss_to_ws() {
     // The same server behind one redirect over wss: joined.
     let url = behind(&server.wss_url(), "lb/1");
     let mut nhc = Nhc::start(&mtls_device(&server, &url, &[]), &[]);
-    nhc.wait_event("joined");
+    joined_device(&mut nhc, &server, 1).await;
     nhc.finish();
 }
