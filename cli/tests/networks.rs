@@ -3,8 +3,9 @@
 //! `NHC_PROXY`, from the agent file's `[server] proxy`), refused with wrong
 //! ones; through `https_proxy` unless `--no-proxy-env`; behind a load
 //! balancer redirecting the upgrade twice (`/lb/2/...`), refusing a third
-//! redirect and one from wss to ws (`/lb-plain/...`). The proxy password
-//! never appears in what the process prints (the agent logs at trace).
+//! redirect and one from wss to ws (`/lb-plain/...`); other URL paths are
+//! refused. The proxy password never appears in what the process prints
+//! (the agent logs at trace).
 //! Every wait is on an output line or on what the server saw.
 
 #[path = "common/nh1_server.rs"]
@@ -325,4 +326,24 @@ async fn nhc_device_refuses_a_redirect_from_wss_to_ws() {
     let mut nhc = Nhc::start(&mtls_device(&server, &url, &[]), &[]);
     joined_device(&mut nhc, &server, 1).await;
     nhc.finish();
+}
+
+/// A path prefix is allowed (above), but the path must still end in a
+/// NervesHub socket mount.
+#[test]
+fn a_device_url_must_end_in_a_socket_mount() {
+    for path in ["/socket/websocket/lb", "/lb/2/device-socket", "/lb/2/"] {
+        let url = format!("ws://127.0.0.1:1{path}");
+        let out = Command::new(env!("CARGO_BIN_EXE_nhc"))
+            .args(nh1_device(&url, "net-path", &[]))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path}: {stderr}");
+        assert!(
+            stderr.contains("a NervesHub device URL ends in") && stderr.contains(path),
+            "{path}: {stderr}"
+        );
+    }
 }
