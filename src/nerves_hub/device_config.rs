@@ -148,7 +148,9 @@ impl DeviceConfig {
     /// The socket configuration to use, checked for NervesHub's needs.
     pub(crate) fn socket_config(&self) -> Result<SocketConfig> {
         let url = self.socket.endpoint_url()?;
-        if !DEVICE_PATHS.contains(&url.path()) {
+        // A suffix, not the whole path: a reverse proxy or load balancer may
+        // serve NervesHub under a path prefix (and redirect from there).
+        if !DEVICE_PATHS.iter().any(|p| url.path().ends_with(p)) {
             return Err(Error::InvalidArgument(format!(
                 "a NervesHub device URL ends in /device-socket/websocket (shared secret) or /socket/websocket (mutual TLS), got path {:?}",
                 url.path()
