@@ -548,7 +548,11 @@ fn a_float64_survives_json_text_and_back_bit_for_bit() {
     let original = f64::from_bits(0x0868_ffff_ff0b_a162);
     let mut bytes = Vec::new();
     rmp::encode::write_f64(&mut bytes, original).expect("vec");
-    let frame = Pack::push("health:report").map(1).s("n").raw(&bytes).frame();
+    let frame = Pack::push("health:report")
+        .map(1)
+        .s("n")
+        .raw(&bytes)
+        .frame();
     let received = message(&frame);
     let Frame::Binary(sent) = encode_client(&received).expect("encodes") else {
         panic!("binary frame");
