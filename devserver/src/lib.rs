@@ -23,6 +23,7 @@ mod hub;
 mod hub_settings;
 mod listener;
 mod nh1;
+mod paced;
 mod pki;
 mod rejection;
 mod sec1;
