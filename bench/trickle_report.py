@@ -19,6 +19,8 @@ CLIENTS = [
     ("python-pypi", "phoenix-channels-python-client (PyPI, pure Python)"),
     ("js", "phoenix (npm) on Node, no permessage-deflate"),
     ("raw", "raw websocket reader (no JSON)"),
+    ("c-baseline", "C API (threaded), baseline build"),
+    ("c-polled-baseline", "C API (polled), baseline build"),
 ]
 
 # (CPU seconds per 10k messages of each run, voluntary switches per message of each run)
@@ -108,6 +110,8 @@ def main() -> None:
         ("C API polled, vs the raw reader", "c-polled", "raw", 1.3),
         ("Python blocking, vs the pure-Python client", "python-blocking", "python-pypi", 0.25),
         ("Python asyncio, vs the pure-Python client (no goal)", "python-asyncio", "python-pypi", None),
+        ("C API threaded, vs its baseline build (no goal)", "c", "c-baseline", None),
+        ("C API polled, vs its baseline build (no goal)", "c-polled", "c-polled-baseline", None),
     ]
     out.append("| CPU per message (issue 18 goal) |" + "".join(f" {r}/s |" for r in all_rates) + " goal |")
     out.append("|---|" + "---|" * len(all_rates) + "---|")

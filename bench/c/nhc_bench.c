@@ -12,8 +12,8 @@
  *
  * trickle: the dev server sends R messages a second, each alone (a paced
  * flood), so that every message wakes the client; after a warm-up flood at
- * full speed, `runs` paced floods of N messages, with the CPU time and the
- * voluntary context switches (all threads) per message of each.
+ * full speed (also with runs=1), `runs` paced floods of N messages, with the
+ * CPU time and the voluntary context switches (all threads) per message of each.
  *
  * Threaded delivery (the default): callbacks run on the library's dispatcher
  * thread and signal the main thread through a condition variable. Polled
@@ -284,7 +284,8 @@ static void bench_flood(const bl_server *s, nhc_socket *sock, long n, int size, 
     nhc_event_closure ec = {&received, on_flood_event, NULL};
     check(nhc_channel_on_event(ch, ec), "nhc_channel_on_event");
     counter_wait(&joins, 1, 30, "flood join");
-    long total = runs > 1 ? runs + 1 : 1;
+    /* A paced flood always warms up first (at full speed). */
+    long total = runs > 1 || paced > 0 ? runs + 1 : 1;
     if (total > (long)(sizeof flood_switches / sizeof *flood_switches)) bl_die("too many runs", NULL);
     double *rate = calloc((size_t)total, sizeof *rate), *cpu = calloc((size_t)total, sizeof *cpu);
     for (long r = 0; r < total; r++) {
@@ -358,7 +359,7 @@ static int cmd_trickle(const bl_server *s, int argc, char **argv) {
     printf("{\"client\":\"c\",\"version\":\"%s\",\"delivery\":\"%s\",\"rate\":%ld,", nhc_version(),
            mode, rate);
     bench_flood(s, sock, count, (int)size, runs, rate);
-    long first = runs > 1 ? 1 : 0, total = runs > 1 ? runs + 1 : 1;
+    long first = 1, total = runs + 1; /* bench_flood warmed up first */
     printf("\"switches_per_msg_runs\":[");
     for (long r = first; r < total; r++) printf("%s%.3f", r > first ? "," : "", flood_switches[r]);
     printf("],\"switches_per_msg\":%.3f}\n",

@@ -10,7 +10,8 @@
  *
  * flood_runs > 1: one warm-up flood, then the median of that many.
  * rate=R > 0: the measured floods are paced (R messages a second, each sent
- * alone: the trickle benchmark), the warm-up is not; seq=0 and pipe=0 skip
+ * alone: the trickle benchmark) after a warm-up at full speed, also with
+ * flood_runs=1; seq=0 and pipe=0 skip
  * those workloads.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -223,7 +224,7 @@ int main(int argc, char **argv) {
         printf("\"flood\":null}\n");
         return 0;
     }
-    long total = runs > 1 ? runs + 1 : 1;
+    long total = runs > 1 || paced > 0 ? runs + 1 : 1; /* paced: always a warm-up */
     double *rates = calloc((size_t)total, sizeof *rates), *cpus = calloc((size_t)total, sizeof *cpus),
            *switches = calloc((size_t)total, sizeof *switches);
     for (long r = 0; r < total; r++) {
