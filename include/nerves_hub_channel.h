@@ -1658,6 +1658,27 @@ typedef struct nhc_device_options {
      * the server's `Date` then corrects the signing time by itself.
      */
     int64_t nh1_clock_offset_s;
+    /**
+     * Offer the `local_shell` extension (Linux): NervesHub's "Local Shell"
+     * tab gets `/bin/sh -l` on a pty (TERM=xterm-256color, 300 s
+     * inactivity timeout). Default false: it gives a shell to whoever may
+     * use the device's console in NervesHub.
+     */
+    bool local_shell_enabled;
+    /**
+     * With `console_enabled`: console file transfer. Browser uploads are
+     * stored in this directory (created when needed; a name with a path
+     * separator, `.`/`..` or a NUL is refused, the file appears under its
+     * name only when complete, errors such as a full disk are printed on
+     * the terminal), `nhc_device_console_send_file` works, and the console
+     * announces console_version 2.0.0. NULL (default): off, 1.0.0.
+     */
+    const char *console_upload_dir;
+    /**
+     * With `console_upload_dir`: the largest upload in bytes; 0 (default):
+     * 10 MiB.
+     */
+    uint64_t console_max_upload_size;
 } nhc_device_options;
 
 #ifdef __cplusplus
@@ -2271,6 +2292,17 @@ enum nhc_result nhc_device_reschedule_update(struct nhc_device *dev,
 enum nhc_result nhc_device_cancel_update(struct nhc_device *dev);
 
 /**
+ * Like `nhc_device_cancel_update`, for a program that is leaving: a file
+ * sink keeps the verified bytes it stored, and when the same update (same
+ * firmware UUID and URL path) is applied again, even after a restart,
+ * only the rest is downloaded (HTTP Range). Same errors.
+ *
+ * # Safety
+ * `dev` is NULL or a live device.
+ */
+enum nhc_result nhc_device_suspend_update(struct nhc_device *dev);
+
+/**
  * Tells the server the running firmware is validated (`firmware_validated
  * {}`), and says so at later joins.
  *
@@ -2326,6 +2358,18 @@ enum nhc_result nhc_device_report_network_interface(struct nhc_device *dev, cons
  * `dev` is NULL or a live device; `data` is NULL or `len` readable bytes.
  */
 enum nhc_result nhc_device_console_output(struct nhc_device *dev, const char *data, size_t len);
+
+/**
+ * Sends the file at `path` (NUL-terminated) to the browsers attached to
+ * the console (device-to-browser download, saved under the path's last
+ * component), in 1024-byte chunks. Blocks until every chunk is queued.
+ *
+ * Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unreadable
+ * file, 10 MiB or larger, `console_upload_dir` not set),
+ * `NHC_ERR_INVALID_STATE` (created without `console_enabled`), or the
+ * push's error (e.g. `NHC_ERR_TIMEOUT` while disconnected).
+ */
+enum nhc_result nhc_device_console_send_file(struct nhc_device *dev, const char *path);
 
 /**
  * Sends one log line through the `logging` extension, at `level` (an

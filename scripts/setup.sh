@@ -19,7 +19,8 @@ if [ ! -f "$fwup_vendor/build-fwup.sh" ]; then
 fi
 
 need_apt=()
-for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ clang:clang; do
+for tool in cmake:cmake valgrind:valgrind pkg-config:pkg-config cc:gcc c++:g++ clang:clang \
+  systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null || need_apt+=("${tool#*:}")
 done
 # clang's sanitizer runtimes (ASan/LSan/UBSan, scripts/c-tests.sh) are a
@@ -36,6 +37,11 @@ done
 # pkcs11-tool, OpenSSL's pkcs11 engine (CSRs signed on the token) and
 # libcrypto's headers (the C signing-callback test signs with OpenSSL).
 for pkg in softhsm2 opensc libengine-pkcs11-openssl libssl-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+# TPM 2.0 through tpm2-pkcs11 (tests/common/tpm_fixture.rs): a software TPM
+# (swtpm) reached over the swtpm TCTI, no resource manager.
+for pkg in swtpm libtpm2-pkcs11-1 libtss2-tcti-swtpm0; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -83,3 +89,9 @@ fi
 
 # Cross compilers, qemu and Rust targets for scripts/cross-test.sh.
 bash scripts/setup-cross.sh
+
+# The Yocto layer's linter (scripts/lint-distro.sh), pinned: its rules change
+# between releases.
+.venv/bin/python -m pip install -q "oelint-adv==9.11.2"
+# zig cc compiles ring's C code for aarch64-linux-musl (scripts/static-agent.sh).
+.venv/bin/python -m pip install -q "ziglang==0.17.0"

@@ -36,5 +36,8 @@ cargo build --release --locked -p nhc-devserver
 .venv/bin/python -m pip install -q ./bindings/python
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
 
+step "Distribution metadata: oelint-adv, LIC_FILES_CHKSUM, Buildroot tree"
+bash scripts/lint-distro.sh
+
 echo
 echo "all tests passed"

@@ -5,8 +5,12 @@
 //! out, and slow without stalling other sockets on the same I/O thread.
 
 mod common;
+#[path = "common/pkcs11_shim.rs"]
+mod pkcs11_shim;
 #[path = "common/softhsm_fixture.rs"]
 mod softhsm_fixture;
+#[path = "common/tpm_fixture.rs"]
+mod tpm_fixture;
 
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
@@ -18,10 +22,12 @@ use nerves_hub_channel::{
     Pkcs11Pin, SignRequest, SignatureAlgorithm, Socket, SocketConfig, TlsOptions,
 };
 use nhc_devserver::DevServer;
+use pkcs11_shim::FaultShim;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use softhsm_fixture::*;
+use tpm_fixture::{tpm, TokenCsrKey};
 
 fn wss_config(server: &DevServer, cert: PathBuf, key: ExternalKey) -> SocketConfig {
     let mut config = fast_config(&server.wss_url());
@@ -90,6 +96,25 @@ async fn an_rsa_key_on_a_pkcs11_token_joins() {
     assert_eq!(key.algorithm(), KeyAlgorithm::Rsa);
     let config = wss_config(&server, cert, ExternalKey::new(key));
     joins_as(&server, config, &SoftHsm::cn(RSA_LABEL)).await;
+}
+
+/// TPM 2.0 through tpm2-pkcs11 on swtpm: the key generated in the TPM, the
+/// CSR signed there through our PKCS#11 code, the certificate issued by the
+/// dev server's CA, then a join over mutual TLS.
+#[tokio::test]
+async fn an_ec_key_in_a_tpm_joins_over_mutual_tls() {
+    let Some(tpm) = tpm() else { return };
+    let server = server().await;
+    let key = Pkcs11Key::open(&tpm.key()).expect("the TPM key opens");
+    assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
+    let cn = "nhc-tpm-device";
+    let csr = TokenCsrKey::new(&*key, &tpm.public_key()).csr(cn);
+    let cert = server
+        .pki()
+        .issue_device_for_csr(cn, &csr)
+        .expect("the dev CA signs the TPM's CSR");
+    let config = wss_config(&server, cert, ExternalKey::new(key));
+    joins_as(&server, config, cn).await;
 }
 
 #[tokio::test]
@@ -196,6 +221,93 @@ async fn a_token_key_that_does_not_match_the_certificate_is_a_configuration_erro
         message.contains("does not match the certificate"),
         "{message}"
     );
+}
+
+/// The next TLS error, past disconnects for other reasons (a dropped connection).
+async fn next_tls_error(sock: &Socket) -> String {
+    let event = wait_for(sock, "a TLS failure", |e| {
+        matches!(
+            e,
+            Event::Disconnected {
+                reason: Error::Tls(_),
+                ..
+            }
+        )
+    })
+    .await;
+    match event {
+        Event::Disconnected {
+            reason: Error::Tls(message),
+            ..
+        } => message,
+        other => unreachable!("{other:?}"),
+    }
+}
+
+/// A token pulled out while the device is joined (the fault shim answers as
+/// a reader without its card) and put back: a clear TLS error, the token
+/// retried only once per token backoff step, then the device joins again
+/// with a fresh session.
+#[tokio::test]
+async fn a_token_removed_then_inserted_again_fails_clearly_then_joins_again() {
+    let Some(hsm) = softhsm() else { return };
+    let shim = FaultShim::build(&hsm.dir, &hsm.module);
+    let server = server().await;
+    let cert = hsm.device_cert(server.pki(), EC_LABEL);
+    let mut options = hsm.key(EC_LABEL);
+    options.module = Some(shim.module.clone());
+    let key = Pkcs11Key::open(&options).expect("the token key opens through the shim");
+    let config = wss_config(&server, cert, ExternalKey::new(key));
+    let cn = SoftHsm::cn(EC_LABEL);
+    let sock = joins_as(&server, config, &cn).await;
+
+    shim.remove_token();
+    assert_eq!(server.control().drop_connections().await, 1);
+    // The old session answers CKR_DEVICE_REMOVED, reopening finds no token.
+    let first = next_tls_error(&sock).await;
+    let absent = format!(
+        "token unavailable: no token matching the token with token=\"{TOKEN}\" is present (is it inserted?)"
+    );
+    assert!(first.contains(&absent), "{first}");
+    assert!(!first.contains("next try in"), "{first}");
+    // The socket retries within 100 ms; the token is not asked again before
+    // its own backoff step (1 s) passed.
+    let second = next_tls_error(&sock).await;
+    assert!(
+        second.contains(&format!("{absent}; next try in 1 s")),
+        "{second}"
+    );
+
+    shim.insert_token();
+    wait_for(&sock, "the rejoin with the token back", is_joined("device")).await;
+    let connections = server.control().connections().await;
+    assert!(
+        connections
+            .iter()
+            .any(|c| c.identity.as_deref() == Some(cn.as_str())),
+        "{connections:?}"
+    );
+
+    // Pulled out and put back between two handshakes: the session from
+    // before is invalid (CKR_SESSION_HANDLE_INVALID) and is reopened at
+    // once, without a failed attempt.
+    shim.remove_token();
+    shim.insert_token();
+    assert_eq!(server.control().drop_connections().await, 1);
+    wait_for(&sock, "the rejoin with a reopened session", |e| {
+        assert!(
+            !matches!(
+                e,
+                Event::Disconnected {
+                    reason: Error::Tls(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        is_joined("device")(e)
+    })
+    .await;
 }
 
 /// A Rust signer holding the dev server's device key in memory: what a C

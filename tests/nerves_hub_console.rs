@@ -9,6 +9,7 @@ use std::time::Duration;
 use nerves_hub_channel::nerves_hub::console::{
     Console, ConsoleEvent, ConsoleOptions, ShellOptions,
 };
+use nerves_hub_channel::nerves_hub::file_transfer::FileTransferOptions;
 use nerves_hub_channel::{Event, Socket};
 use nhc_devserver::{Control, DevServer};
 use serde_json::{json, Value};
@@ -99,7 +100,7 @@ async fn joins_with_console_and_api_versions_reevaluated_on_rejoin() {
         .expect("join received");
     assert_eq!(
         joins[0].message.payload.to_value(),
-        Some(json!({"console_version": "2.0.0", "device_api_version": "2.3.0"}))
+        Some(json!({"console_version": "1.0.0", "device_api_version": "2.3.0"}))
     );
     console.set_device_api_version("2.4.0");
     control.crash_channel("console").await;
@@ -109,7 +110,7 @@ async fn joins_with_console_and_api_versions_reevaluated_on_rejoin() {
         .expect("rejoin received");
     assert_eq!(
         joins[1].message.payload.to_value(),
-        Some(json!({"console_version": "2.0.0", "device_api_version": "2.4.0"}))
+        Some(json!({"console_version": "1.0.0", "device_api_version": "2.4.0"}))
     );
 }
 
@@ -181,6 +182,112 @@ async fn file_uploads_are_declined_with_a_notice_and_still_reported() {
     );
     let text = wait_output(&control, "not supported").await;
     assert!(text.contains("fw.bin"), "notice names the file: {text:?}");
+}
+
+/// A fresh upload directory (not created: the console creates it).
+fn upload_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nhc-upload-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn transfers(dir: &std::path::Path, max: u64) -> ConsoleOptions {
+    ConsoleOptions {
+        file_transfer: Some(FileTransferOptions {
+            upload_dir: dir.to_owned(),
+            max_upload_size: max,
+        }),
+        ..ConsoleOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn with_transfers_the_console_announces_2_0_0_and_stores_uploads() {
+    let dir = upload_dir("store");
+    let (_server, control, _sock, _console, _rx) = start(transfers(&dir, 1 << 20)).await;
+    let joins = control
+        .wait_for("console", "phx_join", 1, WAIT)
+        .await
+        .expect("join received");
+    assert_eq!(
+        joins[0].message.payload.to_value().unwrap()["console_version"],
+        "2.0.0"
+    );
+    let content: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(control.upload_file("notes.bin", &content).await, 1);
+    let text = wait_output(&control, "Saved").await;
+    assert!(text.contains("3000 bytes"), "{text:?}");
+    assert_eq!(std::fs::read(dir.join("notes.bin")).unwrap(), content);
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn traversal_and_oversize_uploads_are_refused_on_the_terminal() {
+    let dir = upload_dir("refuse");
+    let parent_file = dir
+        .parent()
+        .unwrap()
+        .join(format!("evil-{}", std::process::id()));
+    let (_server, control, _sock, _console, _rx) = start(transfers(&dir, 2048)).await;
+    let name = format!("../{}", parent_file.file_name().unwrap().to_str().unwrap());
+    control.upload_file(&name, b"owned").await;
+    let text = wait_output(&control, "Upload refused").await;
+    assert!(text.contains("path separator"), "{text:?}");
+    assert!(
+        !parent_file.exists(),
+        "nothing written outside the directory"
+    );
+    control.upload_file("big.bin", &[0u8; 3000]).await;
+    let text = wait_output(&control, "larger than 2048 bytes").await;
+    assert!(text.contains("big.bin"), "{text:?}");
+    assert!(!dir.join("big.bin").exists());
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "partial removed"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn send_file_downloads_to_the_browser_in_1024_byte_chunks() {
+    let dir = upload_dir("download");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.txt");
+    let content: Vec<u8> = (0..2500u32).map(|i| (i % 97) as u8).collect();
+    std::fs::write(&path, &content).unwrap();
+    let (_server, control, _sock, console, _rx) = start(transfers(&dir, 1 << 20)).await;
+    let sender = console.clone();
+    let p = path.clone();
+    tokio::task::spawn_blocking(move || sender.send_file(&p))
+        .await
+        .unwrap()
+        .expect("sent");
+    assert_eq!(
+        control.downloaded_file("report.txt", WAIT).await.unwrap(),
+        content
+    );
+    let chunks = control
+        .wait_for("console", "file-data", 3, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(
+        chunks[2].message.payload.to_value().unwrap()["chunk"],
+        json!(2)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn send_file_needs_transfers_enabled() {
+    let (_server, _control, _sock, console, _rx) = start(ConsoleOptions::default()).await;
+    let err = console
+        .send_file(std::path::Path::new("/etc/hostname"))
+        .unwrap_err();
+    assert!(err.to_string().contains("not enabled"), "{err}");
 }
 
 #[cfg(target_os = "linux")]

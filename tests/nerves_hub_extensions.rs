@@ -1,4 +1,4 @@
-//! Extensions (health, geo, logging) driven from a plain core Socket, as the
+//! Extensions (health, geo, logging, local_shell) driven from a plain core Socket, as the
 //! Device drives them: `on_extensions_get` then every socket event through
 //! `Extensions::handle`.
 
@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use nerves_hub_channel::message::Reply;
+use nerves_hub_channel::nerves_hub::console::ShellOptions;
 use nerves_hub_channel::nerves_hub::extensions::{
     Check, ExtensionEvent, Extensions, ExtensionsOptions, GeoProvider, HealthOptions, Location,
     LogLevel,
@@ -16,7 +17,7 @@ use nhc_devserver::{Control, DevServer, Received};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use common::{device_socket_config, json, server, WAIT};
+use common::{device_socket_config, fast_config, json, server, WAIT};
 
 fn pump(sock: &Socket, ext: Extensions) -> mpsc::UnboundedReceiver<ExtensionEvent> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -68,6 +69,7 @@ fn all_options() -> ExtensionsOptions {
         health: Some(HealthOptions::default()),
         geo: Some(Arc::new(provider) as Arc<dyn GeoProvider>),
         logging: true,
+        local_shell: None,
     }
 }
 
@@ -425,4 +427,154 @@ async fn log_without_the_logging_extension_is_an_error() {
     let err = ext.log(LogLevel::Info, "x", &[]).expect_err("not enabled");
     assert_eq!(err.kind(), "invalid_argument");
     assert!(ext.offered().is_empty());
+}
+
+#[cfg(target_os = "linux")]
+fn local_shell_options() -> ExtensionsOptions {
+    ExtensionsOptions {
+        health: Some(HealthOptions::default()),
+        local_shell: Some(ShellOptions {
+            command: vec!["/bin/sh".into()],
+            ..ShellOptions::default()
+        }),
+        ..ExtensionsOptions::default()
+    }
+}
+
+#[cfg(target_os = "linux")]
+/// Waits until the shell's output so far contains `needle`; returns it.
+async fn shell_output(control: &Control, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut count = 1;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let got = control
+            .wait_for("extensions", "local_shell:shell_output", count, left)
+            .await
+            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"));
+        let text: String = got
+            .iter()
+            .filter_map(|r| payload(r)["data"].as_str().map(str::to_owned))
+            .collect();
+        if text.contains(needle) {
+            return text;
+        }
+        count = got.len() + 1;
+    }
+}
+
+#[cfg(target_os = "linux")]
+async fn shell_input(control: &Control, line: &str) {
+    control
+        .push(
+            "extensions",
+            "local_shell:shell_input",
+            json(json!({ "data": line })),
+        )
+        .await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn local_shell_opens_on_attach_runs_input_and_takes_the_window_size() {
+    let mut s = negotiated(local_shell_options(), json!(["local_shell"])).await;
+    let join = sent(&s.control, "phx_join", 1).await;
+    assert_eq!(
+        payload(&join[0]),
+        json!({"health": "0.0.1", "local_shell": "0.0.1"})
+    );
+    // The server answers `local_shell:attached` with `request_shell`, as web does.
+    sent(&s.control, "local_shell:attached", 1).await;
+    let got = next_where(&mut s.rx, "request_shell", |e| {
+        matches!(e, ExtensionEvent::LocalShell { .. })
+    })
+    .await;
+    assert_eq!(
+        got,
+        ExtensionEvent::LocalShell {
+            event: "request_shell".into()
+        }
+    );
+    let status = sent(&s.control, "local_shell:request_status", 1).await;
+    assert_eq!(payload(&status[0]), json!({"status": "started"}));
+    s.control
+        .push(
+            "extensions",
+            "local_shell:window_size",
+            json(json!({"rows": 37, "cols": 111})),
+        )
+        .await;
+    // The arithmetic makes the output differ from the echoed input.
+    shell_input(&s.control, "echo ls-$((6*7))\n").await;
+    shell_output(&s.control, "ls-42").await;
+    shell_input(&s.control, "stty size\n").await;
+    shell_output(&s.control, "37 111").await;
+    // kill_shell stops it; the next request starts a new shell.
+    s.control
+        .push("extensions", "local_shell:kill_shell", json(json!({})))
+        .await;
+    next_where(
+        &mut s.rx,
+        "kill_shell",
+        |e| matches!(e, ExtensionEvent::LocalShell { event } if event == "kill_shell"),
+    )
+    .await;
+    s.control
+        .push("extensions", "local_shell:request_shell", json(json!({})))
+        .await;
+    sent(&s.control, "local_shell:request_status", 2).await;
+    shell_input(&s.control, "echo again-$((2+3))\n").await;
+    shell_output(&s.control, "again-5").await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn local_shell_is_off_by_default_and_refused_when_attached() {
+    let opts = ExtensionsOptions {
+        health: Some(HealthOptions::default()),
+        ..ExtensionsOptions::default()
+    };
+    let mut s = negotiated(opts, json!(["health", "local_shell"])).await;
+    let join = sent(&s.control, "phx_join", 1).await;
+    assert_eq!(payload(&join[0]), json!({"health": "0.0.1"}));
+    let error = sent(&s.control, "local_shell:error", 1).await;
+    assert_eq!(payload(&error[0]), json!({"reason": "unknown_extension"}));
+    // A server that asks anyway gets no shell: the messages are passed on
+    // as unknown, and nothing is started. The health report that follows
+    // shows the device handled them (messages are handled in order).
+    s.control
+        .push("extensions", "local_shell:request_shell", json(json!({})))
+        .await;
+    shell_input(&s.control, "echo nope\n").await;
+    s.control
+        .push("extensions", "health:check", json(json!({})))
+        .await;
+    next_where(&mut s.rx, "the request passed on", |e| {
+        matches!(e, ExtensionEvent::Other { event, .. } if event == "local_shell:request_shell")
+    })
+    .await;
+    sent(&s.control, "health:report", 1).await;
+    let received = s.control.received().await;
+    assert!(
+        !received.iter().any(
+            |r| r.message.event.starts_with("local_shell:request_status")
+                || r.message.event == "local_shell:shell_output"
+        ),
+        "no shell was started: {received:?}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_local_shell_without_a_command_is_refused() {
+    let sock = Socket::new(fast_config("ws://127.0.0.1:9/socket/websocket")).expect("config");
+    let opts = ExtensionsOptions {
+        local_shell: Some(ShellOptions {
+            command: vec![],
+            ..ShellOptions::default()
+        }),
+        ..ExtensionsOptions::default()
+    };
+    let err = Extensions::new(&sock, opts).expect_err("no program");
+    assert!(err.to_string().contains("command"), "{err}");
 }

@@ -16,7 +16,9 @@ use nerves_hub_channel::nerves_hub::{Device, FirmwareMetadata, UpdatePolicy};
 
 use crate::agent_config::{self, AgentConfig, LogLevel, OutputKind, SecsOrNever, SinkKind};
 use crate::args::{ConnectionArgs, DeviceKnobs, Rejoin, SharedSecretArg, UbootEnv};
-use crate::connection::{console_options, detect_fwup_version, device_config};
+use crate::connection::{
+    console_options, detect_fwup_version, device_config, file_transfer, pkcs11_signer,
+};
 use crate::device_cmd::fwup_sink;
 use crate::device_runner::{self, Plan};
 use crate::event_output::Output;
@@ -93,23 +95,45 @@ fn build(a: &AgentArgs, file: &AgentConfig) -> Result<Built, String> {
         fwup_version: d.fwup_version.clone(),
         console: false,
         console_shell: None,
+        local_shell: false,
+        console_upload_dir: None,
+        console_max_upload_size: None,
         scripts: d.scripts,
         extensions: d.extensions.clone(),
         backoff_initial: file.backoff.initial,
         backoff_max: file.backoff.max,
         backoff_jitter: file.backoff.jitter,
     };
-    let mut config = device_config(&connection, &knobs, None, None)?;
+    // The token key is opened here, so a bad pkcs11 setting names its key.
+    let signer = pkcs11_signer(&connection, None)
+        .map_err(|e| format!("key `server.{}`: {}", e.setting, e.message))?;
+    let plain = ConnectionArgs {
+        pkcs11_uri: None,
+        pkcs11_module: None,
+        pkcs11_pin_file: None,
+        pkcs11_pin_env: None,
+        ..connection
+    };
+    let mut config = device_config(&plain, &knobs, None, None)?;
+    config.socket.tls.client_signer = signer;
     let c = &file.console;
+    // The console shell and the local_shell extension run the same command.
+    let mut shell = ShellOptions::default();
+    if let Some(command) = &c.shell {
+        shell.command = command.clone();
+    }
+    if let Some(secs) = c.inactivity_timeout {
+        shell.inactivity_timeout = Duration::from_secs(secs);
+    }
+    if c.local_shell {
+        config
+            .extensions
+            .get_or_insert_with(Default::default)
+            .local_shell = Some(shell.clone());
+    }
     if c.enabled {
-        let mut shell = ShellOptions::default();
-        if let Some(command) = &c.shell {
-            shell.command = command.clone();
-        }
-        if let Some(secs) = c.inactivity_timeout {
-            shell.inactivity_timeout = Duration::from_secs(secs);
-        }
-        config.console = Some(console_options(&config.device_api_version, shell));
+        let upload = file_transfer(c.upload_dir.as_deref(), c.max_upload_size);
+        config.console = Some(console_options(&config.device_api_version, shell, upload));
     }
     metadata(&mut config, file)?;
     if let Some(command) = &d.validate_command {

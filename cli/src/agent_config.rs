@@ -161,6 +161,14 @@ pub struct ConsoleSection {
     pub enabled: bool,
     pub shell: Option<Vec<String>>,
     pub inactivity_timeout: Option<u64>,
+    /// Offer the local_shell extension (NervesHub's Local Shell tab), with
+    /// `shell` and `inactivity_timeout`; independent of `enabled`.
+    #[serde(default)]
+    pub local_shell: bool,
+    /// Console file transfer: browser uploads land here (off when unset).
+    pub upload_dir: Option<std::path::PathBuf>,
+    /// Largest upload in bytes (default 10 MiB, as the download limit).
+    pub max_upload_size: Option<u64>,
 }
 
 /// A bad configuration: where and why.
@@ -336,6 +344,20 @@ impl AgentConfig {
         if self.console.inactivity_timeout == Some(0) {
             return Err(("console.inactivity_timeout", "wants seconds > 0".into()));
         }
+        if self.console.max_upload_size == Some(0) {
+            return Err(("console.max_upload_size", "wants bytes > 0".into()));
+        }
+        if self.console.max_upload_size.is_some() && self.console.upload_dir.is_none() {
+            return Err(("console.max_upload_size", "needs upload_dir".into()));
+        }
+        if self
+            .console
+            .upload_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err(("console.upload_dir", "the directory is empty".into()));
+        }
         Ok(())
     }
 }
@@ -369,10 +391,17 @@ command = ["sh", "-c", "cat > /tmp/fw"]
 reboot_command = ["true"]
 [console]
 enabled = true
+upload_dir = "/data/nerves-hub"
+max_upload_size = 4096
 "#,
             "t.toml",
         )
         .unwrap();
+        assert_eq!(
+            c.console.upload_dir.as_deref(),
+            Some(std::path::Path::new("/data/nerves-hub"))
+        );
+        assert_eq!(c.console.max_upload_size, Some(4096));
         assert_eq!(c.log_level, Some(LogLevel::Debug));
         assert_eq!(c.update.sink, Some(SinkKind::Command));
         assert_eq!(c.device.extensions, [Extension::Health]);

@@ -97,6 +97,17 @@ pub struct DeviceKnobs {
     /// The console's shell command (default "/bin/sh -l")
     #[arg(long, value_name = "COMMAND", requires = "console")]
     pub console_shell: Option<String>,
+    /// Offer the local_shell extension: NervesHub's Local Shell tab gets
+    /// "/bin/sh -l" on a pty (off by default)
+    #[arg(long)]
+    pub local_shell: bool,
+    /// Store browser uploads in this directory and announce console file
+    /// transfer (console_version 2.0.0; default: no transfers, 1.0.0)
+    #[arg(long, value_name = "DIR", requires = "console")]
+    pub console_upload_dir: Option<std::path::PathBuf>,
+    /// Largest upload in bytes (default 10485760)
+    #[arg(long, value_name = "BYTES", requires = "console_upload_dir")]
+    pub console_max_upload_size: Option<u64>,
     /// Accept support scripts (scripts/run); they are printed, and answered
     /// as not run by `device`/`simulate`
     #[arg(long)]

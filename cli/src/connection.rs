@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use nerves_hub_channel::nerves_hub::console::{ConsoleOptions, ShellOptions};
 use nerves_hub_channel::nerves_hub::extensions::{ExtensionsOptions, HealthOptions};
+use nerves_hub_channel::nerves_hub::file_transfer::FileTransferOptions;
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, SharedSecret};
 use nerves_hub_channel::nerves_hub::{DeviceConfig, FirmwareMetadata};
 use nerves_hub_channel::{
@@ -42,31 +43,7 @@ pub fn device_config(
             socket.tls.client_key = c.key.clone().map(PemSource::File);
         }
     }
-    if c.pkcs11_uri.is_none()
-        && (c.pkcs11_module.is_some() || c.pkcs11_pin_file.is_some() || c.pkcs11_pin_env.is_some())
-    {
-        return Err("pkcs11 module and PIN settings need a pkcs11 URI".into());
-    }
-    if let Some(uri) = &c.pkcs11_uri {
-        if c.key.is_some() {
-            return Err("a pkcs11 URI replaces the PEM key: give one".into());
-        }
-        if cert_dir.is_some() {
-            return Err("--pkcs11-uri replaces the keys of --cert-dir: give one".into());
-        }
-        let pin = match (&c.pkcs11_pin_file, &c.pkcs11_pin_env) {
-            (Some(file), _) => Some(Pkcs11Pin::File(file.clone())),
-            (None, Some(name)) => Some(Pkcs11Pin::Env(name.clone())),
-            (None, None) => None,
-        };
-        let options = Pkcs11KeyOptions {
-            module: c.pkcs11_module.clone(),
-            uri: uri.clone(),
-            pin,
-        };
-        let key = Pkcs11Key::open(&options).map_err(|e| e.to_string())?;
-        socket.tls.client_signer = Some(ExternalKey::new(key));
-    }
+    socket.tls.client_signer = pkcs11_signer(c, cert_dir).map_err(|e| e.message)?;
     if let Some(stable) = c.stable_after {
         socket.stable_after = Duration::from_secs(stable);
     }
@@ -120,9 +97,13 @@ pub fn device_config(
                 return Err("the console shell command is empty".into());
             }
         }
-        config.console = Some(console_options(&config.device_api_version, shell));
+        let upload = file_transfer(
+            knobs.console_upload_dir.as_deref(),
+            knobs.console_max_upload_size,
+        );
+        config.console = Some(console_options(&config.device_api_version, shell, upload));
     }
-    if !knobs.extensions.is_empty() {
+    if !knobs.extensions.is_empty() || knobs.local_shell {
         config.extensions = Some(ExtensionsOptions {
             health: knobs
                 .extensions
@@ -130,21 +111,102 @@ pub fn device_config(
                 .then(HealthOptions::default),
             geo: None,
             logging: knobs.extensions.contains(&Extension::Logging),
+            local_shell: knobs.local_shell.then(ShellOptions::default),
         });
     }
     Ok(config)
 }
 
-/// The console with this shell. `nhc` declines browser uploads, so it
-/// announces console_version 1.0.0: NervesHub's UI offers drag-and-drop
-/// uploads only to consoles of version 2.0.0 or later.
-pub fn console_options(device_api_version: &str, shell: ShellOptions) -> ConsoleOptions {
+/// A bad PKCS#11 setting: `setting` names the option (`pkcs11_uri`,
+/// `pkcs11_module`, `pkcs11_pin_file`, `pkcs11_pin_env`, `key`) the message
+/// is about, so `nhc agent` can name the key of its file.
+pub struct Pkcs11SettingError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+/// The client key on a PKCS#11 token, opened now (module, token, PIN and
+/// key are checked here), or `None` without a pkcs11 URI.
+pub fn pkcs11_signer(
+    c: &ConnectionArgs,
+    cert_dir: Option<&Path>,
+) -> Result<Option<ExternalKey>, Pkcs11SettingError> {
+    let fail = |setting, message: &str| Pkcs11SettingError {
+        setting,
+        message: message.to_owned(),
+    };
+    let Some(uri) = &c.pkcs11_uri else {
+        if c.pkcs11_module.is_some() || c.pkcs11_pin_file.is_some() || c.pkcs11_pin_env.is_some() {
+            return Err(fail(
+                "pkcs11_uri",
+                "pkcs11 module and PIN settings need a pkcs11 URI",
+            ));
+        }
+        return Ok(None);
+    };
+    if c.key.is_some() {
+        return Err(fail("key", "a pkcs11 URI replaces the PEM key: give one"));
+    }
+    if cert_dir.is_some() {
+        return Err(fail(
+            "pkcs11_uri",
+            "--pkcs11-uri replaces the keys of --cert-dir: give one",
+        ));
+    }
+    let pin = match (&c.pkcs11_pin_file, &c.pkcs11_pin_env) {
+        (Some(file), _) => Some(Pkcs11Pin::File(file.clone())),
+        (None, Some(name)) => Some(Pkcs11Pin::Env(name.clone())),
+        (None, None) => None,
+    };
+    let options = Pkcs11KeyOptions {
+        module: c.pkcs11_module.clone(),
+        uri: uri.clone(),
+        pin,
+    };
+    let key = Pkcs11Key::open(&options).map_err(|e| {
+        let message = e.to_string();
+        // The library's message quotes the module or the PIN source it
+        // could not use; anything else is about what the URI selects.
+        let setting = if message.contains("module") && c.pkcs11_module.is_some() {
+            "pkcs11_module"
+        } else if message.contains("PIN") && c.pkcs11_pin_file.is_some() {
+            "pkcs11_pin_file"
+        } else if message.contains("PIN") && c.pkcs11_pin_env.is_some() {
+            "pkcs11_pin_env"
+        } else {
+            "pkcs11_uri"
+        };
+        Pkcs11SettingError { setting, message }
+    })?;
+    Ok(Some(ExternalKey::new(key)))
+}
+
+/// The console with this shell. Without an upload directory `nhc` declines
+/// browser uploads, and the library then announces console_version 1.0.0
+/// (NervesHub's UI offers drag-and-drop uploads only from 2.0.0).
+pub fn console_options(
+    device_api_version: &str,
+    shell: ShellOptions,
+    file_transfer: Option<FileTransferOptions>,
+) -> ConsoleOptions {
     ConsoleOptions {
-        console_version: "1.0.0".into(),
         device_api_version: device_api_version.to_owned(),
         shell: Some(shell),
         decline_file_uploads: true,
+        file_transfer,
+        ..ConsoleOptions::default()
     }
+}
+
+/// Console file transfer into `dir`, when one is given.
+pub fn file_transfer(dir: Option<&Path>, max: Option<u64>) -> Option<FileTransferOptions> {
+    dir.map(|dir| {
+        let mut ft = FileTransferOptions::new(dir);
+        if let Some(max) = max {
+            ft.max_upload_size = max;
+        }
+        ft
+    })
 }
 
 /// Sets the metadata (and, from a U-Boot environment, the validation state).

@@ -120,7 +120,8 @@ fn stop(device: &Device, plan: &Plan, signal: &str) -> Result<(), String> {
         &json!({"event": "stopping", "reason": signal, "update_in_progress": updating}),
         &format!("{signal}: stopping (update in progress: {updating})"),
     );
-    if updating && device.cancel_update() {
+    // A file sink keeps what it stored: the next run of the same update resumes.
+    if updating && device.suspend_update() {
         // The cancelled update reports `failed` from its own task: wait for
         // its end (bounded) so the report is queued before the close.
         let deadline = Instant::now() + Duration::from_secs(10);

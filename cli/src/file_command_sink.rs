@@ -35,21 +35,50 @@ impl FileThenCommand {
     }
 }
 
-impl ImageSink for FileThenCommand {
-    fn begin(&self, info: &UpdateInfo) -> Result<(), String> {
+impl FileThenCommand {
+    /// The open file sink, now closed to later calls.
+    fn take(&self) -> Option<FileSink> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .map(|(sink, _, _)| sink)
+    }
+
+    /// `<dir>/<uuid>.fw`, for a UUID that cannot leave the directory.
+    fn path(&self, info: &UpdateInfo) -> Result<PathBuf, String> {
         let uuid = &info.firmware_meta.uuid;
-        // The UUID names the file: refuse one that could leave the directory.
         if uuid.is_empty() || !uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(format!("firmware uuid {uuid:?} is not a plain name"));
         }
+        Ok(self.dir.join(format!("{uuid}.fw")))
+    }
+}
+
+impl ImageSink for FileThenCommand {
+    fn begin(&self, info: &UpdateInfo) -> Result<(), String> {
+        self.begin_at(info, 0)
+    }
+
+    fn stored(&self, info: &UpdateInfo) -> Option<(u64, Box<dyn std::io::Read + Send>)> {
+        FileSink::new(&self.path(info).ok()?).stored(info)
+    }
+
+    fn begin_at(&self, info: &UpdateInfo, offset: u64) -> Result<(), String> {
+        let path = self.path(info)?;
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-        let path = self.dir.join(format!("{uuid}.fw"));
         let sink = FileSink::new(&path);
-        sink.begin(info)?;
+        sink.begin_at(info, offset)?;
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((sink, path, uuid.clone()));
+            Some((sink, path, info.firmware_meta.uuid.clone()));
         Ok(())
+    }
+
+    fn suspend(&self, reason: &str) {
+        if let Some(sink) = self.take() {
+            sink.suspend(reason);
+        }
     }
 
     fn write(&self, chunk: &[u8]) -> Result<(), String> {
@@ -90,12 +119,7 @@ impl ImageSink for FileThenCommand {
     }
 
     fn abort(&self, reason: &str) {
-        if let Some((sink, _, _)) = self
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(sink) = self.take() {
             sink.abort(reason);
         }
     }

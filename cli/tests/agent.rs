@@ -2,7 +2,7 @@
 //! on /device-socket and one identifier per test: an update through a
 //! command sink then the reboot command, a reboot asked by the server, a
 //! bad configuration file, SIGTERM in the middle of a (throttled) download
-//! then a restart that completes the update, a console session,
+//! then a restart that resumes the download with a Range request, a console session,
 //! firmware_validated from a check command, a failing install command, and
 //! `nhc device --json --duration`, `--help` on every subcommand.
 //! Every wait is on an output line or a message the server received.
@@ -28,6 +28,9 @@ async fn server() -> DevServer {
         .unwrap();
     server
 }
+
+/// NervesHub's partial checksum granularity: what a resume keeps.
+const PART_SIZE: u64 = 1 << 20;
 
 /// A fresh directory for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -349,7 +352,7 @@ fn a_bad_config_file_names_the_line_and_the_key_and_exits_with_2() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_during_a_download_reports_it_and_a_restart_completes_the_update() {
+async fn sigterm_during_a_download_keeps_the_partial_file_and_a_restart_resumes_it() {
     let server = server().await;
     let dir = scratch("sigterm");
     let image = nhc_devserver::random_image(3_000_000, 23);
@@ -383,8 +386,17 @@ async fn sigterm_during_a_download_reports_it_and_a_restart_completes_the_update
             .await,
         1
     );
-    let (agent, progress) = wait_event(agent, "update_progress").await;
-    assert_eq!(progress["stage"], "downloading");
+    // Past 60% (1.8 MB of 3 MB) the first 1 MiB part was verified and
+    // written: the partial file then has a whole part to keep.
+    let mut agent = agent;
+    loop {
+        let (a, progress) = wait_event(agent, "update_progress").await;
+        agent = a;
+        assert_eq!(progress["stage"], "downloading");
+        if progress["percent"].as_u64().unwrap_or(0) >= 60 {
+            break;
+        }
+    }
     agent.signal("-TERM");
     let (agent, stopping) = wait_event(agent, "stopping").await;
     assert_eq!(stopping["reason"], "SIGTERM");
@@ -397,7 +409,14 @@ async fn sigterm_during_a_download_reports_it_and_a_restart_completes_the_update
         "{statuses:?}"
     );
 
-    // The restart joins again and the update (offered again) completes.
+    let uuid = offer["update"]["firmware_meta"]["uuid"].as_str().unwrap();
+    let partial = fw_dir.join(format!("{uuid}.fw.partial"));
+    let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(kept >= PART_SIZE, "{} kept {kept} bytes", partial.display());
+    let first_run = server.firmware().requests("slow.fw").unwrap().len();
+
+    // The restart joins again; the update, offered again with the same
+    // URL, continues after the stored whole parts and completes.
     server
         .firmware()
         .set_faults("slow.fw", FirmwareFaults::default())
@@ -406,8 +425,24 @@ async fn sigterm_during_a_download_reports_it_and_a_restart_completes_the_update
     assert_eq!(server.control().push("device", "update", update).await, 1);
     let (agent, finished) = wait_event(agent, "update_finished").await;
     assert_eq!(finished["ok"], true, "{finished}");
-    let uuid = offer["update"]["firmware_meta"]["uuid"].as_str().unwrap();
     assert!(std::fs::read(fw_dir.join(format!("{uuid}.fw"))).unwrap() == image);
+    assert!(!partial.exists());
+    // One request, for the rest only: it starts at a part boundary after
+    // byte 0, at most where the kept file ended.
+    let second_run = server.firmware().requests("slow.fw").unwrap()[first_run..].to_vec();
+    assert_eq!(second_run.len(), 1, "{second_run:?}");
+    assert_eq!(second_run[0].status, 206, "{second_run:?}");
+    let from: u64 = second_run[0]
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no open Range in {second_run:?}"));
+    assert!(
+        from > 0 && from % PART_SIZE == 0 && from <= kept,
+        "from {from}, kept {kept}"
+    );
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -448,6 +483,63 @@ async fn a_console_session_runs_the_configured_shell() {
             .filter_map(|v| v["data"].as_str().map(str::to_owned))
             .collect();
         if text.contains("agent-42") {
+            break;
+        }
+    }
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_shell_opens_a_shell_on_the_extensions_channel() {
+    let server = server().await;
+    server
+        .control()
+        .set_enabled_extensions(vec!["local_shell".into()])
+        .await;
+    let dir = scratch("local-shell");
+    let path = config(
+        &server,
+        &dir,
+        "agent-local-shell",
+        "[console]\nlocal_shell = true\nshell = [\"/bin/sh\"]\n",
+    );
+    let agent = start_joined(&server, &path, "extensions", 1).await;
+    let joins = server
+        .control()
+        .wait_for("extensions", "phx_join", 1, WAIT)
+        .await
+        .unwrap();
+    let join = joins[0].message.payload.to_value().unwrap();
+    assert_eq!(join, json!({"local_shell": "0.0.1"}));
+    // The server pushed request_shell on attach; the device says it started.
+    let status = server
+        .control()
+        .wait_for("extensions", "local_shell:request_status", 1, WAIT)
+        .await
+        .unwrap();
+    let status = status[0].message.payload.to_value().unwrap();
+    assert_eq!(status, json!({"status": "started"}));
+    let input = Payload::json(&json!({"data": "echo local-$((6*7))\n"}));
+    let pushed = server
+        .control()
+        .push("extensions", "local_shell:shell_input", input)
+        .await;
+    assert_eq!(pushed, 1);
+    let deadline = Instant::now() + WAIT;
+    for count in 1.. {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let out = server
+            .control()
+            .wait_for("extensions", "local_shell:shell_output", count, left)
+            .await
+            .unwrap();
+        let text: String = out
+            .iter()
+            .filter_map(|r| r.message.payload.to_value())
+            .filter_map(|v| v["data"].as_str().map(str::to_owned))
+            .collect();
+        if text.contains("local-42") {
             break;
         }
     }
@@ -611,5 +703,111 @@ async fn under_journald_events_are_priority_prefixed_log_lines_on_stderr() {
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     let _ = child.wait();
     assert_eq!(stdout, "", "nothing on stdout under journald");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The shipped unit's own command lines, with the binary and config paths
+/// replaced by this build's: `systemd-analyze verify` accepts the unit,
+/// `ExecStartPre` passes a good file and fails a bad one with the status
+/// the unit does not restart on, `ExecStart` joins, and the unit's
+/// `KillSignal` stops it with status 0 before `TimeoutStopSec`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_systemd_units_commands_check_run_and_stop_the_agent() {
+    let unit_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent/nerves-hub-agent.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let setting = |key: &str| -> String {
+        let prefix = format!("{key}=");
+        let mut lines = unit.lines().filter(|l| l.starts_with(&prefix));
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the unit has no {key}"));
+        assert!(lines.next().is_none(), "the unit has more than one {key}");
+        line[prefix.len()..].to_owned()
+    };
+    const BIN: &str = "/usr/bin/nhc";
+    const CONF: &str = "/etc/nerves-hub/agent.toml";
+
+    let server = server().await;
+    let dir = scratch("unit");
+    let good = config(&server, &dir, "cli-agent-unit", "");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[server]\nurl = 5\n").unwrap();
+    let nhc = env!("CARGO_BIN_EXE_nhc");
+    let argv = |key: &str, conf: &Path| -> Vec<String> {
+        setting(key)
+            .split_whitespace()
+            .map(|word| match word {
+                BIN => nhc.to_owned(),
+                CONF => conf.display().to_string(),
+                other => other.to_owned(),
+            })
+            .collect()
+    };
+    let run = |argv: &[String]| Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+
+    if let Ok(out) = Command::new("systemd-analyze").arg("--version").output() {
+        assert!(out.status.success());
+        let copy = dir.join("nerves-hub-agent.service");
+        std::fs::write(
+            &copy,
+            unit.replace(BIN, nhc)
+                .replace(CONF, &good.display().to_string()),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs systemd-analyze (scripts/setup.sh installs it)"
+        );
+        eprintln!("systemd-analyze is not installed: the unit is not verified");
+    }
+
+    let out = run(&argv("ExecStartPre", &good));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&argv("ExecStartPre", &bad));
+    let no_restart: i32 = setting("RestartPreventExitStatus").parse().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(no_restart),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Agent::start runs exactly this command line.
+    let start = argv("ExecStart", &good);
+    let expected = [
+        nhc.to_owned(),
+        "agent".into(),
+        "--config".into(),
+        good.display().to_string(),
+    ];
+    assert_eq!(start, expected);
+    let agent = start_joined(&server, &good, "device", 1).await;
+    let stop_limit = Duration::from_secs(setting("TimeoutStopSec").parse().unwrap());
+    let signal = setting("KillSignal");
+    let signal = signal.strip_prefix("SIG").unwrap_or(&signal);
+    agent.signal(&format!("-{signal}"));
+    let stopping = Instant::now();
+    assert_eq!(agent.exit_code().await, Some(0));
+    assert!(
+        stopping.elapsed() < stop_limit,
+        "stopped after {:?}",
+        stopping.elapsed()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -65,6 +65,14 @@ fn payload(json: Option<Box<RawValue>>, binary: Option<String>) -> Result<Payloa
     }
 }
 
+/// A browser upload to every joined console (`Control::upload_file`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadBody {
+    filename: String,
+    content_base64: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WaitBody {
@@ -288,7 +296,7 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
         "/push" | "/broadcast" | "/wait" | "/wait_joined" | "/crash" | "/close" | "/drop"
         | "/close_connections" | "/heartbeats" | "/raw" | "/join_reply" | "/reset"
         | "/extensions" | "/public_keys" | "/issue_device" | "/flood" | "/shared_secret"
-        | "/clock_skew" => "POST",
+        | "/clock_skew" | "/upload_file" => "POST",
         _ => return Err(Response::error(404, format!("no such endpoint: {path}"))),
     };
     if method != expected {
@@ -319,6 +327,13 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
                 (_, None) => control.push(&b.topic, &b.event, p).await,
             };
             delivered(n)
+        }
+        "/upload_file" => {
+            let b: UploadBody = body(request)?;
+            let content = b64()
+                .decode(b.content_base64.as_bytes())
+                .map_err(|e| Response::error(400, format!("bad content_base64: {e}")))?;
+            delivered(control.upload_file(&b.filename, &content).await)
         }
         "/wait" => {
             let b: WaitBody = body(request)?;

@@ -157,6 +157,9 @@ pub(crate) fn handle(state: &mut State, id: u64, msg: Message, demo: bool) {
                 Some(cur) if hub::is_device_facing(&msg.topic) => {
                     let attached = &conn.attached_extensions;
                     match device_messages::answer(&msg.topic, &msg.event, &msg.payload, attached) {
+                        Answer::Silent if msg.topic == "extensions" => {
+                            hub::after_extension_push(conn, &cur, &msg.event, attached);
+                        }
                         Answer::Silent => {}
                         Answer::Reply(reply) => {
                             conn.reply(cur.as_deref(), msg_ref, &msg.topic, &reply)

@@ -61,6 +61,29 @@ pub(crate) fn after_device_join(conn: &Conn, join: &Payload, settings: &HubSetti
     }
 }
 
+/// What NervesHub pushes when the device confirms an attached extension
+/// with `<name>:attached`: the extension's `attach` callback runs, and only
+/// local_shell's pushes something, `local_shell:request_shell {}` (web
+/// v2.3.0 and later, `lib/nerves_hub/extensions/local_shell.ex`). A test
+/// then drives the shell with `/push` (`local_shell:shell_input`,
+/// `local_shell:window_size`) and reads `local_shell:shell_output` with `/wait`.
+pub(crate) fn after_extension_push(
+    conn: &Conn,
+    join_ref: &Option<String>,
+    event: &str,
+    attached: &[String],
+) {
+    if event == "local_shell:attached" && attached.iter().any(|n| n == "local_shell") {
+        conn.send_message(&Message {
+            join_ref: join_ref.clone(),
+            msg_ref: None,
+            topic: "extensions".into(),
+            event: "local_shell:request_shell".into(),
+            payload: Payload::json(&json!({})),
+        });
+    }
+}
+
 /// The `extensions` join reply: the offered names the product has enabled
 /// and whose offered version the server implements (`~> 0.0.1`, i.e.
 /// 0.0.1 <= v < 0.1.0, as web's `Extensions.module/2` checks).

@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod channels;
 mod clock;
+mod console_files;
 mod control;
 mod demo;
 mod device_messages;

@@ -42,12 +42,16 @@ pub(crate) fn server_config(pki: &Pki) -> io::Result<Arc<ServerConfig>> {
         .map_err(|e| tls_err("client verifier", e))?;
     let key_pem = std::fs::read(&pki.server_key)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| tls_err("server key", e))?;
-    let config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| tls_err("protocol versions", e))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs(&pki.server_cert)?, key)
         .map_err(|e| tls_err("server certificate", e))?;
+    // No TLS 1.3 session tickets, as Erlang's ssl server (NervesHub) by
+    // default: every TLS 1.3 connection is a full handshake in which the
+    // device proves its key again (what a removed secure element fails).
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 

@@ -373,14 +373,34 @@ pub unsafe extern "C" fn nhc_device_reschedule_update(
 /// `dev` is NULL or a live device.
 #[no_mangle]
 pub unsafe extern "C" fn nhc_device_cancel_update(dev: *mut nhc_device) -> nhc_result {
-    boundary(|| {
-        // SAFETY: `dev` is NULL or a live device (the caller's contract).
-        if unsafe { device_ref(dev) }?.cancel_update() {
-            Ok(())
-        } else {
-            Err(Failure::InvalidState("no update is being applied".into()))
-        }
-    })
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    boundary(|| unsafe { stop_update(dev, Device::cancel_update) })
+}
+
+/// Cancels or suspends the running update.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+unsafe fn stop_update(dev: *mut nhc_device, stop: fn(&Device) -> bool) -> FfiResult {
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    if stop(unsafe { device_ref(dev) }?) {
+        Ok(())
+    } else {
+        Err(Failure::InvalidState("no update is being applied".into()))
+    }
+}
+
+/// Like `nhc_device_cancel_update`, for a program that is leaving: a file
+/// sink keeps the verified bytes it stored, and when the same update (same
+/// firmware UUID and URL path) is applied again, even after a restart,
+/// only the rest is downloaded (HTTP Range). Same errors.
+///
+/// # Safety
+/// `dev` is NULL or a live device.
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_suspend_update(dev: *mut nhc_device) -> nhc_result {
+    // SAFETY: `dev` is NULL or a live device (the caller's contract).
+    boundary(|| unsafe { stop_update(dev, Device::suspend_update) })
 }
 
 /// Tells the server the running firmware is validated (`firmware_validated
@@ -480,6 +500,31 @@ pub unsafe extern "C" fn nhc_device_console_output(
             .console()
             .ok_or_else(|| no_component("nhc_device_console_output", "console_enabled"))?;
         Ok(console.send_output(text)?)
+    })
+}
+
+/// Sends the file at `path` (NUL-terminated) to the browsers attached to
+/// the console (device-to-browser download, saved under the path's last
+/// component), in 1024-byte chunks. Blocks until every chunk is queued.
+///
+/// Errors: `NHC_ERR_INVALID_ARGUMENT` (NULL, invalid UTF-8, unreadable
+/// file, 10 MiB or larger, `console_upload_dir` not set),
+/// `NHC_ERR_INVALID_STATE` (created without `console_enabled`), or the
+/// push's error (e.g. `NHC_ERR_TIMEOUT` while disconnected).
+#[no_mangle]
+pub unsafe extern "C" fn nhc_device_console_send_file(
+    dev: *mut nhc_device,
+    path: *const c_char,
+) -> nhc_result {
+    boundary(|| {
+        // SAFETY: `dev` is NULL or a live device (the caller's contract).
+        let device = unsafe { device_ref(dev) }?;
+        // SAFETY: `path` is NULL or a NUL-terminated string (the caller's contract).
+        let path = unsafe { str_arg(path, "path") }?;
+        let console = device
+            .console()
+            .ok_or_else(|| no_component("nhc_device_console_send_file", "console_enabled"))?;
+        Ok(console.send_file(std::path::Path::new(path))?)
     })
 }
 

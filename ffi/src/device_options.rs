@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nerves_hub_channel::nerves_hub::console::{ConsoleOptions, ShellOptions};
 use nerves_hub_channel::nerves_hub::extensions::{ExtensionsOptions, HealthOptions};
+use nerves_hub_channel::nerves_hub::file_transfer::FileTransferOptions;
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, Nh1Digest, SharedSecret};
 use nerves_hub_channel::nerves_hub::{
     DeviceConfig, FirmwareMetadata, UbootEnvLayout, UpdatePolicy, DEFAULT_DEVICE_REJOIN,
@@ -190,6 +191,21 @@ pub struct nhc_device_options {
     /// how wrong its clock is. Without it a wrong clock costs one refusal:
     /// the server's `Date` then corrects the signing time by itself.
     pub nh1_clock_offset_s: i64,
+    /// Offer the `local_shell` extension (Linux): NervesHub's "Local Shell"
+    /// tab gets `/bin/sh -l` on a pty (TERM=xterm-256color, 300 s
+    /// inactivity timeout). Default false: it gives a shell to whoever may
+    /// use the device's console in NervesHub.
+    pub local_shell_enabled: CBool,
+    /// With `console_enabled`: console file transfer. Browser uploads are
+    /// stored in this directory (created when needed; a name with a path
+    /// separator, `.`/`..` or a NUL is refused, the file appears under its
+    /// name only when complete, errors such as a full disk are printed on
+    /// the terminal), `nhc_device_console_send_file` works, and the console
+    /// announces console_version 2.0.0. NULL (default): off, 1.0.0.
+    pub console_upload_dir: *const c_char,
+    /// With `console_upload_dir`: the largest upload in bytes; 0 (default):
+    /// 10 MiB.
+    pub console_max_upload_size: u64,
 }
 
 /// The size of the first published version of the struct (up to `geo`).
@@ -247,6 +263,9 @@ fn defaults() -> nhc_device_options {
             .unwrap_or(i64::MAX),
         allow_unverified_firmware: false.into(),
         nh1_clock_offset_s: 0,
+        local_shell_enabled: CBool::FALSE,
+        console_upload_dir: std::ptr::null(),
+        console_max_upload_size: 0,
     }
 }
 
@@ -375,7 +394,8 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
     // SAFETY: the pointers in `o` are NULL or valid (the caller's contract).
     c.console = unsafe { console(&o) }?;
     let geo = geo.raw().call.is_some().then(|| Arc::new(geo));
-    if o.health_enabled.get() || o.logging_enabled.get() || geo.is_some() {
+    let local_shell = o.local_shell_enabled.get();
+    if o.health_enabled.get() || o.logging_enabled.get() || geo.is_some() || local_shell {
         let mut ext = ExtensionsOptions::default();
         if let Some(geo) = geo {
             ext.geo = Some(Arc::new(move || geo.call()));
@@ -385,6 +405,7 @@ pub(crate) unsafe fn read(opts: *const nhc_device_options) -> FfiResult<DeviceSe
             ext.health = Some(unsafe { health(&o) }?);
         }
         ext.logging = o.logging_enabled.get();
+        ext.local_shell = local_shell.then(ShellOptions::default);
         c.extensions = Some(ext);
     }
     Ok(DeviceSetup {
@@ -441,11 +462,26 @@ unsafe fn console(o: &nhc_device_options) -> FfiResult<Option<ConsoleOptions>> {
     if o.console_shell.get() && !o.console_enabled.get() {
         return Err(invalid("console_shell needs console_enabled"));
     }
+    // SAFETY: `o.console_upload_dir` is NULL or a NUL-terminated string (the caller's contract).
+    let upload_dir = unsafe { opt_str_arg(o.console_upload_dir, "console_upload_dir") }?;
+    if upload_dir.is_none() && o.console_max_upload_size != 0 {
+        return Err(invalid("console_max_upload_size needs console_upload_dir"));
+    }
+    if upload_dir.is_some() && !o.console_enabled.get() {
+        return Err(invalid("console_upload_dir needs console_enabled"));
+    }
     if !o.console_enabled.get() {
         return Ok(None);
     }
     let mut console = ConsoleOptions {
         decline_file_uploads: o.console_decline_file_uploads.get(),
+        file_transfer: upload_dir.map(|dir| {
+            let mut ft = FileTransferOptions::new(dir);
+            if o.console_max_upload_size != 0 {
+                ft.max_upload_size = o.console_max_upload_size;
+            }
+            ft
+        }),
         ..ConsoleOptions::default()
     };
     if o.console_shell.get() {
@@ -558,6 +594,34 @@ mod tests {
         match r {
             Ok(_) => panic!("expected an error"),
             Err(e) => e.message(),
+        }
+    }
+
+    #[test]
+    fn console_upload_dir_turns_on_file_transfer() {
+        let mut o = defaults();
+        // SAFETY: every pointer is NULL or points to live literals.
+        unsafe {
+            o.console_max_upload_size = 100;
+            assert!(message(console(&o)).contains("needs console_upload_dir"));
+            o.console_upload_dir = c"/data/nerves-hub".as_ptr();
+            assert!(message(console(&o)).contains("needs console_enabled"));
+            o.console_enabled = true.into();
+            let c = console(&o).expect("valid").expect("enabled");
+            let ft = c.file_transfer.clone().expect("file transfer");
+            assert_eq!(ft.upload_dir, std::path::Path::new("/data/nerves-hub"));
+            assert_eq!(ft.max_upload_size, 100);
+            assert_eq!(c.announced_version(), "2.0.0");
+            o.console_max_upload_size = 0;
+            let c = console(&o).expect("valid").expect("enabled");
+            assert_eq!(
+                c.file_transfer.expect("on").max_upload_size,
+                nerves_hub_channel::nerves_hub::file_transfer::DEFAULT_MAX_UPLOAD_SIZE
+            );
+            o.console_upload_dir = std::ptr::null();
+            let c = console(&o).expect("valid").expect("enabled");
+            assert!(c.file_transfer.is_none());
+            assert_eq!(c.announced_version(), "1.0.0");
         }
     }
 

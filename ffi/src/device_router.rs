@@ -374,6 +374,9 @@ impl Draft {
             ),
             ExtensionEvent::HealthCheck => ("health_check".to_owned(), Payload::empty()),
             ExtensionEvent::LocationRequest => ("location_request".to_owned(), Payload::empty()),
+            ExtensionEvent::LocalShell { event } => {
+                (format!("local_shell:{event}"), Payload::empty())
+            }
             ExtensionEvent::Other { event, payload } => (event, payload),
         };
         Draft::message(K::NHC_DEVICE_EVENT_EXTENSION, "extensions", name, payload)

@@ -7,32 +7,36 @@
 //! it reads [`ConsoleEvent`]s and answers with [`Console::send_output`], or
 //! it enables the built-in PTY shell bridge ([`ShellOptions`], Linux only).
 //!
-//! File transfer (`file-data/start`, `file-data`, `file-data/stop`): like the
-//! NervesHub Rust agent, the device declines uploads by default. It prints a
-//! one-line notice on the terminal when an upload starts, and writes nothing to
-//! disk; the events still reach the application as [`ConsoleEvent::File`], so
-//! an application that wants uploads sets `decline_file_uploads: false` and
-//! stores the base64 chunks itself. Writing browser-chosen file names into
-//! the device's file system is a decision we leave to the application.
+//! File transfer (`file-data/start`, `file-data`, `file-data/stop`) is off
+//! by default: the console announces `console_version` 1.0.0, so NervesHub's
+//! UI offers no drag-and-drop, and an upload that arrives anyway gets a
+//! one-line notice and is not stored. With [`ConsoleOptions::file_transfer`]
+//! set, the console announces 2.0.0, stores uploads in the configured
+//! directory ([`super::file_transfer`]) and [`Console::send_file`] sends a
+//! file to the browser. The events still reach the application as
+//! [`ConsoleEvent::File`] either way.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-#[cfg(not(target_os = "linux"))]
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::message::Payload;
 use crate::{Channel, JoinParams, Socket};
+
+use super::file_transfer::{read_download, FileTransferOptions, Uploads};
 
 #[cfg(target_os = "linux")]
 use super::shell::Shell;
 pub use super::shell::ShellOptions;
 
-/// The console protocol version NervesHub's server HEAD expects.
+/// The console protocol version with file transfer (link's `console_version`).
 pub const CONSOLE_VERSION: &str = "2.0.0";
+/// The console protocol version without file transfer: NervesHub's UI then
+/// offers no uploads (`console.js` allows them from 2.0.0).
+pub const CONSOLE_VERSION_NO_FILES: &str = "1.0.0";
 /// The `device_api_version` sent on the console join by default (link HEAD).
 pub const DEFAULT_DEVICE_API_VERSION: &str = "2.3.0";
 
@@ -46,24 +50,42 @@ const DECLINE_NOTICE: &str = "File upload is not supported by this device; not s
 /// How the console joins and what runs behind it.
 #[derive(Debug, Clone)]
 pub struct ConsoleOptions {
-    /// Sent as `console_version` on join; "2.0.0" at server HEAD.
+    /// Sent as `console_version` on join. Empty (the default): "2.0.0" when
+    /// `file_transfer` is set, "1.0.0" otherwise (see
+    /// [`ConsoleOptions::announced_version`]).
     pub console_version: String,
     /// Sent as `device_api_version` on join (re-read on every rejoin, see
     /// [`Console::set_device_api_version`]).
     pub device_api_version: String,
     /// `Some`: the built-in PTY shell answers the terminal (Linux only).
     pub shell: Option<ShellOptions>,
-    /// Print a notice and store nothing when a browser uploads a file.
+    /// Without `file_transfer`: print a notice when a browser uploads a file
+    /// (nothing is stored either way).
     pub decline_file_uploads: bool,
+    /// `Some`: store browser uploads in a directory and allow
+    /// [`Console::send_file`]; the console then announces 2.0.0.
+    pub file_transfer: Option<FileTransferOptions>,
+}
+
+impl ConsoleOptions {
+    /// The `console_version` the join sends.
+    pub fn announced_version(&self) -> String {
+        match (self.console_version.is_empty(), &self.file_transfer) {
+            (false, _) => self.console_version.clone(),
+            (true, Some(_)) => CONSOLE_VERSION.to_owned(),
+            (true, None) => CONSOLE_VERSION_NO_FILES.to_owned(),
+        }
+    }
 }
 
 impl Default for ConsoleOptions {
     fn default() -> ConsoleOptions {
         ConsoleOptions {
-            console_version: CONSOLE_VERSION.to_owned(),
+            console_version: String::new(),
             device_api_version: DEFAULT_DEVICE_API_VERSION.to_owned(),
             shell: None,
             decline_file_uploads: true,
+            file_transfer: None,
         }
     }
 }
@@ -89,6 +111,7 @@ pub struct Console {
     channel: Channel,
     versions: Arc<Mutex<(String, String)>>,
     decline_file_uploads: bool,
+    uploads: Option<Mutex<Uploads>>,
     #[cfg(target_os = "linux")]
     shell: Option<Shell>,
 }
@@ -106,8 +129,20 @@ impl Console {
     /// [`Console::join`]. With a shell configured, fails off Linux or when the
     /// command is empty.
     pub fn new(socket: &Socket, opts: ConsoleOptions) -> Result<Console> {
+        if let Some(ft) = &opts.file_transfer {
+            if ft.upload_dir.as_os_str().is_empty() {
+                return Err(Error::InvalidArgument(
+                    "the console upload directory is empty".into(),
+                ));
+            }
+            if ft.max_upload_size == 0 {
+                return Err(Error::InvalidArgument(
+                    "the console upload size limit must be greater than 0".into(),
+                ));
+            }
+        }
         let versions = Arc::new(Mutex::new((
-            opts.console_version.clone(),
+            opts.announced_version(),
             opts.device_api_version.clone(),
         )));
         let params = {
@@ -137,6 +172,7 @@ impl Console {
             channel,
             versions,
             decline_file_uploads: opts.decline_file_uploads,
+            uploads: opts.file_transfer.map(|o| Mutex::new(Uploads::new(o))),
             #[cfg(target_os = "linux")]
             shell,
         })
@@ -172,6 +208,34 @@ impl Console {
         send_up(&self.channel, data)
     }
 
+    /// Sends a file to the browser (device-to-browser download, as link's
+    /// `send_file`): `file-data/start`, 1024-byte base64 `file-data` chunks,
+    /// `file-data/stop`, named by the path's last component. Needs
+    /// `file_transfer`; refuses files of 10 MiB or more. Blocks until every
+    /// chunk is queued (each waits up to 10 s for the connection).
+    pub fn send_file(&self, path: &std::path::Path) -> Result<()> {
+        if self.uploads.is_none() {
+            return Err(Error::InvalidArgument(
+                "console file transfer is not enabled (ConsoleOptions::file_transfer)".into(),
+            ));
+        }
+        let download = read_download(path).map_err(Error::InvalidArgument)?;
+        let name = &download.filename;
+        let push = |event: &str, payload: Value| {
+            self.channel
+                .cast(event, Payload::json(&payload), OUTPUT_TIMEOUT)
+                .map(drop)
+        };
+        push("file-data/start", json!({ "filename": name }))?;
+        for (index, data) in download.chunks.iter().enumerate() {
+            push(
+                "file-data",
+                json!({ "filename": name, "chunk": index, "data": data }),
+            )?;
+        }
+        push("file-data/stop", json!({ "filename": name }))
+    }
+
     /// Decodes a core event. `Some` only for messages on this console
     /// channel; every such message yields an event (unknown ones as
     /// [`ConsoleEvent::Other`]). With the built-in shell, input, resizes and
@@ -196,7 +260,17 @@ impl Console {
 
     fn act_on(&self, event: &ConsoleEvent) {
         if let ConsoleEvent::File { event, payload } = event {
-            if self.decline_file_uploads && event == "file-data/start" {
+            if let Some(uploads) = &self.uploads {
+                let said = uploads
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .handle(event, payload);
+                if let Some(text) = said {
+                    if let Err(e) = self.send_output(&text) {
+                        log::warn!("console: cannot send the upload notice: {e}");
+                    }
+                }
+            } else if self.decline_file_uploads && event == "file-data/start" {
                 let name = payload
                     .get("filename")
                     .and_then(Value::as_str)

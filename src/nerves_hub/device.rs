@@ -121,7 +121,7 @@ impl Device {
         let console = match config.console {
             Some(mut opts) => {
                 opts.device_api_version = config.device_api_version.clone();
-                join.set_extra("console_version", json!(opts.console_version));
+                join.set_extra("console_version", json!(opts.announced_version()));
                 Some(Console::new(&socket, opts)?)
             }
             None => None,
@@ -295,7 +295,16 @@ impl Device {
     /// Stops the update being applied; the server is told `failed` with
     /// "Update cancelled". False if no update was being applied.
     pub fn cancel_update(&self) -> bool {
-        update_flow::cancel(self.core())
+        update_flow::cancel(self.core(), false)
+    }
+
+    /// Like `cancel_update`, for a program that is leaving (SIGTERM): a
+    /// resumable sink (a file) keeps the verified bytes, and when the same
+    /// update (same firmware UUID and URL path) is applied again, even
+    /// after a restart, only the rest is downloaded (HTTP `Range`). The
+    /// whole image is verified as usual.
+    pub fn suspend_update(&self) -> bool {
+        update_flow::cancel(self.core(), true)
     }
 
     /// Declines the pending update; the server is told `ignored {reason}`.

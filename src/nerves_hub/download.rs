@@ -127,6 +127,7 @@ impl<'a> Download<'a> {
         url: &'a Url,
         options: &'a DownloadOptions,
         size: Option<u64>,
+        start: u64,
         pipeline: &'a mut Pipeline,
         events: &'a mut (dyn FnMut(DownloadEvent) + Send),
     ) -> Download<'a> {
@@ -137,7 +138,8 @@ impl<'a> Download<'a> {
             size,
             pipeline,
             events,
-            part: Part::empty(0),
+            // Every byte before `start` was stored and verified earlier.
+            part: Part::empty(start),
         }
     }
 

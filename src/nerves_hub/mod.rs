@@ -19,6 +19,7 @@ pub mod device_config;
 pub mod device_events;
 pub mod download;
 pub mod extensions;
+pub mod file_transfer;
 pub mod fwup_framing;
 pub mod fwup_keys;
 pub mod http;

@@ -213,6 +213,16 @@ mod linux {
             session.wake();
         }
 
+        /// Starts a shell unless one is running (the local_shell extension
+        /// opens it on request, before any input); the error says why not.
+        pub fn open(&self) -> io::Result<()> {
+            let mut state = lock(&self.state);
+            if live(&state).is_none() {
+                state.session = Some(self.start(state.size)?);
+            }
+            Ok(())
+        }
+
         pub fn resize(&self, cols: u16, rows: u16) {
             let mut state = lock(&self.state);
             state.size = (cols, rows);

@@ -47,6 +47,30 @@ pub trait ImageSink: Send + Sync {
     fn report_progress(&self, _progress: ProgressFn) -> bool {
         false
     }
+    /// Resume support, asked before `begin`: the bytes an earlier run of
+    /// this same update (same firmware UUID and URL path) left after
+    /// [`ImageSink::suspend`], as their count and a reader from byte 0.
+    /// The updater re-verifies them and calls `begin_at` with the offset
+    /// it keeps. Default: nothing stored.
+    fn stored(&self, _info: &UpdateInfo) -> Option<(u64, Box<dyn Read + Send>)> {
+        None
+    }
+    /// `begin`, keeping the first `offset` stored bytes (see `stored`);
+    /// writes then continue at `offset`. Only called with 0 unless
+    /// `stored` returned something.
+    fn begin_at(&self, info: &UpdateInfo, offset: u64) -> Result<(), String> {
+        if offset == 0 {
+            self.begin(info)
+        } else {
+            Err("this sink cannot resume".into())
+        }
+    }
+    /// Like `abort`, for an update stopped only because the program is
+    /// leaving: a sink that can resume keeps what it wrote (durably) for
+    /// `stored`. Default: `abort`.
+    fn suspend(&self, reason: &str) {
+        self.abort(reason);
+    }
 }
 
 /// Where to put the image.
@@ -101,11 +125,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Stores the image in a file; the final path appears only once complete and verified.
+///
+/// Resumable: `<path>.partial.resume` names the update the partial file
+/// belongs to (firmware UUID and URL without its query, which changes
+/// with every signature); a suspended update keeps both, and the next run
+/// of the same update continues after the stored bytes.
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
     partial: PathBuf,
+    resume: PathBuf,
     file: Mutex<Option<OpenFile>>,
+}
+
+/// What `<path>.partial.resume` holds: which update the partial file is.
+fn resume_key(info: &UpdateInfo) -> String {
+    let url = match url::Url::parse(&info.firmware_url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => String::new(),
+    };
+    serde_json::json!({"uuid": info.firmware_meta.uuid, "url": url}).to_string()
 }
 
 /// Written bytes are sent to the disk in steps of this many as the download
@@ -173,9 +216,12 @@ impl FileSink {
     pub fn new(path: &Path) -> FileSink {
         let mut partial = OsString::from(path.as_os_str());
         partial.push(".partial");
+        let mut resume = partial.clone();
+        resume.push(".resume");
         FileSink {
             path: path.to_owned(),
             partial: PathBuf::from(partial),
+            resume: PathBuf::from(resume),
             file: Mutex::new(None),
         }
     }
@@ -187,16 +233,59 @@ impl FileSink {
 }
 
 impl ImageSink for FileSink {
-    fn begin(&self, _info: &UpdateInfo) -> Result<(), String> {
-        let file = File::create(&self.partial)
-            .map_err(|e| format!("cannot create {}: {e}", self.partial.display()))?;
+    fn begin(&self, info: &UpdateInfo) -> Result<(), String> {
+        self.begin_at(info, 0)
+    }
+
+    fn stored(&self, info: &UpdateInfo) -> Option<(u64, Box<dyn Read + Send>)> {
+        let key = std::fs::read_to_string(&self.resume).ok()?;
+        if key != resume_key(info) {
+            return None;
+        }
+        let file = File::open(&self.partial).ok()?;
+        let len = file.metadata().ok()?.len();
+        Some((len, Box::new(file)))
+    }
+
+    fn begin_at(&self, info: &UpdateInfo, offset: u64) -> Result<(), String> {
+        let open = |e: std::io::Error| format!("cannot open {}: {e}", self.partial.display());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(offset == 0)
+            .open(&self.partial)
+            .map_err(open)?;
+        if offset > 0 {
+            // Drops whatever followed the verified prefix.
+            file.set_len(offset).map_err(open)?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(open)?;
+        }
+        std::fs::write(&self.resume, resume_key(info))
+            .map_err(|e| format!("cannot write {}: {e}", self.resume.display()))?;
         *lock(&self.file) = Some(OpenFile {
             file,
-            written: 0,
-            started: 0,
-            waited: 0,
+            written: offset,
+            started: offset,
+            waited: offset,
         });
         Ok(())
+    }
+
+    fn suspend(&self, reason: &str) {
+        if let Some(open) = lock(&self.file).take() {
+            match open.file.sync_all() {
+                Ok(()) => {
+                    log::info!(
+                        "keeping {} ({} bytes) to resume: {reason}",
+                        self.partial.display(),
+                        open.written
+                    );
+                    return;
+                }
+                Err(e) => log::warn!("cannot sync {}: {e}", self.partial.display()),
+            }
+        }
+        self.abort(reason);
     }
 
     fn write(&self, chunk: &[u8]) -> Result<(), String> {
@@ -217,6 +306,7 @@ impl ImageSink for FileSink {
         file.sync_all()
             .map_err(|e| format!("cannot sync {}: {e}", self.partial.display()))?;
         drop(file);
+        let _ = std::fs::remove_file(&self.resume);
         std::fs::rename(&self.partial, &self.path).map_err(|e| {
             format!(
                 "cannot rename {} to {}: {e}",
@@ -237,6 +327,7 @@ impl ImageSink for FileSink {
         log::info!("discarding {}: {reason}", self.partial.display());
         drop(lock(&self.file).take());
         let _ = std::fs::remove_file(&self.partial);
+        let _ = std::fs::remove_file(&self.resume);
     }
 }
 
@@ -532,6 +623,48 @@ mod tests {
         other.abort("test");
         assert!(!other.partial_path().exists());
         assert!(other.write(b"y").unwrap_err().contains("not open"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn offer(uuid: &str, url: &str) -> UpdateInfo {
+        UpdateInfo::parse(&serde_json::json!({
+            "update_available": true, "firmware_url": url, "firmware_meta": {"uuid": uuid}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn file_sink_keeps_a_suspended_update_for_the_same_uuid_and_url_path() {
+        let dir = temp("resume");
+        let path = dir.join("fw.img");
+        let first = offer("u1", "https://h/f.fw?sig=1");
+        let sink = FileSink::new(&path);
+        sink.begin(&first).unwrap();
+        sink.write(b"abcdef").unwrap();
+        sink.suspend("leaving");
+        assert!(sink.partial_path().exists());
+
+        // Another signature of the same URL: resumable. Another uuid or path: not.
+        let again = offer("u1", "https://h/f.fw?sig=2");
+        let sink = FileSink::new(&path);
+        assert!(sink.stored(&offer("u2", "https://h/f.fw?sig=2")).is_none());
+        assert!(sink.stored(&offer("u1", "https://h/g.fw?sig=2")).is_none());
+        let (len, mut reader) = sink.stored(&again).expect("stored");
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).unwrap();
+        assert_eq!((len, bytes.as_slice()), (6, &b"abcdef"[..]));
+        // Only the verified prefix is kept; writes continue after it.
+        sink.begin_at(&again, 4).unwrap();
+        sink.write(b"XY").unwrap();
+        sink.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcdXY");
+        assert!(sink.stored(&again).is_none(), "nothing left to resume");
+
+        // A plain abort leaves nothing to resume.
+        sink.begin(&again).unwrap();
+        sink.write(b"z").unwrap();
+        sink.abort("cancelled");
+        assert!(sink.stored(&again).is_none());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

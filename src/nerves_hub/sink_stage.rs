@@ -91,6 +91,12 @@ impl SinkStage {
     /// Stops the update: waits for a running `begin` or `finish`, then
     /// aborts the sink unless `finish` succeeded. Only the first call acts.
     pub(crate) fn stop(&self, reason: &str) -> Stopped {
+        self.stop_keeping(reason, false)
+    }
+
+    /// `stop`; with `keep`, the sink is suspended (keeps what it stored for
+    /// a resume) instead of aborted.
+    pub(crate) fn stop_keeping(&self, reason: &str, keep: bool) -> Stopped {
         let mut st = self.lock();
         st.stopping = true;
         self.changed.notify_all();
@@ -106,7 +112,11 @@ impl SinkStage {
             Step::Idle | Step::Aborted => Stopped::Aborted,
             Step::Open | Step::Busy => {
                 drop(st);
-                self.sink.abort(reason);
+                if keep {
+                    self.sink.suspend(reason);
+                } else {
+                    self.sink.abort(reason);
+                }
                 Stopped::Aborted
             }
         }
@@ -125,10 +135,22 @@ impl SinkStage {
 /// The sink's calls, in the order `ImageSink` promises. `abort` is `stop`.
 impl ImageSink for SinkStage {
     fn begin(&self, info: &UpdateInfo) -> Result<(), String> {
+        self.begin_at(info, 0)
+    }
+
+    fn stored(&self, info: &UpdateInfo) -> Option<(u64, Box<dyn std::io::Read + Send>)> {
+        self.sink.stored(info)
+    }
+
+    fn begin_at(&self, info: &UpdateInfo, offset: u64) -> Result<(), String> {
         let _busy = self
             .enter(Step::Idle, Step::Open)
             .ok_or("the update was stopped before the sink began")?;
-        self.sink.begin(info)
+        if offset == 0 {
+            self.sink.begin(info)
+        } else {
+            self.sink.begin_at(info, offset)
+        }
     }
 
     /// Not serialised with `stop`: `abort` may cancel a blocked write. But

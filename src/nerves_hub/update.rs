@@ -7,7 +7,7 @@
 //! with a reason. `received`, `ignored` and `rescheduled` belong to the
 //! Device, which makes that decision.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use super::fwup_framing::FWUP_ERROR;
 use super::http::HttpClient;
 use super::progress::{percent, Clock, SystemClock, Throttle};
 use super::sink_stage::{SinkStage, Stopped};
-use super::verify::Pipeline;
+use super::verify::{Pipeline, Verified};
 use crate::error::{Error, Result};
 
 pub use super::download::DownloadOptions;
@@ -131,6 +131,8 @@ type Outcome = std::result::Result<(), String>;
 
 struct HandleInner {
     cancel: watch::Sender<bool>,
+    /// Set by `suspend`: the cancellation keeps the sink's bytes.
+    keep_stored: AtomicBool,
     done: watch::Sender<Option<Outcome>>,
     /// The same outcome for blocking waiters.
     blocking: Mutex<Option<Outcome>>,
@@ -187,6 +189,16 @@ impl UpdateHandle {
     /// `Err("Update cancelled")` unless the update already ended.
     pub fn cancel(&self) {
         self.inner.cancel.send_replace(true);
+    }
+
+    /// Cancels because the program is leaving: like `cancel` (same
+    /// outcome), but a sink that can resume ([`ImageSink::suspend`], e.g.
+    /// [`FileSink`]) keeps what it stored, and the next run of the same
+    /// update (same firmware UUID and URL path) re-verifies those bytes and
+    /// downloads only the rest, with an HTTP `Range` request.
+    pub fn suspend(&self) {
+        self.inner.keep_stored.store(true, Ordering::SeqCst);
+        self.cancel();
     }
 
     /// Waits for the end: `Ok(())` after `completed`, `Err(reason)` otherwise.
@@ -257,6 +269,7 @@ pub fn start_update(
     let runtime = crate::runtime::handle()?;
     let inner = Arc::new(HandleInner {
         cancel: watch::channel(false).0,
+        keep_stored: AtomicBool::new(false),
         done: watch::channel(None).0,
         blocking: Mutex::new(None),
         cond: Condvar::new(),
@@ -284,9 +297,10 @@ pub fn start_update(
                 (Err(CANCELLED.to_owned()), true)
             }
         };
+        let keep = cancel && task_inner.0.keep_stored.load(Ordering::SeqCst);
         let result = match result {
             Ok(()) => Ok(()),
-            Err(reason) => match stop(sink, reason.clone()).await {
+            Err(reason) => match stop(sink, reason.clone(), keep).await {
                 // finish succeeded while the stop waited: the image is applied.
                 Stopped::Finished => {
                     completed(reporter.as_ref());
@@ -319,9 +333,10 @@ fn describe(failure: &Failure) -> String {
     }
 }
 
-/// Stops the sink on the blocking pool (it may wait for `begin`/`finish`).
-async fn stop(sink: Arc<SinkStage>, reason: String) -> Stopped {
-    tokio::task::spawn_blocking(move || sink.stop(&reason))
+/// Stops the sink on the blocking pool (it may wait for `begin`/`finish`);
+/// with `keep`, a resumable sink keeps its bytes.
+async fn stop(sink: Arc<SinkStage>, reason: String, keep: bool) -> Stopped {
+    tokio::task::spawn_blocking(move || sink.stop_keeping(&reason, keep))
         .await
         .unwrap_or(Stopped::Aborted)
 }
@@ -386,10 +401,25 @@ impl Job {
             self.sink
                 .report_progress(Arc::new(move |percent| progress.offer(percent)))
         };
+        // Bytes a suspended run of this update stored are checked again
+        // and kept; the download continues after them.
         let (sink, info) = (self.sink.clone(), self.info.clone());
-        blocking(move || sink.begin(&info))
-            .await?
-            .map_err(Failure::Sink)?;
+        let from = blocking(move || {
+            let (partials, checksum) = (&info.partials_checksums, info.checksum.as_deref());
+            let from = match sink.stored(&info) {
+                Some((len, mut reader)) => {
+                    Verified::from_stored(partials, checksum, info.size, len, &mut *reader)
+                }
+                None => Verified::fresh(partials, checksum),
+            };
+            sink.begin_at(&info, from.offset()).map(|()| from)
+        })
+        .await?
+        .map_err(Failure::Sink)?;
+        let start = from.offset();
+        if start > 0 {
+            log::info!("resuming the firmware download after {start} stored bytes");
+        }
 
         // 0 = not known yet; learned from the update or the first response.
         let total = Arc::new(AtomicU64::new(self.info.size.unwrap_or(0)));
@@ -405,6 +435,7 @@ impl Job {
         let mut pipeline = Pipeline::start(
             &self.info.partials_checksums,
             self.info.checksum.as_deref(),
+            from,
             self.sink.clone() as Arc<dyn ImageSink>,
             on_written,
         );
@@ -435,6 +466,7 @@ impl Job {
             &self.url,
             download,
             self.info.size,
+            start,
             &mut pipeline,
             &mut events,
         )

@@ -147,13 +147,18 @@ fn ended(core: &Core, uuid: &str, outcome: std::result::Result<(), String>) {
 }
 
 /// Cancels the update being applied, if any; true if there was one.
-pub(crate) fn cancel(core: &Core) -> bool {
+/// With `keep`, a resumable sink keeps its bytes (`UpdateHandle::suspend`).
+pub(crate) fn cancel(core: &Core, keep: bool) -> bool {
     match &*core.lock_update() {
         UpdatePhase::Applying {
             handle: Some(handle),
             ..
         } => {
-            handle.cancel();
+            if keep {
+                handle.suspend();
+            } else {
+                handle.cancel();
+            }
             true
         }
         _ => false,

@@ -8,10 +8,12 @@
 //! thread, so that reading the socket never waits for hashing.
 
 mod pipeline;
+mod resume;
 
 use ring::digest::{Context, SHA256};
 
 pub(crate) use pipeline::{Part, Pipeline, Verdict};
+pub(crate) use resume::Verified;
 
 /// NervesHub's partial checksum granularity.
 pub const PART_SIZE: usize = 1 << 20;

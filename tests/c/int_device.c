@@ -538,6 +538,40 @@ static int here(nhc_location *out, void *context) {
     return 0;
 }
 
+/* local_shell_enabled offers the extension; the server's request_shell (sent
+ * when the device confirms the attach) opens a shell that runs input. */
+static void local_shell(void) {
+    reset_server();
+    tl_ctl_post(&srv, "/extensions", "{\"enabled\":[\"local_shell\"]}");
+    dev_ctx c;
+    ctx_init(&c);
+    nhc_socket_options s;
+    mtls_socket(&s);
+    nhc_device_options o;
+    CHECK_OK(nhc_device_options_default(&o));
+    CHECK(!o.local_shell_enabled);
+    o.socket = &s;
+    o.local_shell_enabled = true;
+    nhc_device *dev = start(&c, &o);
+    CHECK(tl_rec_wait(&c.rec, "dev EXTENSION topic=extensions event=local_shell:request_shell", 1,
+                      10000));
+    char body[16384];
+    CHECK(tl_ctl_wait_body(&srv, "extensions", "local_shell:request_status", 1, 10000, body,
+                           sizeof body));
+    CHECK(strstr(body, "\"started\"") != NULL);
+    CHECK(tl_ctl_push(&srv, "extensions", "local_shell:shell_input",
+                      "{\"data\":\"echo c-$((6*7))\\n\"}") == 1);
+    bool seen = false;
+    for (int n = 1; n <= 50 && !seen; n++) {
+        if (!tl_ctl_wait_body(&srv, "extensions", "local_shell:shell_output", n, 10000, body,
+                              sizeof body))
+            break;
+        seen = strstr(body, "c-42") != NULL;
+    }
+    CHECK(seen);
+    finish(&c, dev);
+}
+
 static void extensions_scripts_archive(void) {
     reset_server();
     dev_ctx c;
@@ -781,6 +815,7 @@ int main(void) {
     reboot_identify_decisions();
     console_round_trip();
     extensions_scripts_archive();
+    local_shell();
     archive_download();
     nh1_shared_secret();
     identity_in_use();

@@ -65,6 +65,11 @@ class Control:
             body["payload"] = payload
         return int(self.call("/push", body)["delivered"])
 
+    def upload_file(self, filename: str, content: bytes) -> int:
+        """A browser upload to every joined console (start, chunks, stop)."""
+        body = {"filename": filename, "content_base64": base64.b64encode(content).decode()}
+        return int(self.call("/upload_file", body)["delivered"])
+
     def broadcast(self, topic: str, event: str, payload: Any = None) -> int:
         body: Dict[str, Any] = {"topic": topic, "event": event}
         if payload is not None:

@@ -2,6 +2,7 @@
 
 import math
 import queue
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -269,7 +270,7 @@ def test_console_round_trip(server: DevServer, make_device: DeviceFactory) -> No
     connected(device)
     server.control.wait_joined("console")
     (join,) = server.control.wait("console", "phx_join")
-    assert join["payload"]["console_version"] == "2.0.0"
+    assert join["payload"]["console_version"] == "1.0.0"
     server.control.push("console", "dn", {"data": "ls\r"})
     assert get(inputs) == nhc.ConsoleInput("ls\r")
     (up,) = server.control.wait("console", "up")
@@ -294,6 +295,32 @@ def test_extensions_attach_and_send_a_health_report(server: DevServer, make_devi
     device.log("info", "hello from python")
     (line,) = server.control.wait("extensions", "logging:send")
     assert "hello from python" in str(line["payload"])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the local shell needs Linux")
+def test_local_shell_is_off_by_default_and_runs_input_when_on(server: DevServer, make_device: DeviceFactory) -> None:
+    server.control.call("/extensions", {"enabled": ["health", "local_shell"]})
+    off = make_device(extensions={"health": True})
+    connected(off)
+    (join,) = server.control.wait("extensions", "phx_join")
+    assert join["payload"] == {"health": "0.0.1"}
+
+    device = make_device(extensions={"local_shell": True})
+    extension_events = events(device, "extension")
+    connected(device)
+    joins = server.control.wait("extensions", "phx_join", 2)
+    assert joins[1]["payload"] == {"local_shell": "0.0.1"}
+    (status,) = server.control.wait("extensions", "local_shell:request_status")
+    assert status["payload"] == {"status": "started"}
+    seen = [get(extension_events).event for _ in range(2)]
+    assert seen == ["negotiated", "local_shell:request_shell"]
+    server.control.push("extensions", "local_shell:shell_input", {"data": "echo py-$((6*7))\n"})
+    for count in range(1, 200):
+        out = server.control.wait("extensions", "local_shell:shell_output", count)
+        if "py-42" in "".join(m["payload"]["data"] for m in out):
+            break
+    else:
+        pytest.fail("no py-42 in the shell output")
 
 
 def test_nh1_shared_secret_connects_and_a_wrong_one_is_an_auth_error(

@@ -169,6 +169,37 @@ def test_uploads_reach_the_application_when_not_declined(server: DevServer, make
     assert first["payload"] == {"data": "marker"}
 
 
+def test_console_upload_dir_stores_uploads_and_announces_2_0_0(
+    server: DevServer, make_device: DeviceFactory, tmp_path: Path
+) -> None:
+    with pytest.raises(nhc.InvalidArgument, match="needs console"):
+        make_device(console_upload_dir=tmp_path)
+    with pytest.raises(nhc.InvalidArgument, match="needs console_upload_dir"):
+        make_device(console=True, console_max_upload_size=10)
+    uploads = tmp_path / "uploads"
+    device = make_device(console=True, console_upload_dir=uploads, console_max_upload_size=4000)
+    connected(device)
+    server.control.wait_joined("console")
+    (join,) = server.control.wait("console", "phx_join")
+    assert join["payload"]["console_version"] == "2.0.0"
+    content = bytes(range(256)) * 12
+    assert server.control.upload_file("data.bin", content) == 1
+    (saved,) = server.control.wait("console", "up")
+    assert "Saved" in saved["payload"]["data"], saved
+    assert (uploads / "data.bin").read_bytes() == content
+    server.control.upload_file("../escape", b"x")
+    refused = server.control.wait("console", "up", count=2)[1]
+    assert "Upload refused" in refused["payload"]["data"], refused
+    assert not (tmp_path / "escape").exists()
+    source = tmp_path / "log.txt"
+    source.write_bytes(b"a" * 1500)
+    device.console_send_file(source)
+    chunks = server.control.wait("console", "file-data", count=2)
+    assert [c["payload"]["chunk"] for c in chunks] == [0, 1]
+    (stop,) = server.control.wait("console", "file-data/stop")
+    assert stop["payload"] == {"filename": "log.txt"}
+
+
 def test_health_options_reach_the_report(server: DevServer, make_device: DeviceFactory, tmp_path: Path) -> None:
     with pytest.raises(nhc.InvalidArgument, match='has no "metric"'):
         make_device(extensions={"health": {"metric": lambda: {}}})

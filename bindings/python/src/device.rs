@@ -59,7 +59,8 @@ const KINDS: &[&str] = &[
 /// ``True``, ``False`` or ``None``. ``console=True`` joins the remote
 /// console (``console_shell=[...]`` runs a PTY shell behind it, Linux);
 /// ``extensions={"health": True | metrics_fn, "geo": location_fn,
-/// "logging": True}`` offers extensions.
+/// "logging": True, "local_shell": True}`` offers extensions (``local_shell``:
+/// NervesHub's Local Shell tab gets ``/bin/sh -l`` on a pty, Linux; off by default).
 ///
 /// ``uboot_env_path`` with ``uboot_env_size`` (and ``uboot_env_redundant``)
 /// reads a binary U-Boot environment image instead. ``auto_update={...}``
@@ -120,7 +121,8 @@ impl Device {
         connect_timeout=15.0, heartbeat_interval=30.0, heartbeat_timeout=30.0, timeout=10.0,
         rejoin_after=5.0, reconnect=true, backoff_initial=1.0, backoff_max=60.0,
         backoff_jitter=0.5, stable_after=120.0, event_capacity=1024, on_state=None,
-        delivery="threaded", device_rejoin_after_close=5.0
+        delivery="threaded", device_rejoin_after_close=5.0, console_upload_dir=None,
+        console_max_upload_size=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -171,6 +173,8 @@ impl Device {
         on_state: Option<Bound<'py, PyAny>>,
         delivery: &str,
         device_rejoin_after_close: f64,
+        console_upload_dir: Option<PathBuf>,
+        console_max_upload_size: Option<u64>,
     ) -> PyResult<Device> {
         let polled = handle::polled(delivery)?;
         let on_state = callable(on_state, "on_state")?;
@@ -226,6 +230,8 @@ impl Device {
             uboot_env_size,
             uboot_env_redundant,
             device_rejoin_after_close,
+            console_upload_dir,
+            console_max_upload_size,
         }
         .into_config(socket)?;
         let core = CoreDevice::new(config).map_err(py_err)?;
@@ -570,6 +576,13 @@ impl Device {
         self.core.cancel_update()
     }
 
+    /// Like ``cancel_update``, for a program that is leaving: a file sink
+    /// keeps the verified bytes, and the same update applied again (even
+    /// after a restart) downloads only the rest.
+    fn suspend_update(&self) -> bool {
+        self.core.suspend_update()
+    }
+
     /// Tells the server the running firmware is validated.
     fn firmware_validated(&self) -> PyResult<()> {
         self.core.firmware_validated().map_err(py_err)
@@ -611,6 +624,17 @@ impl Device {
             .console()
             .ok_or_else(|| invalid("the console is not enabled; pass console=True"))?;
         console.send_output(data).map_err(py_err)
+    }
+
+    /// Sends the file at ``path`` to the browsers attached to the console
+    /// (device-to-browser download; needs ``console_upload_dir``; files of
+    /// 10 MiB or more are refused). Blocks until every chunk is queued.
+    fn console_send_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let console = self
+            .core
+            .console()
+            .ok_or_else(|| invalid("the console is not enabled; pass console=True"))?;
+        py.detach(|| console.send_file(&path)).map_err(py_err)
     }
 
     /// Sends a log line through the ``logging`` extension (rate-limited to

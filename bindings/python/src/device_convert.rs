@@ -159,6 +159,7 @@ fn extension<'py>(py: Python<'py>, e: &ExtensionEvent) -> PyResult<Bound<'py, Py
         ExtensionEvent::Detached { names } => simple("detached", names),
         ExtensionEvent::HealthCheck => simple("health_check", &[]),
         ExtensionEvent::LocationRequest => simple("location_request", &[]),
+        ExtensionEvent::LocalShell { event } => simple(&format!("local_shell:{event}"), &[]),
         ExtensionEvent::Other { event, payload } => make(
             py,
             "ExtensionEvent",

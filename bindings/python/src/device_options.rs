@@ -16,6 +16,7 @@ use nerves_hub_channel::nerves_hub::extensions::health::{AlarmsProvider, ChecksP
 use nerves_hub_channel::nerves_hub::extensions::{
     Check, ExtensionsOptions, GeoProvider, HealthOptions, Location,
 };
+use nerves_hub_channel::nerves_hub::file_transfer::FileTransferOptions;
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, Nh1Digest, SharedSecret};
 use nerves_hub_channel::nerves_hub::update::{DownloadOptions, SinkSpec, UpdateOptions};
 use nerves_hub_channel::nerves_hub::{
@@ -50,6 +51,9 @@ pub struct DeviceOptions<'py> {
     pub console_shell_timeout: f64,
     pub console_shell_env: Option<BTreeMap<String, String>>,
     pub console_decline_file_uploads: bool,
+    /// Console file transfer into this directory (console_version 2.0.0).
+    pub console_upload_dir: Option<PathBuf>,
+    pub console_max_upload_size: Option<u64>,
     pub extensions: Option<Bound<'py, PyAny>>,
     pub report_timeout: f64,
     pub auto_update: Option<Bound<'py, PyAny>>,
@@ -116,9 +120,22 @@ impl DeviceOptions<'_> {
                 "console_shell_env needs console_shell=[program, args...]",
             ));
         }
+        if self.console_upload_dir.is_none() && self.console_max_upload_size.is_some() {
+            return Err(invalid("console_max_upload_size needs console_upload_dir"));
+        }
+        if self.console_upload_dir.is_some() && !self.console && self.console_shell.is_none() {
+            return Err(invalid("console_upload_dir needs console=True"));
+        }
         if self.console || self.console_shell.is_some() {
             let mut console = ConsoleOptions {
                 decline_file_uploads: self.console_decline_file_uploads,
+                file_transfer: self.console_upload_dir.map(|dir| {
+                    let mut ft = FileTransferOptions::new(dir);
+                    if let Some(max) = self.console_max_upload_size {
+                        ft.max_upload_size = max;
+                    }
+                    ft
+                }),
                 ..ConsoleOptions::default()
             };
             if let Some(command) = self.console_shell {
@@ -295,10 +312,13 @@ fn auto_update(value: &Bound<'_, PyAny>) -> PyResult<UpdateOptions> {
     args.into_options()
 }
 
-/// `{"health": True | metrics callable | {...}, "geo": callable, "logging": True}`.
+/// `{"health": True | metrics callable | {...}, "geo": callable, "logging": True,
+/// "local_shell": True}`.
 fn extensions(value: &Bound<'_, PyAny>) -> PyResult<ExtensionsOptions> {
     let dict = value.cast::<PyDict>().map_err(|_| {
-        invalid("extensions must be a dict with keys \"health\", \"geo\", \"logging\"")
+        invalid(
+            "extensions must be a dict with keys \"health\", \"geo\", \"logging\", \"local_shell\"",
+        )
     })?;
     let mut opts = ExtensionsOptions::default();
     for (k, v) in dict.iter() {
@@ -320,9 +340,12 @@ fn extensions(value: &Bound<'_, PyAny>) -> PyResult<ExtensionsOptions> {
             "geo" if v.is_callable() => opts.geo = Some(geo_provider(v.unbind())),
             "geo" => return Err(invalid("extensions[\"geo\"] must be a callable")),
             "logging" => opts.logging = v.is_truthy()?,
+            "local_shell" => {
+                opts.local_shell = v.is_truthy()?.then(ShellOptions::default);
+            }
             other => {
                 return Err(invalid(format!(
-                    "unknown extension {other:?}: the device offers \"health\", \"geo\" and \"logging\""
+                    "unknown extension {other:?}: the device offers \"health\", \"geo\", \"logging\" and \"local_shell\""
                 )))
             }
         }

@@ -20,6 +20,7 @@
 
 pub mod geo;
 pub mod health;
+pub mod local_shell;
 pub mod logging;
 pub mod time;
 
@@ -33,6 +34,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::event::{Event, PushId, PushOutcome};
 use crate::message::Payload;
+use crate::nerves_hub::shell::ShellOptions;
 use crate::{Channel, JoinParams, Socket};
 
 pub use geo::{GeoProvider, Location};
@@ -40,11 +42,13 @@ pub use health::{Check, HealthOptions, Reported};
 pub use logging::LogLevel;
 
 use health::HealthSampler;
+use local_shell::LocalShell;
 use logging::{Admit, LogLimiter};
 
 pub const HEALTH: &str = "health";
 pub const GEO: &str = "geo";
 pub const LOGGING: &str = "logging";
+pub const LOCAL_SHELL: &str = local_shell::NAME;
 /// The version offered for each extension (the server matches `~> 0.0.1`).
 pub const VERSION: &str = "0.0.1";
 
@@ -65,6 +69,11 @@ pub struct ExtensionsOptions {
     pub geo: Option<Arc<dyn GeoProvider>>,
     /// Offer `logging` (lines sent with [`Extensions::log`]).
     pub logging: bool,
+    /// `Some`: offer `local_shell`, a shell on a pty started when the server
+    /// asks (Linux only). Off by default, like the console shell: it gives
+    /// whoever may use the device's console in NervesHub a shell as the
+    /// device's user.
+    pub local_shell: Option<ShellOptions>,
 }
 
 impl fmt::Debug for ExtensionsOptions {
@@ -73,6 +82,7 @@ impl fmt::Debug for ExtensionsOptions {
             .field("health", &self.health)
             .field("geo", &self.geo.is_some())
             .field("logging", &self.logging)
+            .field("local_shell", &self.local_shell)
             .finish()
     }
 }
@@ -97,6 +107,9 @@ pub enum ExtensionEvent {
     HealthCheck,
     /// The server asked for the location; the answer is being sent.
     LocationRequest,
+    /// The server asked `local_shell` to start (`request_shell`) or stop
+    /// (`kill_shell`) the shell; it is done. Input and resizes are not reported.
+    LocalShell { event: String },
     /// Any other message on the extensions topic.
     Other { event: String, payload: Payload },
 }
@@ -119,6 +132,7 @@ struct Inner {
     health: Option<Mutex<HealthSampler>>,
     geo: Option<Arc<dyn GeoProvider>>,
     logging_enabled: bool,
+    local_shell: Option<LocalShell>,
     state: Mutex<State>,
     logging: Mutex<Logging>,
     reported: Mutex<Reported>,
@@ -157,6 +171,10 @@ impl Extensions {
             "extensions",
             JoinParams::Static(Payload::json(&Value::Object(params))),
         )?;
+        let local_shell = opts
+            .local_shell
+            .map(|shell| LocalShell::new(shell, channel.clone()))
+            .transpose()?;
         Ok(Extensions {
             inner: Arc::new(Inner {
                 channel,
@@ -164,6 +182,7 @@ impl Extensions {
                 health: opts.health.map(|h| Mutex::new(HealthSampler::new(h))),
                 geo: opts.geo,
                 logging_enabled: opts.logging,
+                local_shell,
                 state: Mutex::new(State::default()),
                 logging: Mutex::new(Logging {
                     limiter: LogLimiter::new(Instant::now()),
@@ -362,7 +381,7 @@ impl Extensions {
                 event,
                 payload,
                 ..
-            } if *channel == ours => Some(self.on_message(event, payload)),
+            } if *channel == ours => self.on_message(event, payload),
             _ => None,
         }
     }
@@ -373,8 +392,8 @@ impl Extensions {
         state.attach_pushes.clear();
         let names = std::mem::take(&mut state.attached);
         drop(state);
-        if names.contains(LOGGING) {
-            lock(&self.inner.logging).limiter.clear();
+        for name in &names {
+            self.stopped(name);
         }
         names.into_iter().collect()
     }
@@ -438,9 +457,7 @@ impl Extensions {
             if !lock(&self.inner.state).attached.remove(&name) {
                 continue;
             }
-            if name == LOGGING {
-                lock(&self.inner.logging).limiter.clear();
-            }
+            self.stopped(&name);
             if let Err(e) = self.cast(&format!("{name}:detached"), json!({})) {
                 log::warn!("extensions: cannot confirm detaching {name:?}: {e}");
             }
@@ -462,10 +479,21 @@ impl Extensions {
         if !lock(&self.inner.state).attached.remove(&name) {
             return None;
         }
-        if name == LOGGING {
-            lock(&self.inner.logging).limiter.clear();
-        }
+        self.stopped(&name);
         Some(ExtensionEvent::Detached { names: vec![name] })
+    }
+
+    /// Drops what a detached extension holds.
+    fn stopped(&self, name: &str) {
+        match name {
+            LOGGING => lock(&self.inner.logging).limiter.clear(),
+            LOCAL_SHELL => {
+                if let Some(shell) = &self.inner.local_shell {
+                    shell.stop();
+                }
+            }
+            _ => {}
+        }
     }
 
     /// `{"extensions": [names] | "all" | "name"}`.
@@ -487,8 +515,22 @@ impl Extensions {
         }
     }
 
-    fn on_message(&self, event: &str, payload: &Payload) -> ExtensionEvent {
-        match event {
+    fn on_message(&self, event: &str, payload: &Payload) -> Option<ExtensionEvent> {
+        if let (Some(shell), Some(action)) =
+            (&self.inner.local_shell, event.strip_prefix("local_shell:"))
+        {
+            if let Some(request) = local_shell::decode(action, payload) {
+                let reported = matches!(
+                    request,
+                    local_shell::Request::Open | local_shell::Request::Kill
+                );
+                shell.handle(request);
+                return reported.then(|| ExtensionEvent::LocalShell {
+                    event: action.to_owned(),
+                });
+            }
+        }
+        let event = match event {
             "attach" => {
                 let names = self.names_in(payload);
                 ExtensionEvent::Attached {
@@ -521,7 +563,8 @@ impl Extensions {
                 event: event.to_owned(),
                 payload: payload.clone(),
             },
-        }
+        };
+        Some(event)
     }
 
     /// Runs user providers and file reads off the caller's thread (the
@@ -571,6 +614,9 @@ fn offered_names(opts: &ExtensionsOptions) -> Vec<&'static str> {
     }
     if opts.logging {
         v.push(LOGGING);
+    }
+    if opts.local_shell.is_some() {
+        v.push(LOCAL_SHELL);
     }
     v
 }

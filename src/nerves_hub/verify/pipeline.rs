@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{Checked, PartCheck, WholeHash, PART_SIZE};
+use super::{Checked, Verified, WholeHash, PART_SIZE};
 use crate::nerves_hub::download::Failure;
 use crate::nerves_hub::sink::ImageSink;
 
@@ -106,10 +106,12 @@ pub(crate) struct Pipeline {
 
 impl Pipeline {
     /// Starts both stages. `on_written(total_bytes)` runs after each write,
-    /// on the sink's thread.
+    /// on the sink's thread. `from` is what was verified before (nothing,
+    /// or the stored prefix of a resumed update).
     pub(crate) fn start(
         partials: &[String],
         checksum: Option<&str>,
+        from: Verified,
         sink: Arc<dyn ImageSink>,
         mut on_written: impl FnMut(u64) + Send + 'static,
     ) -> Pipeline {
@@ -119,7 +121,10 @@ impl Pipeline {
         let spares = Arc::new(Spares::default());
         let stop = Arc::new(AtomicBool::new(false));
 
-        let mut part_check = PartCheck::new(partials);
+        let Verified {
+            parts: mut part_check,
+            mut whole,
+        } = from;
         let (check_spares, check_stop) = (spares.clone(), stop.clone());
         let check = tokio::task::spawn_blocking(move || {
             while let Some(message) = check_rx.blocking_recv() {
@@ -158,7 +163,6 @@ impl Pipeline {
         // served), so hashing the whole file again proves nothing more and
         // would double the CPU cost of a download; nerves_hub_link's
         // PartsUpdater likewise uses `checksum` only without partials.
-        let mut whole = WholeHash::new(checksum.is_some() && partials.is_empty());
         let (write_spares, write_stop) = (spares.clone(), stop.clone());
         let write = tokio::task::spawn_blocking(move || {
             while let Some(part) = write_rx.blocking_recv() {
@@ -276,6 +280,16 @@ mod tests {
     use super::*;
     use crate::nerves_hub::update_info::UpdateInfo;
 
+    fn start(
+        partials: &[String],
+        checksum: Option<&str>,
+        sink: Arc<dyn ImageSink>,
+        on_written: impl FnMut(u64) + Send + 'static,
+    ) -> Pipeline {
+        let from = Verified::fresh(partials, checksum);
+        Pipeline::start(partials, checksum, from, sink, on_written)
+    }
+
     #[derive(Default)]
     struct Memory {
         bytes: Mutex<Vec<u8>>,
@@ -315,7 +329,7 @@ mod tests {
         let sink = Arc::new(Memory::default());
         let written = Arc::new(Mutex::new(Vec::new()));
         let seen = written.clone();
-        let mut pipeline = Pipeline::start(
+        let mut pipeline = start(
             &partials(&data),
             Some(&sha256_hex(&data)),
             sink.clone(),
@@ -339,7 +353,7 @@ mod tests {
     async fn a_bad_part_is_reported_and_what_was_read_after_it_is_dropped() {
         let data = image(3 * PART_SIZE);
         let sink = Arc::new(Memory::default());
-        let mut pipeline = Pipeline::start(
+        let mut pipeline = start(
             &partials(&data),
             Some(&sha256_hex(&data)),
             sink.clone(),
@@ -372,7 +386,7 @@ mod tests {
     #[tokio::test]
     async fn with_partials_a_missing_last_part_fails_finish() {
         let data = image(PART_SIZE + 10);
-        let mut pipeline = Pipeline::start(
+        let mut pipeline = start(
             &partials(&data),
             Some(&sha256_hex(&data)),
             Arc::new(Memory::default()),
@@ -390,7 +404,7 @@ mod tests {
     #[tokio::test]
     async fn a_whole_file_mismatch_fails_finish() {
         let data = image(1000);
-        let mut pipeline = Pipeline::start(
+        let mut pipeline = start(
             &[],
             Some(&sha256_hex(b"other")),
             Arc::new(Memory::default()),
@@ -412,7 +426,7 @@ mod tests {
             fail: true,
             ..Memory::default()
         });
-        let mut pipeline = Pipeline::start(&partials(&data), None, sink, |_| {});
+        let mut pipeline = start(&partials(&data), None, sink, |_| {});
         let p = part(&pipeline, &data, 0, PART_SIZE);
         pipeline.send(p).await.unwrap();
         // The sync waits for the check stage; the write stage fails meanwhile

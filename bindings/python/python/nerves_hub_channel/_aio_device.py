@@ -101,6 +101,8 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         on_state: Optional[Callable[[_native.StateChange], object]] = None,
         max_pending: int = 1024,
         device_rejoin_after_close: float = 5.0,
+        console_upload_dir: Union[str, "os.PathLike[str]", None] = None,
+        console_max_upload_size: Optional[int] = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -152,6 +154,8 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
             on_state=self._on_state,
             delivery="polled",
             device_rejoin_after_close=device_rejoin_after_close,
+            console_upload_dir=console_upload_dir,
+            console_max_upload_size=console_max_upload_size,
         )
         super().__init__(native, on_state)
         native.on("*", self._on_event)
@@ -357,6 +361,11 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
         :class:`UpdateError`); False if none was."""
         return self._native.cancel_update()
 
+    def suspend_update(self) -> bool:
+        """Like :meth:`cancel_update`, but a file sink keeps the verified
+        bytes for the next run of the same update."""
+        return self._native.suspend_update()
+
     # -- other device calls ----------------------------------------------------
 
     def firmware_validated(self) -> None:
@@ -380,6 +389,10 @@ class AsyncDevice(_AsyncHandle[_native.Device]):
     def console_output(self, data: str) -> None:
         """Sends terminal output to the remote console (``console=True``)."""
         self._native.console_output(data)
+
+    async def console_send_file(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Sends a file (< 10 MiB) to the browser; needs ``console_upload_dir``."""
+        await asyncio.get_running_loop().run_in_executor(None, self._native.console_send_file, path)
 
     def log(self, level: str, message: str, meta: Optional[Mapping[str, str]] = None) -> None:
         """Sends a log line through the ``logging`` extension."""

@@ -219,6 +219,7 @@ class _Extensions(TypedDict, total=False):
     health: Union[bool, Callable[[], Mapping[str, float]], _Health]
     geo: Optional[Callable[[], Mapping[str, Any]]]
     logging: bool
+    local_shell: bool
 
 @final
 class Device:
@@ -274,6 +275,8 @@ class Device:
         on_state: Optional[Callable[[StateChange], object]] = None,
         delivery: Literal["threaded", "polled"] = "threaded",
         device_rejoin_after_close: float = 5.0,
+        console_upload_dir: Optional[Union[str, os.PathLike[str]]] = None,
+        console_max_upload_size: Optional[int] = None,
     ) -> "Device": ...
     def connect(self) -> None:
         """Connects in the background and joins ``device``."""
@@ -353,6 +356,8 @@ class Device:
         """Postpones the pending update by ``delay`` seconds."""
     def cancel_update(self) -> bool:
         """Stops the update being applied."""
+    def suspend_update(self) -> bool:
+        """Stops the update being applied; a file sink keeps its bytes to resume."""
     def firmware_validated(self) -> None:
         """Tells the server the running firmware is validated."""
     def script_result(
@@ -365,6 +370,8 @@ class Device:
         """Replaces the firmware metadata sent at the next join."""
     def console_output(self, data: str) -> None:
         """Sends terminal output to the remote console."""
+    def console_send_file(self, path: Union[str, os.PathLike[str]]) -> None:
+        """Sends a file (< 10 MiB) to the browser; needs ``console_upload_dir``."""
     def log(self, level: str, message: str, meta: Optional[Mapping[str, str]] = None) -> None:
         """Sends a log line through the ``logging`` extension."""
     def report_metric(self, name: str, value: float) -> None:
