@@ -90,27 +90,46 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def voluntary_switches() -> int:
+    """Of every thread of this process: how often one went to sleep."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+
+
 class Flooder:
     """Starts floods on one topic and measures them."""
 
-    def __init__(self, control_url: str, topic: str, size: int) -> None:
+    def __init__(self, control_url: str, topic: str, size: int, rate: int = 0) -> None:
         self.control_url, self.topic, self.size = control_url, topic, size
+        self.rate = rate
+        """Messages/s of the measured flood (0: full speed); the warm-up is never paced."""
+        self.paced = False
 
     def start(self, count: int) -> None:
         # with_join_ref: the PyPI client drops V2 messages whose join_ref is
         # not its join's, fastlane broadcasts ([null, null, ...]) included, so
         # every client gets channel pushes: the same bytes for all of them.
-        body = {"topic": self.topic, "event": EVENT, "count": count, "size": self.size,
-                "with_join_ref": True}
+        body: Dict[str, Any] = {"topic": self.topic, "event": EVENT, "count": count, "size": self.size,
+                                "with_join_ref": True}
+        if self.paced and self.rate > 0:
+            body["rate"] = self.rate
         delivered = control(self.control_url, "/flood", body)["delivered"]
         if delivered != 1:
             raise RuntimeError(f"the flood reached {delivered} channels on {self.topic}, not 1")
 
 
-def result(counter: Counter, count: int, wall: float, cpu: float) -> Dict[str, Any]:
-    if counter.n != count or counter.last != count - 1:
-        raise RuntimeError(f"got {counter.n} of {count} messages, last index {counter.last}")
-    return {"messages": count, "seconds": wall, "cpu_seconds": cpu}
+class Measure:
+    """Wall clock, CPU time and voluntary context switches of one measured flood."""
+
+    def __init__(self, flooder: Flooder) -> None:
+        flooder.paced = True
+        self.wall, self.cpu, self.switches = time.perf_counter(), cpu_seconds(), voluntary_switches()
+
+    def result(self, counter: Counter, count: int) -> Dict[str, Any]:
+        if counter.n != count or counter.last != count - 1:
+            raise RuntimeError(f"got {counter.n} of {count} messages, last index {counter.last}")
+        return {"messages": count, "seconds": time.perf_counter() - self.wall,
+                "cpu_seconds": cpu_seconds() - self.cpu,
+                "voluntary_switches": voluntary_switches() - self.switches}
 
 
 def run_nhc_callback(ws_url: str, flooder: Flooder, count: int) -> Dict[str, Any]:
@@ -136,9 +155,9 @@ def run_nhc_callback(ws_url: str, flooder: Flooder, count: int) -> Dict[str, Any
                 raise RuntimeError(f"stalled after {counter.n} of {k} messages")
 
         flood(WARMUP)
-        wall, cpu = time.perf_counter(), cpu_seconds()
+        measure = Measure(flooder)
         flood(count)
-        return result(counter, count, time.perf_counter() - wall, cpu_seconds() - cpu)
+        return measure.result(counter, count)
 
 
 def run_nhc_async_for(ws_url: str, flooder: Flooder, count: int) -> Dict[str, Any]:
@@ -161,9 +180,9 @@ def run_nhc_async_for(ws_url: str, flooder: Flooder, count: int) -> Dict[str, An
                 await asyncio.wait_for(flood(k), TIMEOUT)
 
             await bounded(WARMUP)
-            wall, cpu = time.perf_counter(), cpu_seconds()
+            measure = Measure(flooder)
             await bounded(count)
-            return result(counter, count, time.perf_counter() - wall, cpu_seconds() - cpu)
+            return measure.result(counter, count)
 
     return asyncio.run(main())
 
@@ -190,9 +209,9 @@ def run_pypi(ws_url: str, flooder: Flooder, count: int) -> Dict[str, Any]:
                 await asyncio.wait_for(done.wait(), TIMEOUT)
 
             await flood(WARMUP)
-            wall, cpu = time.perf_counter(), cpu_seconds()
+            measure = Measure(flooder)
             await flood(count)
-            return result(counter, count, time.perf_counter() - wall, cpu_seconds() - cpu)
+            return measure.result(counter, count)
 
     return asyncio.run(main())
 
@@ -205,7 +224,11 @@ RUNNERS: Dict[str, Callable[[str, Flooder, int], Dict[str, Any]]] = {
 
 
 def child(args: argparse.Namespace) -> None:
-    flooder = Flooder(args.control_url, args.topic, args.size)
+    global TIMEOUT
+    if args.rate:
+        # A paced flood takes count / rate seconds however fast the client is.
+        TIMEOUT += 2 * args.count / args.rate
+    flooder = Flooder(args.control_url, args.topic, args.size, args.rate)
     measurement = RUNNERS[args.scenario](args.ws_url, flooder, args.count)
     measurement["max_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(measurement), flush=True)
@@ -244,9 +267,10 @@ def run_child(info: Dict[str, str], scenario: str, topic: str, args: argparse.Na
     command = [
         sys.executable, __file__, "--scenario", scenario, "--topic", topic,
         "--ws-url", info["ws_url"], "--control-url", info["control_url"],
-        "--count", str(args.count), "--size", str(args.size),
+        "--count", str(args.count), "--size", str(args.size), "--rate", str(args.rate),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT * 3)
+    limit = TIMEOUT * 3 + (3 * args.count / args.rate if args.rate else 0)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=limit)
     if done.returncode != 0:
         raise RuntimeError(f"{scenario} failed ({done.returncode}):\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -366,6 +390,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=50_000, help="messages per flood (50,000)")
     parser.add_argument("--size", type=int, default=256, help="payload bytes (256)")
+    parser.add_argument("--rate", type=int, default=0,
+                        help="messages/s of the measured floods, each sent alone (0: full speed)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per client; medians are reported (3)")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these clients")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "python_inbound.json"))
@@ -375,8 +401,8 @@ def main() -> None:
     parser.add_argument("--ws-url", help=argparse.SUPPRESS)
     parser.add_argument("--control-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.count < 1 or args.size < 0 or args.repeat < 1:
-        parser.error("--count and --repeat must be positive, --size not negative")
+    if args.count < 1 or args.size < 0 or args.repeat < 1 or args.rate < 0:
+        parser.error("--count and --repeat must be positive, --size and --rate not negative")
     if args.scenario:
         child(args)
     else:

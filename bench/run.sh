@@ -98,18 +98,11 @@ step "dev server"
 server_dir=$work/server
 rm -rf "$server_dir"
 mkdir -p "$server_dir"
-"$root/target/release/nhc-devserver" --pki-dir "$server_dir/pki" --ready-file "$server_dir/ready" \
-  >"$server_dir/stdout" 2>"$server_dir/stderr" &
-server_pid=$!
-stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+# shellcheck source=bench/devserver.sh
+source bench/devserver.sh
+start_devserver "$server_dir"
+stop_server() { stop_devserver; }
 trap stop_server EXIT
-for _ in $(seq 600); do
-  [ -s "$server_dir/ready" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$server_dir/stderr" >&2; exit 1; }
-  sleep 0.05
-done
-[ -s "$server_dir/ready" ] || { echo "nhc-devserver not ready after 30 s" >&2; exit 1; }
-info=$server_dir/ready
 control=$(sed -n 's/.*"control_url":"\([^"]*\)".*/\1/p' "$info")
 
 # Runs one client; its stdout (one JSON object) goes to results/NAME.json. A

@@ -15,13 +15,24 @@ pub(crate) trait Dispatch: Send + Sync {
 }
 
 struct Ready {
-    queues: Mutex<VecDeque<Arc<dyn Dispatch>>>,
+    queues: Mutex<Queues>,
     wake: Condvar,
+}
+
+struct Queues {
+    ready: VecDeque<Arc<dyn Dispatch>>,
+    /// The dispatcher thread waits on `wake`. Only then is it notified: a
+    /// notify is a system call even with nobody waiting, and a busy
+    /// dispatcher finds the queue on its own.
+    sleeping: bool,
 }
 
 static READY: Lazy<Arc<Ready>> = Lazy::new(|| {
     let ready = Arc::new(Ready {
-        queues: Mutex::new(VecDeque::new()),
+        queues: Mutex::new(Queues {
+            ready: VecDeque::new(),
+            sleeping: false,
+        }),
         wake: Condvar::new(),
     });
     let for_thread = ready.clone();
@@ -36,12 +47,14 @@ static READY: Lazy<Arc<Ready>> = Lazy::new(|| {
 
 pub(crate) fn schedule(queue: Arc<dyn Dispatch>) {
     let ready = &*READY;
-    ready
-        .queues
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push_back(queue);
-    ready.wake.notify_one();
+    let sleeping = {
+        let mut queues = ready.queues.lock().unwrap_or_else(|p| p.into_inner());
+        queues.ready.push_back(queue);
+        queues.sleeping
+    };
+    if sleeping {
+        ready.wake.notify_one();
+    }
 }
 
 /// True when called on the dispatcher thread (user callbacks run there).
@@ -54,10 +67,12 @@ fn run(ready: &Ready) {
         let queue = {
             let mut queues = ready.queues.lock().unwrap_or_else(|p| p.into_inner());
             loop {
-                if let Some(q) = queues.pop_front() {
+                if let Some(q) = queues.ready.pop_front() {
                     break q;
                 }
+                queues.sleeping = true;
                 queues = ready.wake.wait(queues).unwrap_or_else(|p| p.into_inner());
+                queues.sleeping = false;
             }
         };
         queue.dispatch();

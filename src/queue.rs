@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,9 @@ enum HandlerSlot<E> {
 
 struct State<E> {
     events: VecDeque<E>,
+    /// An empty buffer that keeps its capacity: the dispatcher swaps it with
+    /// `events` to take a whole batch under one lock without allocating.
+    spare: VecDeque<E>,
     closed: bool,
     fd: Option<SignalFd>,
     handler: HandlerSlot<E>,
@@ -45,15 +49,23 @@ struct State<E> {
     /// Threads blocked in `pop_timeout`: a condvar notify is a system call
     /// even with nobody waiting, and pushes are per message.
     blocked: usize,
-    /// The producer is pushing a burst (see `hold`): consumers are woken once
-    /// at its end instead of once per event.
-    held: bool,
 }
 
 /// Generic over the event type so that a socket (`Event`) and a NervesHub
 /// device (`DeviceEvent`) share one delivery implementation.
 pub(crate) struct EventQueue<E: Send + 'static = Event> {
     state: Mutex<State<E>>,
+    /// `events.len()`, written under the lock: the producer asks whether the
+    /// queue is full once or twice per frame, and needs no lock for that.
+    len: AtomicUsize,
+    /// The producer is pushing a burst (see `hold`): consumers are woken once
+    /// at its end instead of once per event. Only the producer writes it.
+    held: AtomicBool,
+    /// An event was pushed while held: `release` must wake the consumers.
+    held_pending: AtomicBool,
+    /// The handler was removed or replaced while the dispatcher was calling
+    /// it: the dispatcher stops its batch (checked per event without a lock).
+    handler_changed: AtomicBool,
     readable: Condvar,
     async_readable: Notify,
     space: Notify,
@@ -74,13 +86,17 @@ impl<E: Send + 'static> EventQueue<E> {
         Arc::new(EventQueue {
             state: Mutex::new(State {
                 events: VecDeque::new(),
+                spare: VecDeque::new(),
                 closed: false,
                 fd: None,
                 handler: HandlerSlot::None,
                 scheduled: false,
                 blocked: 0,
-                held: false,
             }),
+            len: AtomicUsize::new(0),
+            held: AtomicBool::new(false),
+            held_pending: AtomicBool::new(false),
+            handler_changed: AtomicBool::new(false),
             readable: Condvar::new(),
             async_readable: Notify::new(),
             space: Notify::new(),
@@ -100,12 +116,14 @@ impl<E: Send + 'static> EventQueue<E> {
                 return;
             }
             st.events.push_back(event);
+            self.len.store(st.events.len(), Ordering::Release);
             if st.events.len() == 1 {
                 if let Some(fd) = &mut st.fd {
                     fd.set();
                 }
             }
-            if st.held {
+            if self.held.load(Ordering::Relaxed) {
+                self.held_pending.store(true, Ordering::Relaxed);
                 return;
             }
             Self::wake_actions(&mut st)
@@ -116,16 +134,21 @@ impl<E: Send + 'static> EventQueue<E> {
     /// Defers consumer wake-ups until `release`. The connection task holds the
     /// queue while it drains the frames already read from the socket: waking
     /// the dispatcher thread per event costs a futex call and a context switch
-    /// each, more than handling the event itself.
+    /// each, more than handling the event itself. Only the producer (the
+    /// connection task) calls `hold` and `release`.
     pub fn hold(&self) {
-        self.lock().held = true;
+        self.held.store(true, Ordering::Relaxed);
     }
 
-    /// Ends a `hold` and wakes the consumers once if events are pending.
+    /// Ends a `hold` and wakes the consumers once if events were pushed
+    /// meanwhile (without taking the lock when none were).
     pub fn release(self: &Arc<Self>) {
+        self.held.store(false, Ordering::Relaxed);
+        if !self.held_pending.swap(false, Ordering::Relaxed) {
+            return;
+        }
         let wake = {
             let mut st = self.lock();
-            st.held = false;
             if st.events.is_empty() {
                 return;
             }
@@ -165,7 +188,7 @@ impl<E: Send + 'static> EventQueue<E> {
     }
 
     pub fn is_full(&self) -> bool {
-        self.lock().events.len() >= self.capacity
+        self.len.load(Ordering::Acquire) >= self.capacity
     }
 
     /// Resolves when a consumer made room (or immediately if a permit is stored).
@@ -176,6 +199,7 @@ impl<E: Send + 'static> EventQueue<E> {
     fn pop_locked(&self, st: &mut State<E>) -> Option<E> {
         let event = st.events.pop_front()?;
         let len = st.events.len();
+        self.len.store(len, Ordering::Release);
         if len == 0 {
             if let Some(fd) = &mut st.fd {
                 fd.clear();
@@ -259,6 +283,9 @@ impl<E: Send + 'static> EventQueue<E> {
                 HandlerSlot::InCall | HandlerSlot::RemovedInCall | HandlerSlot::None => None,
             };
             let mut schedule = false;
+            if in_call {
+                self.handler_changed.store(true, Ordering::Release);
+            }
             st.handler = match (handler, in_call) {
                 // The dispatcher swaps it in (and reschedules) after the call.
                 (Some(h), true) => HandlerSlot::ReplacedInCall(h),
@@ -278,31 +305,41 @@ impl<E: Send + 'static> EventQueue<E> {
         }
     }
 
-    /// Called by the dispatcher thread: runs the handler on a batch of events.
+    /// Called by the dispatcher thread: runs the handler on a batch of events,
+    /// taken out of the queue under one lock (so the producer may queue up to
+    /// one batch beyond `capacity` meanwhile). Events the handler did not get
+    /// to (it was removed or replaced) go back to the front, in order.
     fn run_handler(self: &Arc<Self>) {
-        let mut handler = {
+        let (mut handler, mut batch) = {
             let mut st = self.lock();
-            match std::mem::replace(&mut st.handler, HandlerSlot::InCall) {
+            let handler = match std::mem::replace(&mut st.handler, HandlerSlot::InCall) {
                 HandlerSlot::Idle(h) => h,
                 other => {
                     st.handler = other;
                     st.scheduled = false;
                     return;
                 }
-            }
+            };
+            self.handler_changed.store(false, Ordering::Relaxed);
+            (handler, self.take_batch(&mut st))
         };
-        for _ in 0..DISPATCH_BATCH {
-            let Some(event) = self.try_pop() else { break };
+        while let Some(event) = batch.pop_front() {
             // A panicking Rust handler must not take the shared dispatcher down.
             if catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
                 log::error!("an event handler panicked; the event was dropped");
             }
-            if !matches!(self.lock().handler, HandlerSlot::InCall) {
+            if self.handler_changed.load(Ordering::Acquire) {
                 break; // removed or replaced
             }
         }
         let (again, removed) = {
             let mut st = self.lock();
+            if !batch.is_empty() {
+                self.put_back(&mut st, &mut batch);
+            }
+            if st.spare.capacity() < batch.capacity() {
+                st.spare = batch;
+            }
             let (next, removed) = match std::mem::replace(&mut st.handler, HandlerSlot::None) {
                 HandlerSlot::RemovedInCall => (None, Some(handler)),
                 HandlerSlot::ReplacedInCall(new) => (Some(new), Some(handler)),
@@ -318,6 +355,42 @@ impl<E: Send + 'static> EventQueue<E> {
         drop(removed);
         if again {
             dispatcher::schedule(self.clone() as Arc<dyn Dispatch>);
+        }
+    }
+
+    /// Takes up to `DISPATCH_BATCH` events from the front, reusing the spare
+    /// buffer: a short queue swaps buffers whole.
+    fn take_batch(&self, st: &mut State<E>) -> VecDeque<E> {
+        let before = st.events.len();
+        let batch = if before <= DISPATCH_BATCH {
+            let empty = std::mem::take(&mut st.spare);
+            std::mem::replace(&mut st.events, empty)
+        } else {
+            let mut batch = std::mem::take(&mut st.spare);
+            batch.extend(st.events.drain(..DISPATCH_BATCH));
+            batch
+        };
+        let after = st.events.len();
+        self.len.store(after, Ordering::Release);
+        if after == 0 {
+            if let Some(fd) = &mut st.fd {
+                fd.clear();
+            }
+        }
+        if before >= self.capacity && after < self.capacity {
+            self.space.notify_one();
+        }
+        batch
+    }
+
+    /// Returns the events of `batch` to the front of the queue, in order.
+    fn put_back(&self, st: &mut State<E>, batch: &mut VecDeque<E>) {
+        while let Some(event) = batch.pop_back() {
+            st.events.push_front(event);
+        }
+        self.len.store(st.events.len(), Ordering::Release);
+        if let Some(fd) = &mut st.fd {
+            fd.set();
         }
     }
 }
@@ -357,5 +430,48 @@ mod tests {
         let got: Vec<_> = seen.iter().take(3).collect();
         assert_eq!(got, [("old", 1), ("new", 2), ("new", 3)]);
         queue.set_handler(None);
+    }
+
+    #[test]
+    fn events_a_removed_handler_did_not_get_stay_queued_in_order() {
+        let queue = EventQueue::<u32>::new(16);
+        let (seen_tx, seen) = mpsc::channel();
+        // Held: the five events reach the dispatcher as one batch.
+        queue.hold();
+        for e in 1..=5 {
+            queue.push(e);
+        }
+        let me = queue.clone();
+        queue.set_handler(Some(Box::new(move |e| {
+            let _ = seen_tx.send(e);
+            if e == 2 {
+                me.set_handler(None);
+            }
+        })));
+        queue.release();
+        // The sender goes with the handler: the stream ends when it is dropped.
+        assert_eq!(seen.iter().collect::<Vec<_>>(), [1, 2]);
+        let rest: Vec<_> = std::iter::from_fn(|| queue.try_pop()).collect();
+        assert_eq!(rest, [3, 4, 5]);
+        assert!(!queue.is_full());
+    }
+
+    #[test]
+    fn fullness_follows_pushes_and_batches() {
+        let queue = EventQueue::<u32>::new(3);
+        for e in 0..3 {
+            assert!(!queue.is_full());
+            queue.push(e);
+        }
+        assert!(queue.is_full());
+        assert_eq!(queue.try_pop(), Some(0));
+        assert!(!queue.is_full());
+        let (tx, rx) = mpsc::channel();
+        queue.set_handler(Some(Box::new(move |e| {
+            let _ = tx.send(e);
+        })));
+        assert_eq!(rx.iter().take(2).collect::<Vec<_>>(), [1, 2]);
+        queue.set_handler(None);
+        assert!(queue.try_pop().is_none() && !queue.is_full());
     }
 }

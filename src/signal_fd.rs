@@ -33,13 +33,20 @@ impl SignalFd {
         }
     }
 
+    /// One read: `set` writes one byte per set/clear cycle, so a second
+    /// read would only return EAGAIN, a system call per event for nothing.
     pub fn clear(&mut self) {
         if self.set {
             let mut buf = [0u8; 16];
-            // SAFETY: reading into a valid buffer from our own non-blocking pipe.
-            while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
-                > 0
-            {}
+            loop {
+                // SAFETY: reading into a valid buffer from our own non-blocking pipe.
+                let n = unsafe {
+                    libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+                };
+                if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
             self.set = false;
         }
     }

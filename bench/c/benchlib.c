@@ -132,14 +132,19 @@ int bl_post(const bl_server *s, const char *path, const char *body, char *out, s
     return status;
 }
 
+static long flood_rate;
+
+void bl_set_flood_rate(long per_second) { flood_rate = per_second; }
+
 void bl_flood(const bl_server *s, const char *topic, const char *event, long count, int size) {
-    char body[512], out[1024];
+    char body[512], out[1024], rate[48] = "";
+    if (flood_rate > 0) snprintf(rate, sizeof rate, ",\"rate\":%ld", flood_rate);
     /* with_join_ref: channel pushes carrying the join's join_ref, which every
      * client accepts (some drop fastlane broadcasts); the same bytes for all. */
     snprintf(body, sizeof body,
              "{\"topic\":\"%s\",\"event\":\"%s\",\"count\":%ld,\"size\":%d,"
-             "\"with_join_ref\":true}",
-             topic, event, count, size);
+             "\"with_join_ref\":true%s}",
+             topic, event, count, size, rate);
     int status = bl_post(s, "/flood", body, out, sizeof out);
     if (status != 200) {
         fprintf(stderr, "bench: POST /flood %s -> %d %s\n", body, status, out);
@@ -185,6 +190,12 @@ double bl_cpu_seconds(void) {
     getrusage(RUSAGE_SELF, &u);
     return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
            (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
+}
+
+long bl_voluntary_switches(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_nvcsw;
 }
 
 static long status_field(const char *name) {

@@ -34,6 +34,10 @@ int bl_post(const bl_server *s, const char *path, const char *body, char *out, s
 /* POST /flood {topic, event, count, size}; exits on failure. */
 void bl_flood(const bl_server *s, const char *topic, const char *event, long count, int size);
 
+/* Floods after this are paced: `per_second` messages a second, each sent
+ * alone (the dev server's `rate`); 0: as fast as the client reads. */
+void bl_set_flood_rate(long per_second);
+
 /* Starts bl_flood on a new thread (the answer may wait for the delivery,
  * which the caller must be free to read); bl_flood_join waits for it. */
 void bl_flood_async(const bl_server *s, const char *topic, const char *event, long count, int size);
@@ -41,6 +45,7 @@ void bl_flood_join(void);
 
 double bl_now(void);         /* monotonic seconds */
 double bl_cpu_seconds(void); /* user + system CPU of this process */
+long bl_voluntary_switches(void); /* of every thread of this process (ru_nvcsw) */
 long bl_rss_kib(void);       /* VmRSS */
 long bl_hwm_kib(void);       /* VmHWM */
 long bl_anon_kib(void);      /* RssAnon: heap, stacks, private data */

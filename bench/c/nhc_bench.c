@@ -7,6 +7,13 @@
  *                              [delivery=threaded|polled] [read_buffer=BYTES]
  *   nhc_bench idle SERVER_JSON threaded|polled [SETTLE_SECONDS=15]
  *   nhc_bench many SERVER_JSON N ws|wss
+ *   nhc_bench trickle SERVER_JSON rate=R [count=N] [runs=3] [size=256]
+ *                                 [delivery=threaded|polled]
+ *
+ * trickle: the dev server sends R messages a second, each alone (a paced
+ * flood), so that every message wakes the client; after a warm-up flood at
+ * full speed (also with runs=1), `runs` paced floods of N messages, with the
+ * CPU time and the voluntary context switches (all threads) per message of each.
  *
  * Threaded delivery (the default): callbacks run on the library's dispatcher
  * thread and signal the main thread through a condition variable. Polled
@@ -263,8 +270,13 @@ static void on_flood_event(const nhc_event *e, void *context) {
     counter_add(c, index == c->value, index != c->value);
 }
 
-/* `runs` > 1: one warm-up flood, then the median of `runs` floods. */
-static void bench_flood(const bl_server *s, nhc_socket *sock, long n, int size, long runs) {
+/* With bench_flood's `paced`: the voluntary context switches of each run. */
+static double flood_switches[64];
+
+/* `runs` > 1: one warm-up flood, then the median of `runs` floods. `paced`:
+ * the measured floods are paced (bl_set_flood_rate), the warm-up is not. */
+static void bench_flood(const bl_server *s, nhc_socket *sock, long n, int size, long runs,
+                        long paced) {
     counter joins, received;
     counter_init(&joins);
     counter_init(&received);
@@ -272,15 +284,22 @@ static void bench_flood(const bl_server *s, nhc_socket *sock, long n, int size, 
     nhc_event_closure ec = {&received, on_flood_event, NULL};
     check(nhc_channel_on_event(ch, ec), "nhc_channel_on_event");
     counter_wait(&joins, 1, 30, "flood join");
-    long total = runs > 1 ? runs + 1 : 1;
+    /* A paced flood always warms up first (at full speed). */
+    long total = runs > 1 || paced > 0 ? runs + 1 : 1;
+    if (total > (long)(sizeof flood_switches / sizeof *flood_switches)) bl_die("too many runs", NULL);
     double *rate = calloc((size_t)total, sizeof *rate), *cpu = calloc((size_t)total, sizeof *cpu);
     for (long r = 0; r < total; r++) {
         counter_reset(&received);
+        bl_set_flood_rate(r > 0 || total == 1 ? paced : 0);
+        /* At 100 messages a second a run takes minutes at worst. */
+        double limit = paced > 0 ? 300 + 2.0 * (double)n / (double)paced : 300;
         double cpu0 = bl_cpu_seconds(), t0 = bl_now();
+        long sw0 = bl_voluntary_switches();
         bl_flood_async(s, "room:c-flood", "flood", n, size);
-        counter_wait(&received, n, 300, "flood");
+        counter_wait(&received, n, limit, "flood");
         double elapsed = bl_now() - t0;
         cpu[r] = (bl_cpu_seconds() - cpu0) * 1e4 / (double)n;
+        flood_switches[r] = (double)(bl_voluntary_switches() - sw0) / (double)n;
         rate[r] = (double)n / elapsed;
         bl_flood_join();
     }
@@ -313,11 +332,40 @@ static int cmd_run(const bl_server *s, int argc, char **argv) {
     counter_wait(&joins, 1, 30, "join");
     bench_sequential(ch, seq);
     bench_pipelined(ch, pipe, window);
-    if (flood > 0) bench_flood(s, sock, flood, (int)size, flood_runs);
+    if (flood > 0) bench_flood(s, sock, flood, (int)size, flood_runs, 0);
     polled_socket = NULL;
     nhc_channel_free(ch);
     nhc_socket_free(sock);
     printf("\"transport\":\"ws for pushes and flood, wss+mTLS for connect_join\"}\n");
+    nhc_shutdown();
+    return 0;
+}
+
+/* --- trickle: a paced flood ------------------------------------------------ */
+
+static int cmd_trickle(const bl_server *s, int argc, char **argv) {
+    long rate = arg_long(argc, argv, "rate", 0), count = arg_long(argc, argv, "count", 10000),
+         runs = arg_long(argc, argv, "runs", 3), size = arg_long(argc, argv, "size", 256);
+    if (rate <= 0 || count <= 0 || runs <= 0) bl_die("trickle needs rate=R > 0 (count, runs > 0)", NULL);
+    const char *mode = "threaded";
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "delivery=polled") == 0) mode = "polled";
+    delivery_mode = strcmp(mode, "polled") == 0 ? NHC_DELIVERY_POLLED : NHC_DELIVERY_THREADED;
+    counter joins;
+    counter_init(&joins);
+    nhc_socket *sock = open_socket(s, false, delivery_mode);
+    if (delivery_mode == NHC_DELIVERY_POLLED) polled_socket = sock;
+    check(nhc_socket_connect(sock), "nhc_socket_connect");
+    printf("{\"client\":\"c\",\"version\":\"%s\",\"delivery\":\"%s\",\"rate\":%ld,", nhc_version(),
+           mode, rate);
+    bench_flood(s, sock, count, (int)size, runs, rate);
+    long first = 1, total = runs + 1; /* bench_flood warmed up first */
+    printf("\"switches_per_msg_runs\":[");
+    for (long r = first; r < total; r++) printf("%s%.3f", r > first ? "," : "", flood_switches[r]);
+    printf("],\"switches_per_msg\":%.3f}\n",
+           bl_quantile(flood_switches + first, (size_t)(total - first), 0.5));
+    polled_socket = NULL;
+    nhc_socket_free(sock);
     nhc_shutdown();
     return 0;
 }
@@ -428,16 +476,17 @@ static int cmd_many(const bl_server *s, long n, bool tls) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s run|idle|many SERVER_JSON [...]\n", argv[0]);
+        fprintf(stderr, "usage: %s run|idle|many|trickle SERVER_JSON [...]\n", argv[0]);
         return 2;
     }
     bl_server s;
     bl_server_load(&s, argv[2]);
     if (strcmp(argv[1], "run") == 0) return cmd_run(&s, argc - 3, argv + 3);
+    if (strcmp(argv[1], "trickle") == 0) return cmd_trickle(&s, argc - 3, argv + 3);
     if (strcmp(argv[1], "idle") == 0 && argc >= 4)
         return cmd_idle(&s, argv[3], argc >= 5 ? atoi(argv[4]) : 15);
     if (strcmp(argv[1], "many") == 0 && argc >= 5)
         return cmd_many(&s, atol(argv[3]), strcmp(argv[4], "wss") == 0);
-    fprintf(stderr, "usage: %s run|idle|many SERVER_JSON [...]\n", argv[0]);
+    fprintf(stderr, "usage: %s run|idle|many|trickle SERVER_JSON [...]\n", argv[0]);
     return 2;
 }

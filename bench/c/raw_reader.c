@@ -6,9 +6,13 @@
  * each batch of pushes in one write, approximates the dev server's limit.
  *
  *   raw_reader SERVER_JSON [seq=5000] [pipe=50000] [window=100] [flood=50000] [size=256]
- *              [flood_runs=1]
+ *              [flood_runs=1] [rate=0]
  *
  * flood_runs > 1: one warm-up flood, then the median of that many.
+ * rate=R > 0: the measured floods are paced (R messages a second, each sent
+ * alone: the trickle benchmark) after a warm-up at full speed, also with
+ * flood_runs=1; seq=0 and pipe=0 skip
+ * those workloads.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <netdb.h>
@@ -162,71 +166,90 @@ int main(int argc, char **argv) {
     bl_server_load(&s, argv[1]);
     long seq = arg_long(argc, argv, "seq", 5000), pipe = arg_long(argc, argv, "pipe", 50000),
          window = arg_long(argc, argv, "window", 100), flood = arg_long(argc, argv, "flood", 50000),
-         size = arg_long(argc, argv, "size", 256), runs = arg_long(argc, argv, "flood_runs", 1);
+         size = arg_long(argc, argv, "size", 256), runs = arg_long(argc, argv, "flood_runs", 1),
+         paced = arg_long(argc, argv, "rate", 0);
     open_ws(&s);
     const char *topic = "room:raw";
     join(topic);
     printf("{\"client\":\"raw\",");
 
     unsigned char out[300];
-    double *us = calloc((size_t)seq, sizeof *us);
-    double start = bl_now();
-    for (long i = 0; i < seq; i++) {
-        double t0 = bl_now();
-        send_all(out, push_frame(out, topic, "ping"));
-        read_frames(1);
-        us[i] = (bl_now() - t0) * 1e6;
+    double elapsed, cpu0, t0;
+    if (seq > 0) {
+        double *us = calloc((size_t)seq, sizeof *us);
+        double start = bl_now();
+        for (long i = 0; i < seq; i++) {
+            double t1 = bl_now();
+            send_all(out, push_frame(out, topic, "ping"));
+            read_frames(1);
+            us[i] = (bl_now() - t1) * 1e6;
+        }
+        elapsed = bl_now() - start;
+        double median = bl_quantile(us, (size_t)seq, 0.5), p99 = bl_quantile(us, (size_t)seq, 0.99);
+        printf("\"sequential\":{\"n\":%ld,\"median_us\":%.1f,\"p99_us\":%.1f,\"per_s\":%.0f},",
+               seq, median, p99, (double)seq / elapsed);
+        free(us);
     }
-    double elapsed = bl_now() - start;
-    double median = bl_quantile(us, (size_t)seq, 0.5), p99 = bl_quantile(us, (size_t)seq, 0.99);
-    printf("\"sequential\":{\"n\":%ld,\"median_us\":%.1f,\"p99_us\":%.1f,\"per_s\":%.0f},", seq,
-           median, p99, (double)seq / elapsed);
-    free(us);
 
     /* Pipelined: every batch of replies read is answered by one write of
      * as many new pushes, keeping `window` outstanding. */
-    unsigned char *batch = malloc((size_t)window * 128);
-    if (!batch) bl_die("out of memory", NULL);
-    long sent = 0, done = 0;
-    double cpu0 = bl_cpu_seconds(), t0 = bl_now();
-    size_t blen = 0;
-    for (; sent < window && sent < pipe; sent++) blen += push_frame(batch + blen, topic, "ping");
-    send_all(batch, blen);
-    while (done < pipe) {
-        fill();
-        int counted;
-        long replies = 0;
-        while (next_frame(&counted)) replies += counted;
-        done += replies;
-        blen = 0;
-        for (long i = 0; i < replies && sent < pipe; i++, sent++)
-            blen += push_frame(batch + blen, topic, "ping");
-        if (blen) send_all(batch, blen);
+    if (pipe > 0) {
+        unsigned char *batch = malloc((size_t)window * 128);
+        if (!batch) bl_die("out of memory", NULL);
+        long sent = 0, done = 0;
+        cpu0 = bl_cpu_seconds();
+        t0 = bl_now();
+        size_t blen = 0;
+        for (; sent < window && sent < pipe; sent++) blen += push_frame(batch + blen, topic, "ping");
+        send_all(batch, blen);
+        while (done < pipe) {
+            fill();
+            int counted;
+            long replies = 0;
+            while (next_frame(&counted)) replies += counted;
+            done += replies;
+            blen = 0;
+            for (long i = 0; i < replies && sent < pipe; i++, sent++)
+                blen += push_frame(batch + blen, topic, "ping");
+            if (blen) send_all(batch, blen);
+        }
+        elapsed = bl_now() - t0;
+        double cpu = bl_cpu_seconds() - cpu0;
+        printf("\"pipelined\":{\"n\":%ld,\"window\":%ld,\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f},",
+               pipe, window, (double)pipe / elapsed, cpu * 1e4 / (double)pipe);
+        free(batch);
     }
-    elapsed = bl_now() - t0;
-    double cpu = bl_cpu_seconds() - cpu0;
-    printf("\"pipelined\":{\"n\":%ld,\"window\":%ld,\"per_s\":%.0f,\"cpu_s_per_10k\":%.4f},", pipe,
-           window, (double)pipe / elapsed, cpu * 1e4 / (double)pipe);
-    free(batch);
 
     if (flood <= 0) {
         printf("\"flood\":null}\n");
         return 0;
     }
-    long total = runs > 1 ? runs + 1 : 1;
-    double *rates = calloc((size_t)total, sizeof *rates), *cpus = calloc((size_t)total, sizeof *cpus);
+    long total = runs > 1 || paced > 0 ? runs + 1 : 1; /* paced: always a warm-up */
+    double *rates = calloc((size_t)total, sizeof *rates), *cpus = calloc((size_t)total, sizeof *cpus),
+           *switches = calloc((size_t)total, sizeof *switches);
     for (long r = 0; r < total; r++) {
+        bl_set_flood_rate(r > 0 || total == 1 ? paced : 0);
         cpu0 = bl_cpu_seconds();
         t0 = bl_now();
+        long sw0 = bl_voluntary_switches();
         bl_flood_async(&s, topic, "flood", flood, (int)size);
         read_frames(flood);
         elapsed = bl_now() - t0;
         cpus[r] = (bl_cpu_seconds() - cpu0) * 1e4 / (double)flood;
+        switches[r] = (double)(bl_voluntary_switches() - sw0) / (double)flood;
         rates[r] = (double)flood / elapsed;
         bl_flood_join();
     }
     bl_print_flood(flood, size, rates, cpus, total);
+    if (paced > 0) {
+        long first = total > 1 ? 1 : 0;
+        printf(",\"rate\":%ld,\"switches_per_msg_runs\":[", paced);
+        for (long r = first; r < total; r++) printf("%s%.3f", r > first ? "," : "", switches[r]);
+        printf("],\"switches_per_msg\":%.3f",
+               bl_quantile(switches + first, (size_t)(total - first), 0.5));
+    }
     printf("}\n");
+    free(switches);
     free(rates);
     free(cpus);
     close(fd);

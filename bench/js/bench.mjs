@@ -6,6 +6,9 @@
 //                                   [flood=50000] [size=256] [flood_runs=1]
 //   (flood_runs > 1: one warm-up flood, then the median of that many)
 //   node bench.mjs idle SERVER_JSON
+//   node bench.mjs trickle SERVER_JSON rate=R [count=10000] [runs=3] [size=256]
+//   (trickle: after a warm-up flood at full speed, `runs` floods paced by the
+//   dev server at R messages a second, each message sent alone)
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { Socket } from "phoenix";
@@ -49,9 +52,17 @@ const fail = (what) => {
 };
 const deadline = (seconds, what) => setTimeout(() => fail(`${what}: no answer in ${seconds} s`), seconds * 1000);
 
+// No permessage-deflate (`ws` offers it by default; the dev server, like
+// this library, declines it anyway): the comparison is without it.
+class PlainWebSocket extends WebSocket {
+  constructor(url, protocols) {
+    super(url, protocols, { perMessageDeflate: false });
+  }
+}
+
 function open(tlsOn) {
   const socket = new Socket(base(tlsOn ? info.wss_url : info.ws_url), {
-    transport: tlsOn ? TlsWebSocket : WebSocket,
+    transport: tlsOn ? TlsWebSocket : PlainWebSocket,
     heartbeatIntervalMs: 30000,
   });
   return socket;
@@ -156,11 +167,12 @@ function pipelined(channel, total, window) {
   });
 }
 
-function floodOnce(channel, n, size) {
+function floodOnce(channel, n, size, rate) {
   return new Promise((resolve) => {
     let received = 0;
-    const timer = deadline(600, "flood");
+    const timer = deadline(600 + (rate ? (2 * n) / rate : 0), "flood");
     const cpu0 = cpu();
+    const switches0 = process.resourceUsage().voluntaryContextSwitches;
     const t0 = now();
     const ref = channel.on("flood", (payload) => {
       if (payload.i !== received) fail(`flood message ${payload.i} arrived as number ${received}`);
@@ -170,11 +182,14 @@ function floodOnce(channel, n, size) {
         const used = cpu() - cpu0;
         clearTimeout(timer);
         channel.off("flood", ref);
-        resolve({ per_s: n / elapsed, cpu_s_per_10k: (used * 1e4) / n });
+        const switches = process.resourceUsage().voluntaryContextSwitches - switches0;
+        resolve({ per_s: n / elapsed, cpu_s_per_10k: (used * 1e4) / n, switches_per_msg: switches / n });
       }
     });
     // with_join_ref: channel pushes, as for every client (see bench/c/benchlib.c).
-    control("/flood", { topic: "room:js-flood", event: "flood", count: n, size, with_join_ref: true });
+    const body = { topic: "room:js-flood", event: "flood", count: n, size, with_join_ref: true };
+    if (rate) body.rate = rate;
+    control("/flood", body);
   });
 }
 
@@ -212,6 +227,39 @@ async function run() {
   socket.disconnect(() => process.exit(0));
 }
 
+// The dev server paces the measured floods (`rate`), not the warm-up.
+async function trickle() {
+  const rate = arg("rate", 0);
+  if (!(rate > 0)) fail("trickle needs rate=R > 0");
+  const n = arg("count", 10000);
+  const runs = arg("runs", 3);
+  const size = arg("size", 256);
+  const socket = open(false);
+  socket.connect();
+  const channel = await join(socket, "room:js-flood");
+  await floodOnce(channel, n, size, 0);
+  const measured = [];
+  for (let r = 0; r < runs; r++) measured.push(await floodOnce(channel, n, size, rate));
+  const out = {
+    client: "js",
+    version: JSON.parse(readFileSync(new URL("node_modules/phoenix/package.json", import.meta.url))).version,
+    node: process.version,
+    rate,
+    flood: {
+      n,
+      size,
+      runs,
+      cpu_runs: measured.map((r) => r.cpu_s_per_10k),
+      per_s: median(measured.map((r) => r.per_s)),
+      cpu_s_per_10k: median(measured.map((r) => r.cpu_s_per_10k)),
+    },
+    switches_per_msg_runs: measured.map((r) => r.switches_per_msg),
+    switches_per_msg: median(measured.map((r) => r.switches_per_msg)),
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  socket.disconnect(() => process.exit(0));
+}
+
 async function idle() {
   const socket = open(true);
   socket.connect();
@@ -226,4 +274,5 @@ async function idle() {
 
 if (mode === "run") await run();
 else if (mode === "idle") await idle();
-else fail("usage: node bench.mjs run|idle SERVER_JSON [name=value ...]");
+else if (mode === "trickle") await trickle();
+else fail("usage: node bench.mjs run|idle|trickle SERVER_JSON [name=value ...]");

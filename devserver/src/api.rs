@@ -146,6 +146,8 @@ struct FloodBody {
     size: usize,
     #[serde(default)]
     with_join_ref: bool,
+    /// Messages per second, each sent alone; absent: as fast as the client reads.
+    rate: Option<u32>,
 }
 
 fn default_flood_size() -> usize {
@@ -429,12 +431,19 @@ async fn route(ctx: &ApiContext, request: &Request) -> Result<Response, Response
                     ),
                 ));
             }
+            if b.rate == Some(0) {
+                return Err(Response::error(
+                    400,
+                    "rate is messages per second: at least 1",
+                ));
+            }
             let flood = Flood {
                 topic: b.topic,
                 event: b.event,
                 count: b.count,
                 size: b.size,
                 with_join_ref: b.with_join_ref,
+                rate: b.rate,
             };
             delivered(control.flood(flood).await)
         }

@@ -6,6 +6,10 @@
 //! (the writer's sink applies the socket's back-pressure). At most two chunks
 //! per channel wait in the server, so a client that reads slowly slows its
 //! flood down instead of growing the server's memory.
+//!
+//! A paced flood (`rate`) sends one message at a time on a schedule instead,
+//! each written on its own, so that a client sees a trickle: every message
+//! arrives alone and wakes it (see `paced`).
 
 use std::sync::Arc;
 
@@ -34,6 +38,9 @@ pub struct Flood {
     /// `false`: fastlane broadcasts `[null,null,...]`; `true`: channel pushes
     /// carrying the channel's join_ref, as `POST /push` sends.
     pub with_join_ref: bool,
+    /// Messages per second, each sent alone at its time; `None`: as fast as
+    /// the client reads.
+    pub rate: Option<u32>,
 }
 
 impl Flood {
@@ -46,7 +53,7 @@ impl Flood {
         Payload::from_json_text(&text).unwrap_or_else(|_| Payload::empty())
     }
 
-    fn frame(
+    pub(crate) fn frame(
         &self,
         serializer: Serializer,
         i: u64,
@@ -90,13 +97,25 @@ pub(crate) fn start(shared: &Arc<Shared>, flood: Flood) -> usize {
         .collect();
     let flood = Arc::new(flood);
     for (id, join_ref, serializer) in &targets {
-        tokio::spawn(run(
-            shared.clone(),
-            flood.clone(),
-            *id,
-            join_ref.clone(),
-            *serializer,
-        ));
+        match flood.rate {
+            Some(rate) => crate::paced::start(
+                shared.clone(),
+                flood.clone(),
+                rate,
+                *id,
+                join_ref.clone(),
+                *serializer,
+            ),
+            None => {
+                tokio::spawn(run(
+                    shared.clone(),
+                    flood.clone(),
+                    *id,
+                    join_ref.clone(),
+                    *serializer,
+                ));
+            }
+        }
     }
     targets.len()
 }
@@ -223,6 +242,7 @@ mod tests {
             count: 1,
             size,
             with_join_ref: false,
+            rate: None,
         }
     }
 

@@ -26,6 +26,7 @@ mod hub_settings;
 mod lb_redirect;
 mod listener;
 mod nh1;
+mod paced;
 mod pki;
 mod rejection;
 mod sec1;

@@ -140,3 +140,36 @@ async fn flood_requests_are_checked() {
     let (status, _, _) = http(&control_addr(&server), "GET", "/flood", "").await;
     assert_eq!(status, 405);
 }
+
+#[tokio::test]
+async fn a_paced_flood_keeps_order_and_never_runs_ahead_of_its_rate() {
+    let server = start().await;
+    let mut c = connect(&server).await;
+    c.join("room:f", "3").await;
+    let (count, rate) = (6u64, 50u64);
+    let body = json!({"topic": "room:f", "event": "flood", "count": count, "size": 64,
+                      "with_join_ref": true, "rate": rate});
+    let started = std::time::Instant::now();
+    assert_eq!(flood(&server, body).await.1, json!({"delivered": 1}));
+    for i in 0..count {
+        let frame = c.recv().await;
+        assert_eq!(frame[0], "3");
+        assert_eq!(frame[4]["i"], i, "messages arrive in order");
+        // Message i is due i / rate seconds after the start, never earlier.
+        let due = std::time::Duration::from_millis(i * 1000 / rate);
+        assert!(started.elapsed() >= due, "message {i} came before {due:?}");
+    }
+    assert!(frames_until_heartbeat_reply(&mut c, "hb").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_flood_rate_of_zero_is_refused() {
+    let server = start().await;
+    let (status, body) = flood(
+        &server,
+        json!({"topic": "room:f", "event": "e", "count": 5, "rate": 0}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("rate"), "{body}");
+}

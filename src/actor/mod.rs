@@ -6,6 +6,7 @@ mod channels;
 mod finished;
 mod link;
 mod pushes;
+mod timer;
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -208,8 +209,15 @@ impl Actor {
     }
 
     pub async fn run(mut self) {
+        // The timer of `next_deadline`, kept from one turn to the next and
+        // armed only when the deadline moves: a fresh one per turn would
+        // enter and leave the runtime's timer wheel for every frame.
+        let mut timer = timer::Timer::new();
         while !self.exit {
             let wake = self.next_deadline();
+            if let Some(at) = wake {
+                timer.set(at);
+            }
             let reading = self.ws.is_some() && !self.queue.is_full();
             if self.ws.is_some() && !reading {
                 self.heartbeat.paused = true;
@@ -234,7 +242,7 @@ impl Actor {
                 }
                 frame = next_frame(&mut self.ws), if reading => self.on_frames(frame).await,
                 _ = self.queue.space_available(), if self.ws.is_some() && !reading => {}
-                _ = sleep_until(wake) => self.on_timers().await,
+                () = timer.fired(), if wake.is_some() => self.on_timers().await,
             }
             self.flush().await;
         }
@@ -433,13 +441,6 @@ async fn next_frame(
 ) -> Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>> {
     match ws {
         Some(ws) => ws.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

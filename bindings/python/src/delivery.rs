@@ -46,6 +46,11 @@ impl Item {
 #[derive(Default)]
 struct Inbox {
     items: VecDeque<Item>,
+    /// The delivery thread waits on `ready`, and how many enqueuers wait on
+    /// `space`: only they are notified, since a notify is a system call even
+    /// with nobody waiting and events come one by one.
+    idle: bool,
+    full_waiters: usize,
     stop: bool,
     thread: Option<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
@@ -100,32 +105,41 @@ pub fn enqueue(item: Item) {
     let d = delivery();
     let mut inbox = d.lock();
     while inbox.items.len() >= CAPACITY && !inbox.stop {
+        inbox.full_waiters += 1;
         inbox = d.space.wait(inbox).unwrap_or_else(|p| p.into_inner());
+        inbox.full_waiters -= 1;
     }
     if inbox.stop {
         // The interpreter is exiting: nobody will run callbacks any more.
         return;
     }
     inbox.items.push_back(item);
+    let idle = inbox.idle;
     drop(inbox);
-    d.ready.notify_one();
+    if idle {
+        d.ready.notify_one();
+    }
 }
 
 fn run() {
     let d = delivery();
     loop {
-        let batch: Vec<Item> = {
+        let (batch, full_waiters): (Vec<Item>, bool) = {
             let mut inbox = d.lock();
             while inbox.items.is_empty() && !inbox.stop {
+                inbox.idle = true;
                 inbox = d.ready.wait(inbox).unwrap_or_else(|p| p.into_inner());
+                inbox.idle = false;
             }
             if inbox.stop {
                 return;
             }
             let n = inbox.items.len().min(BATCH);
-            inbox.items.drain(..n).collect()
+            (inbox.items.drain(..n).collect(), inbox.full_waiters > 0)
         };
-        d.space.notify_all();
+        if full_waiters {
+            d.space.notify_all();
+        }
         // `try_attach` declines once the interpreter is finalizing, so this
         // thread never blocks or dies inside Python's shutdown.
         let attached = Python::try_attach(|py| {
