@@ -4,7 +4,10 @@
 #   scripts/cross-test.sh aarch64-unknown-linux-gnu
 #   1. the library with CMake exactly as docs/c.md says (cross C compiler as
 #      CMAKE_C_COMPILER, NHC_RUST_TARGET), plus the C tests and examples;
-#      ctest runs them under qemu against nhc-devserver built for the host;
+#      ctest runs them under qemu against nhc-devserver built for the host
+#      (the update-chain test runs the host's fwup, NHC_FWUP, which
+#      scripts/setup.sh builds; the hardware-key tests are host-only:
+#      tests/c/CMakeLists.txt says why);
 #   2. the Rust tests of the core and of the C ABI (among them the ABI
 #      layout test, ffi/src/abi_layout.rs) built for the target, run by
 #      cargo through qemu (CARGO_TARGET_<T>_RUNNER);
@@ -53,6 +56,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DNHC_RUST_TARGET="$target" \
   -DNHC_BUILD_TESTS=ON -DNHC_BUILD_EXAMPLES=ON -DNHC_VALGRIND_TESTS=OFF \
   -DNHC_HOST_DEVSERVER="$devserver" \
+  -DNHC_FWUP="${NHC_FWUP:-$root/target/tools/fwup/bin/fwup}" \
   "-DCMAKE_CROSSCOMPILING_EMULATOR=$qemu;-L;$sysroot" >/dev/null
 cmake --build "$build" -j "$jobs"
 file -L "$build/lib/libnerves_hub_channel.so"
