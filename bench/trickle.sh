@@ -4,7 +4,7 @@
 # with `rate`), so that every message wakes the client, as on a device; each
 # client's CPU time (user + system, all its threads) and voluntary context
 # switches per message are measured in the client process, in one run:
-#   C API threaded and polled (bench/c/nhc_bench.c trickle), the Python
+#   C API threaded, polled and inline (bench/c/nhc_bench.c trickle), the Python
 #   module blocking (callback) and asyncio (async for) and the pure-Python
 #   PyPI client (bench/python_inbound.py), phoenix.js on Node without
 #   permessage-deflate (bench/js/bench.mjs trickle) and the raw reader
@@ -33,7 +33,7 @@ root=$PWD
 quick=0
 build_only=0
 build=1
-only="raw c c-polled python-blocking python-asyncio python-pypi js"
+only="raw c c-polled c-inline python-blocking python-asyncio python-pypi js"
 rates="100 5000"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -116,6 +116,8 @@ run_once() {
   c) run c "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs=1 ;;
   c-polled) run c-polled "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs=1 \
     delivery=polled ;;
+  c-inline) run c-inline "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs=1 \
+    delivery=inline ;;
   python-*)
     local scenario
     case $client in

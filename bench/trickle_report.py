@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 CLIENTS = [
     ("c", "nerves_hub_channel, C API (threaded delivery)"),
     ("c-polled", "nerves_hub_channel, C API (polled delivery)"),
+    ("c-inline", "nerves_hub_channel, C API (inline delivery)"),
     ("python-blocking", "nerves_hub_channel, Python blocking (callback)"),
     ("python-asyncio", "nerves_hub_channel, Python asyncio (async for)"),
     ("python-pypi", "phoenix-channels-python-client (PyPI, pure Python)"),
@@ -108,6 +109,8 @@ def main() -> None:
         ("C API polled, vs phoenix.js without deflate", "c-polled", "js", 0.5),
         ("C API threaded, vs the raw reader", "c", "raw", 1.3),
         ("C API polled, vs the raw reader", "c-polled", "raw", 1.3),
+        ("C API inline, vs phoenix.js without deflate", "c-inline", "js", 0.5),
+        ("C API inline, vs the raw reader", "c-inline", "raw", 1.3),
         ("Python blocking, vs the pure-Python client", "python-blocking", "python-pypi", 0.25),
         ("Python asyncio, vs the pure-Python client (no goal)", "python-asyncio", "python-pypi", None),
         ("C API threaded, vs its baseline build (no goal)", "c", "c-baseline", None),

@@ -40,7 +40,11 @@
  * - Where they run: with NHC_DELIVERY_THREADED on the library's single
  *   dispatcher thread (shared by all threaded sockets: a slow callback
  *   delays the other sockets' events); with NHC_DELIVERY_POLLED only inside
- *   `nhc_socket_dispatch`, on the thread that calls it. The params closure
+ *   `nhc_socket_dispatch`, on the thread that calls it; with
+ *   NHC_DELIVERY_INLINE (sockets only) on the socket's I/O thread, as each
+ *   message is read: the cheapest per message, but a callback must not
+ *   block, since no socket on that I/O thread reads, writes or heartbeats
+ *   while it runs. The params closure
  *   is the exception: it runs on an I/O thread (see `nhc_params_closure`).
  *   `drop` runs on whichever thread releases the closure: one of these, or
  *   the thread calling `_free` or replacing the closure.
@@ -481,6 +485,14 @@ typedef enum nhc_delivery {
      * poll/select/epoll main loops (see `nhc_socket_fd`).
      */
     NHC_DELIVERY_POLLED = 1,
+    /**
+     * On the socket's I/O thread, as each message is read: no hand-off to
+     * another thread, the cheapest per message. Callbacks must not block
+     * (no socket on that I/O thread reads, writes or heartbeats while one
+     * runs); they may join, leave, push and free, as from any callback.
+     * Sockets only: `nhc_device_new` refuses it (docs/c.md, "Callbacks and threads").
+     */
+    NHC_DELIVERY_INLINE = 2,
 } nhc_delivery;
 
 /**
@@ -1465,7 +1477,9 @@ typedef struct nhc_device_options {
      * `nhc_socket_options_default`): `url` ending in `/socket/websocket`
      * or `/device-socket/websocket`, TLS material, timeouts, and
      * `delivery`, which also chooses how device events are delivered
-     * (`nhc_device_dispatch` for POLLED). Its `on_state` must have no
+     * (`nhc_device_dispatch` for POLLED; INLINE is refused with
+     * `NHC_ERR_INVALID_ARGUMENT`, since device events come from more than
+     * one thread: updates, the console). Its `on_state` must have no
      * `call`: state changes arrive as `NHC_DEVICE_EVENT_STATE`.
      */
     const struct nhc_socket_options *socket;

@@ -3,9 +3,11 @@
 //!
 //! A handle is a connection (re-made as needed) that reports everything it
 //! observes as one ordered stream of events, ending with a last event after
-//! `close`. The stream is consumed in one of two ways: polled (`event_fd`
-//! plus `recv_timeout`/`try_recv` on the consumer's thread) or threaded (a
-//! `set_handler` handler on the library's dispatcher thread). Dropping the
+//! `close`. The stream is consumed in one of three ways: polled (`event_fd`
+//! plus `recv_timeout`/`try_recv` on the consumer's thread), threaded (a
+//! `set_handler` handler on the library's dispatcher thread) or, for a
+//! socket, inline (a `set_inline_handler` handler on its I/O thread).
+//! Dropping the
 //! last clone abandons the handle: it closes and its tasks stop waiting for
 //! a consumer. In a child after fork() `connect` and `disconnect` fail
 //! (the library's threads did not survive it; see `runtime`).
@@ -18,7 +20,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::actor::ConnectionState;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::nerves_hub::{Device, DeviceEvent};
 use crate::queue::Handler;
@@ -50,12 +52,24 @@ pub trait Handle: Send + Sync + 'static {
     /// Threaded mode: `handler` gets every event, in order, on the
     /// dispatcher thread. `None` removes it.
     fn set_handler(&self, handler: Option<Handler<Self::Event>>);
+    /// Inline mode (`Socket::set_inline_handler`): `handler` runs on the
+    /// I/O thread that produces the events. A kind whose events come from
+    /// more than one thread refuses it: a device's update progress comes
+    /// from its download, and some of its events from the application's
+    /// own calls, so inline handlers would run on those threads.
+    fn set_inline_handler(&self, handler: Handler<Self::Event>) -> Result<()> {
+        drop(handler);
+        Err(Error::InvalidArgument(
+            "inline delivery is for sockets; a device's events come from more than one thread"
+                .into(),
+        ))
+    }
 }
 
 /// `Handle` by the type's own methods of the same names (kept inherent so
 /// that callers need not import the trait).
 macro_rules! handle_by_own_methods {
-    ($ty:ty, $event:ty, $last:pat) => {
+    ($ty:ty, $event:ty, $last:pat $(, $inline:ident)?) => {
         impl Handle for $ty {
             type Event = $event;
             fn is_last(event: &$event) -> bool {
@@ -88,9 +102,15 @@ macro_rules! handle_by_own_methods {
             fn set_handler(&self, handler: Option<Handler<$event>>) {
                 <$ty>::set_handler(self, handler)
             }
+            $(
+                fn $inline(&self, handler: Handler<$event>) -> Result<()> {
+                    <$ty>::set_inline_handler(self, handler);
+                    Ok(())
+                }
+            )?
         }
     };
 }
 
-handle_by_own_methods!(Socket, Event, Event::Closed);
+handle_by_own_methods!(Socket, Event, Event::Closed, set_inline_handler);
 handle_by_own_methods!(Device, DeviceEvent, DeviceEvent::Socket(Event::Closed));

@@ -49,6 +49,9 @@ struct State<E> {
     /// Threads blocked in `pop_timeout`: a condvar notify is a system call
     /// even with nobody waiting, and pushes are per message.
     blocked: usize,
+    /// The handler runs on the producer's thread, inside `push` (see
+    /// `set_inline_handler`), instead of on the dispatcher thread.
+    inline: bool,
 }
 
 /// Generic over the event type so that a socket (`Event`) and a NervesHub
@@ -92,6 +95,7 @@ impl<E: Send + 'static> EventQueue<E> {
                 handler: HandlerSlot::None,
                 scheduled: false,
                 blocked: 0,
+                inline: false,
             }),
             len: AtomicUsize::new(0),
             held: AtomicBool::new(false),
@@ -116,6 +120,11 @@ impl<E: Send + 'static> EventQueue<E> {
                 return;
             }
             st.events.push_back(event);
+            if st.inline && matches!(st.handler, HandlerSlot::Idle(_)) {
+                self.len.store(st.events.len(), Ordering::Release);
+                self.run_inline(st);
+                return;
+            }
             self.len.store(st.events.len(), Ordering::Release);
             if st.events.len() == 1 {
                 if let Some(fd) = &mut st.fd {
@@ -272,8 +281,26 @@ impl<E: Send + 'static> EventQueue<E> {
     /// call; one installed during a call waits its turn: it takes the events
     /// after that call.
     pub fn set_handler(self: &Arc<Self>, handler: Option<Handler<E>>) {
+        self.install(handler, false);
+    }
+
+    /// Installs a handler that the producer calls itself, inside `push`: no
+    /// hand-off to the dispatcher thread, no wake-up, no lock per event
+    /// beyond the push's own. Events are still delivered one at a time and
+    /// in order: one pushed while the handler runs (a re-entrant push) is
+    /// queued and delivered by that same call, once the handler returns.
+    /// Events queued before this call go through the dispatcher thread.
+    /// Removing or replacing it works as for `set_handler`.
+    pub fn set_inline_handler(self: &Arc<Self>, handler: Handler<E>) {
+        self.install(Some(handler), true);
+    }
+
+    fn install(self: &Arc<Self>, handler: Option<Handler<E>>, inline: bool) {
         let (old, schedule) = {
             let mut st = self.lock();
+            if handler.is_some() {
+                st.inline = inline;
+            }
             let in_call = matches!(
                 st.handler,
                 HandlerSlot::InCall | HandlerSlot::RemovedInCall | HandlerSlot::ReplacedInCall(_)
@@ -356,6 +383,60 @@ impl<E: Send + 'static> EventQueue<E> {
         if again {
             dispatcher::schedule(self.clone() as Arc<dyn Dispatch>);
         }
+    }
+
+    /// Inline delivery, on the producer's thread: calls the (idle) handler
+    /// for every queued event, without the lock, until the queue is empty
+    /// or the handler is removed or replaced from inside its call (a
+    /// replacement then carries on, inline or not as it was installed).
+    fn run_inline<'a>(self: &'a Arc<Self>, mut st: MutexGuard<'a, State<E>>) {
+        let mut removed = Vec::new();
+        loop {
+            let HandlerSlot::Idle(mut handler) =
+                std::mem::replace(&mut st.handler, HandlerSlot::InCall)
+            else {
+                unreachable!("run_inline is entered with an idle handler");
+            };
+            self.handler_changed.store(false, Ordering::Relaxed);
+            while let Some(event) = self.pop_locked(&mut st) {
+                drop(st);
+                // A panicking handler must not take the connection task down.
+                if catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
+                    log::error!("an event handler panicked; the event was dropped");
+                }
+                st = self.lock();
+                if self.handler_changed.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            let next = match std::mem::replace(&mut st.handler, HandlerSlot::None) {
+                HandlerSlot::RemovedInCall => {
+                    removed.push(handler);
+                    None
+                }
+                HandlerSlot::ReplacedInCall(new) => {
+                    removed.push(handler);
+                    Some(new)
+                }
+                _ => Some(handler),
+            };
+            let Some(next) = next else { break };
+            st.handler = HandlerSlot::Idle(next);
+            if st.events.is_empty() {
+                break;
+            }
+            if !st.inline {
+                // Replaced by a dispatcher-thread handler: it takes the rest.
+                let wake = Self::wake_actions(&mut st);
+                drop(st);
+                self.wake(wake);
+                drop(removed);
+                return;
+            }
+        }
+        drop(st);
+        // Dropped without the lock: a closure's drop is the application's code.
+        drop(removed);
     }
 
     /// Takes up to `DISPATCH_BATCH` events from the front, reusing the spare
@@ -473,5 +554,106 @@ mod tests {
         assert_eq!(rx.iter().take(2).collect::<Vec<_>>(), [1, 2]);
         queue.set_handler(None);
         assert!(queue.try_pop().is_none() && !queue.is_full());
+    }
+    #[test]
+    fn an_inline_handler_runs_inside_push_on_the_pushing_thread() {
+        let queue = EventQueue::<u32>::new(16);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        queue.set_inline_handler(Box::new(move |e| {
+            let me = std::thread::current().id();
+            record.lock().unwrap().push((e, me));
+        }));
+        let me = std::thread::current().id();
+        queue.push(1);
+        // Delivered before push returned: nothing to wait for.
+        assert_eq!(*seen.lock().unwrap(), [(1, me)]);
+        queue.hold();
+        queue.push(2);
+        queue.push(3);
+        queue.release();
+        assert_eq!(*seen.lock().unwrap(), [(1, me), (2, me), (3, me)]);
+        assert!(queue.try_pop().is_none() && !queue.is_full());
+        queue.set_handler(None);
+    }
+
+    #[test]
+    fn an_event_pushed_from_inside_an_inline_handler_follows_it_in_order() {
+        let queue = EventQueue::<u32>::new(16);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let me = Arc::downgrade(&queue);
+        queue.set_inline_handler(Box::new(move |e| {
+            record.lock().unwrap().push(e);
+            if e == 1 {
+                if let Some(q) = me.upgrade() {
+                    q.push(10);
+                    // Not yet delivered: the handler is still in its call.
+                    assert_eq!(*record.lock().unwrap(), [1]);
+                }
+            }
+        }));
+        queue.push(1);
+        queue.push(2);
+        assert_eq!(*seen.lock().unwrap(), [1, 10, 2]);
+        queue.set_handler(None);
+    }
+
+    #[test]
+    fn an_inline_handler_that_removes_itself_leaves_later_events_queued() {
+        let queue = EventQueue::<u32>::new(16);
+        let (seen_tx, seen) = mpsc::channel();
+        let me = Arc::downgrade(&queue);
+        queue.set_inline_handler(Box::new(move |e| {
+            let _ = seen_tx.send(e);
+            if let Some(q) = me.upgrade() {
+                q.set_handler(None);
+            }
+        }));
+        queue.push(1);
+        queue.push(2);
+        // The handler (and its sender) was dropped after its first call.
+        assert_eq!(seen.iter().collect::<Vec<_>>(), [1]);
+        assert_eq!(queue.try_pop(), Some(2));
+    }
+
+    #[test]
+    fn an_inline_handler_replaced_by_a_threaded_one_hands_it_the_rest() {
+        let queue = EventQueue::<u32>::new(16);
+        let (seen_tx, seen) = mpsc::channel();
+        let old = seen_tx.clone();
+        let me = Arc::downgrade(&queue);
+        queue.set_inline_handler(Box::new(move |e| {
+            let _ = old.send(("inline", e, std::thread::current().id()));
+            if let Some(q) = me.upgrade() {
+                // A re-entrant push, then the switch: the event waits for the new handler.
+                q.push(e + 1);
+                let tx = seen_tx.clone();
+                q.set_handler(Some(Box::new(move |e| {
+                    let _ = tx.send(("threaded", e, std::thread::current().id()));
+                })));
+            }
+        }));
+        let me = std::thread::current().id();
+        queue.push(1);
+        let got: Vec<_> = seen.iter().take(2).collect();
+        assert_eq!(got[0], ("inline", 1, me));
+        assert_eq!((got[1].0, got[1].1), ("threaded", 2));
+        assert_ne!(got[1].2, me, "the dispatcher thread takes over");
+        queue.set_handler(None);
+    }
+
+    #[test]
+    fn a_panicking_inline_handler_loses_only_its_event() {
+        let queue = EventQueue::<u32>::new(16);
+        let (seen_tx, seen) = mpsc::channel();
+        queue.set_inline_handler(Box::new(move |e| {
+            assert_ne!(e, 1, "the handler's own panic, on purpose");
+            let _ = seen_tx.send(e);
+        }));
+        queue.push(1);
+        queue.push(2);
+        queue.set_handler(None);
+        assert_eq!(seen.iter().collect::<Vec<_>>(), [2]);
     }
 }

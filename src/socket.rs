@@ -184,4 +184,24 @@ impl Socket {
     pub fn set_handler(&self, handler: Option<Handler>) {
         self.inner.queue.set_handler(handler);
     }
+
+    /// Inline mode: `handler` is called with every event, in order, on the
+    /// socket's I/O thread, as the connection task reads it. It skips the
+    /// hand-off to the dispatcher thread (a wake-up and a context switch per
+    /// message), which is most of a small message's cost. The contract:
+    /// - the handler must not block: while it runs, no socket on that I/O
+    ///   thread reads, writes or heartbeats;
+    /// - it may push, join and leave (they are queued for the connection
+    ///   task and sent once the handler returns), close the socket, and
+    ///   replace or remove itself; it must not wait for a `Reply` (its
+    ///   answer could only come once the handler returned; `Reply::wait`
+    ///   panics on an I/O thread): use `push_tracked` and take the reply
+    ///   as an event;
+    /// - a panic is caught and logged; the event is dropped.
+    ///
+    /// Events queued before it is installed go through the dispatcher
+    /// thread. `set_handler(None)` removes it.
+    pub fn set_inline_handler(&self, handler: Handler) {
+        self.inner.queue.set_inline_handler(handler);
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use nerves_hub_channel::{on_dispatcher_thread, Event, Payload, Socket};
+use nerves_hub_channel::{on_dispatcher_thread, Event, Payload, PushOutcome, Socket};
 use serde_json::json as j;
 
 const COUNT: u64 = 300;
@@ -19,6 +19,26 @@ fn numbers(events: impl IntoIterator<Item = Event>) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+/// What a handler sent to `rx`, until `done` says it is all or nothing
+/// came for `WAIT` (off the runtime: the receiver blocks).
+async fn collect_until<T: Send + 'static>(
+    rx: mpsc::Receiver<T>,
+    done: impl Fn(&[T]) -> bool + Send + 'static,
+) -> Vec<T> {
+    tokio::task::spawn_blocking(move || {
+        let mut got = Vec::new();
+        while !done(&got) {
+            match rx.recv_timeout(WAIT) {
+                Ok(item) => got.push(item),
+                Err(_) => break,
+            }
+        }
+        got
+    })
+    .await
+    .unwrap()
 }
 
 async fn push_numbered(server: &nhc_devserver::DevServer) {
@@ -39,19 +59,52 @@ async fn threaded_mode_delivers_in_order_on_the_dispatcher_thread() {
         let _ = tx.send((on_dispatcher_thread(), event));
     })));
     push_numbered(&server).await;
-    let got = tokio::task::spawn_blocking(move || {
-        let mut got = Vec::new();
-        while numbers(got.iter().map(|(_, e): &(bool, Event)| e.clone())).len() < COUNT as usize {
-            match rx.recv_timeout(WAIT) {
-                Ok(item) => got.push(item),
-                Err(_) => break,
-            }
-        }
-        got
+    let got = collect_until(rx, |got: &[(bool, Event)]| {
+        numbers(got.iter().map(|(_, e)| e.clone())).len() == COUNT as usize
     })
-    .await
-    .unwrap();
+    .await;
     assert!(got.iter().all(|(on_dispatcher, _)| *on_dispatcher));
+    assert_eq!(
+        numbers(got.into_iter().map(|(_, e)| e)),
+        (0..COUNT).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn inline_mode_delivers_in_order_on_the_io_thread_and_its_pushes_go_out() {
+    let server = server().await;
+    let (sock, chan) = joined(&server, "room:1").await;
+    while sock.try_recv().is_some() {}
+    let (tx, rx) = mpsc::channel();
+    sock.set_inline_handler(Box::new(move |event| {
+        let thread = std::thread::current().name().map(str::to_owned);
+        // A push from inside the handler: queued for the connection task,
+        // sent once the handler returns; its reply comes back inline too.
+        if numbers([event.clone()]) == [0] {
+            let _ = chan.push_tracked("ping", Payload::json(&j!({"from": "inline"})), WAIT);
+        }
+        let _ = tx.send((thread, event));
+    }));
+    push_numbered(&server).await;
+    let got = collect_until(rx, |got: &[(Option<String>, Event)]| {
+        numbers(got.iter().map(|(_, e)| e.clone())).len() == COUNT as usize
+            && got.iter().any(|(_, e)| matches!(e, Event::Reply { .. }))
+    })
+    .await;
+    assert!(
+        got.iter()
+            .all(|(thread, _)| thread.as_deref() == Some("nhc-io")),
+        "every event on the I/O thread: {:?}",
+        got.iter().map(|(t, _)| t).collect::<Vec<_>>()
+    );
+    let reply = got.iter().find_map(|(_, e)| match e {
+        Event::Reply { outcome, .. } => Some(outcome.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        reply,
+        Some(PushOutcome::Ok(Payload::json(&j!({"from": "inline"}))))
+    );
     assert_eq!(
         numbers(got.into_iter().map(|(_, e)| e)),
         (0..COUNT).collect::<Vec<_>>()

@@ -4,11 +4,11 @@
  *
  *   nhc_bench run  SERVER_JSON [latency=20] [seq=5000] [pipe=50000] [window=100]
  *                              [flood=50000] [size=256] [flood_runs=1]
- *                              [delivery=threaded|polled] [read_buffer=BYTES]
+ *                              [delivery=threaded|polled|inline] [read_buffer=BYTES]
  *   nhc_bench idle SERVER_JSON threaded|polled [SETTLE_SECONDS=15]
  *   nhc_bench many SERVER_JSON N ws|wss
  *   nhc_bench trickle SERVER_JSON rate=R [count=N] [runs=3] [size=256]
- *                                 [delivery=threaded|polled]
+ *                                 [delivery=threaded|polled|inline]
  *
  * trickle: the dev server sends R messages a second, each alone (a paced
  * flood), so that every message wakes the client; after a warm-up flood at
@@ -18,7 +18,9 @@
  * Threaded delivery (the default): callbacks run on the library's dispatcher
  * thread and signal the main thread through a condition variable. Polled
  * delivery: the main thread runs them itself in nhc_socket_dispatch while it
- * waits, like a single-threaded event loop. Every wait has a deadline, after
+ * waits, like a single-threaded event loop. Inline delivery: callbacks run on
+ * the socket's I/O thread as each message is read, and signal the main thread
+ * as threaded ones do. Every wait has a deadline, after
  * which the program exits with a message.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -119,6 +121,30 @@ static void counter_wait(counter *c, long want, double seconds, const char *what
         fflush(NULL);
         _exit(1);
     }
+}
+
+/* `delivery=threaded|polled|inline` among the arguments (threaded if none):
+ * sets delivery_mode and returns its name. */
+static const char *parse_delivery(int argc, char **argv) {
+    static const struct {
+        const char *arg, *name;
+        int32_t mode;
+    } modes[] = {
+        {"delivery=threaded", "threaded", NHC_DELIVERY_THREADED},
+        {"delivery=polled", "polled", NHC_DELIVERY_POLLED},
+        {"delivery=inline", "inline", NHC_DELIVERY_INLINE},
+    };
+    const char *name = "threaded";
+    delivery_mode = NHC_DELIVERY_THREADED;
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "delivery=", 9) != 0) continue;
+        size_t m = 0;
+        while (m < sizeof modes / sizeof modes[0] && strcmp(argv[i], modes[m].arg) != 0) m++;
+        if (m == sizeof modes / sizeof modes[0]) bl_die("unknown delivery", argv[i]);
+        name = modes[m].name;
+        delivery_mode = modes[m].mode;
+    }
+    return name;
 }
 
 static void check(nhc_result rc, const char *what) {
@@ -315,10 +341,7 @@ static int cmd_run(const bl_server *s, int argc, char **argv) {
          pipe = arg_long(argc, argv, "pipe", 50000), window = arg_long(argc, argv, "window", 100),
          flood = arg_long(argc, argv, "flood", 50000), size = arg_long(argc, argv, "size", 256),
          flood_runs = arg_long(argc, argv, "flood_runs", 1);
-    const char *mode = "threaded";
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "delivery=polled") == 0) mode = "polled";
-    delivery_mode = strcmp(mode, "polled") == 0 ? NHC_DELIVERY_POLLED : NHC_DELIVERY_THREADED;
+    const char *mode = parse_delivery(argc, argv);
     read_buffer_size = arg_long(argc, argv, "read_buffer", 0);
     printf("{\"client\":\"c\",\"version\":\"%s\",\"delivery\":\"%s\",", nhc_version(), mode);
     bench_latency(s, latency);
@@ -347,10 +370,7 @@ static int cmd_trickle(const bl_server *s, int argc, char **argv) {
     long rate = arg_long(argc, argv, "rate", 0), count = arg_long(argc, argv, "count", 10000),
          runs = arg_long(argc, argv, "runs", 3), size = arg_long(argc, argv, "size", 256);
     if (rate <= 0 || count <= 0 || runs <= 0) bl_die("trickle needs rate=R > 0 (count, runs > 0)", NULL);
-    const char *mode = "threaded";
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "delivery=polled") == 0) mode = "polled";
-    delivery_mode = strcmp(mode, "polled") == 0 ? NHC_DELIVERY_POLLED : NHC_DELIVERY_THREADED;
+    const char *mode = parse_delivery(argc, argv);
     counter joins;
     counter_init(&joins);
     nhc_socket *sock = open_socket(s, false, delivery_mode);

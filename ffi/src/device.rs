@@ -16,7 +16,7 @@ use crate::device_router::DeviceRouter;
 use crate::error::{invalid, Failure, FfiResult};
 use crate::handle::{self, HandleCore, Kind};
 use crate::nhc_result;
-use crate::options::{nhc_delivery, nhc_key_value};
+use crate::options::nhc_key_value;
 use crate::types::nhc_state;
 use crate::update_options::{self, nhc_update_options};
 
@@ -97,8 +97,7 @@ pub unsafe extern "C" fn nhc_device_new(
         }
         let device = Device::new(setup.config)?;
         let router = DeviceRouter::new(setup.on_event);
-        let polled = setup.delivery == nhc_delivery::NHC_DELIVERY_POLLED;
-        let created = handle::create::<nhc_device>(device, router, (), polled);
+        let created = handle::create::<nhc_device>(device, router, (), setup.delivery)?;
         // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
         unsafe { *out = created };
         Ok(())

@@ -44,7 +44,9 @@ pub struct nhc_device_options {
     /// `nhc_socket_options_default`): `url` ending in `/socket/websocket`
     /// or `/device-socket/websocket`, TLS material, timeouts, and
     /// `delivery`, which also chooses how device events are delivered
-    /// (`nhc_device_dispatch` for POLLED). Its `on_state` must have no
+    /// (`nhc_device_dispatch` for POLLED; INLINE is refused with
+    /// `NHC_ERR_INVALID_ARGUMENT`, since device events come from more than
+    /// one thread: updates, the console). Its `on_state` must have no
     /// `call`: state changes arrive as `NHC_DEVICE_EVENT_STATE`.
     pub socket: *const nhc_socket_options,
     /// Receives every device event.

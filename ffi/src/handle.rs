@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use nerves_hub_channel::{ConnectionState, Error, Handle};
+use nerves_hub_channel::{ConnectionState, Error, Handle, Handler};
 
 use crate::boundary::forked;
 use crate::error::{invalid, Failure, FfiResult};
+use crate::options::nhc_delivery;
 use crate::types::nhc_state;
 
 /// Turns one handle's ordered events into calls of its C closures (see
@@ -112,18 +113,23 @@ const DISPATCH_BATCH: usize = 64;
 /// How long a free waits for the connection task to end.
 const FREE_WAITS_FOR_TASK: Duration = Duration::from_secs(3);
 
-/// Wraps a new core handle: threaded delivery starts here, and the handle
-/// joins the live list. Returns what `_new` writes to `*out`.
+/// Wraps a new core handle: threaded or inline delivery starts here, and
+/// the handle joins the live list. Returns what `_new` writes to `*out`;
+/// fails if the kind refuses the delivery (inline for a device).
 pub(crate) fn create<K: Kind>(
     handle: K::Handle,
     router: Arc<K::Router>,
     extra: K::Extra,
-    polled: bool,
-) -> *mut K {
-    if !polled {
-        let r = router.clone();
-        handle.set_handler(Some(Box::new(move |event| r.route(event))));
+    delivery: nhc_delivery,
+) -> FfiResult<*mut K> {
+    let r = router.clone();
+    let route: Handler<<K::Handle as Handle>::Event> = Box::new(move |event| r.route(event));
+    match delivery {
+        nhc_delivery::NHC_DELIVERY_THREADED => handle.set_handler(Some(route)),
+        nhc_delivery::NHC_DELIVERY_INLINE => handle.set_inline_handler(route)?,
+        nhc_delivery::NHC_DELIVERY_POLLED => drop(route),
     }
+    let polled = delivery == nhc_delivery::NHC_DELIVERY_POLLED;
     let core = Arc::new(HandleCore::<K> {
         handle,
         router,
@@ -137,7 +143,7 @@ pub(crate) fn create<K: Kind>(
         let weak: Weak<HandleCore<K>> = Arc::downgrade(&core);
         live.push(weak);
     }
-    Box::into_raw(Box::new(K::wrap(core)))
+    Ok(Box::into_raw(Box::new(K::wrap(core))))
 }
 
 /// The handle behind `ptr`; a freed one is refused.

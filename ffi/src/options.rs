@@ -27,6 +27,12 @@ pub enum nhc_delivery {
     /// Only inside `nhc_socket_dispatch`, on the thread that calls it; for
     /// poll/select/epoll main loops (see `nhc_socket_fd`).
     NHC_DELIVERY_POLLED = 1,
+    /// On the socket's I/O thread, as each message is read: no hand-off to
+    /// another thread, the cheapest per message. Callbacks must not block
+    /// (no socket on that I/O thread reads, writes or heartbeats while one
+    /// runs); they may join, leave, push and free, as from any callback.
+    /// Sockets only: `nhc_device_new` refuses it (docs/c.md, "Callbacks and threads").
+    NHC_DELIVERY_INLINE = 2,
 }
 
 /// How messages go on the wire: the values of `nhc_socket_options.serializer`.
@@ -400,6 +406,7 @@ pub(crate) unsafe fn to_config(o: &nhc_socket_options) -> FfiResult<(SocketConfi
     let delivery = match o.delivery {
         0 => nhc_delivery::NHC_DELIVERY_THREADED,
         1 => nhc_delivery::NHC_DELIVERY_POLLED,
+        2 => nhc_delivery::NHC_DELIVERY_INLINE,
         other => {
             return Err(invalid(format!(
                 "delivery {other} is not an nhc_delivery value"

@@ -11,7 +11,7 @@ use crate::closure::{nhc_state_closure, Owned};
 use crate::error::{invalid, FfiResult};
 use crate::handle::{self, HandleCore, Kind};
 use crate::nhc_result;
-use crate::options::{self, nhc_delivery, nhc_socket_options};
+use crate::options::{self, nhc_socket_options};
 use crate::router::Router;
 use crate::types::nhc_state;
 
@@ -87,8 +87,7 @@ pub unsafe extern "C" fn nhc_socket_new(
         let default_timeout = config.default_timeout;
         let socket = Socket::new(config)?;
         let router = Router::new(Some(on_state));
-        let polled = delivery == nhc_delivery::NHC_DELIVERY_POLLED;
-        let created = handle::create::<nhc_socket>(socket, router, default_timeout, polled);
+        let created = handle::create::<nhc_socket>(socket, router, default_timeout, delivery)?;
         // SAFETY: `out` is valid for writes (the caller's contract; NULL was refused above).
         unsafe { *out = created };
         Ok(())

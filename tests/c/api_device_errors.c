@@ -106,6 +106,15 @@ static void options_errors(void) {
     s.url = "\xff";
     EXPECT_NEW_FAILS(&o, &r, "UTF-8");
 
+    /* Inline delivery is for sockets: device events come from several threads. */
+    base_options(&o, &s, &r);
+    s.delivery = NHC_DELIVERY_INLINE;
+    EXPECT_NEW_FAILS(&o, &r, "inline delivery is for sockets");
+
+    base_options(&o, &s, &r);
+    s.delivery = 3;
+    EXPECT_NEW_FAILS(&o, &r, "not an nhc_delivery value");
+
     base_options(&o, &s, &r);
     nhc_key_value bad_meta[] = {{"nerves_fw_uuid", "\xc3\x28"}};
     o.metadata = bad_meta;

@@ -1,10 +1,11 @@
 /*
  * Re-entrant calls from callbacks: push from on_event, leave from a join
  * callback, free the channel or the socket from their own callbacks (in
- * both delivery modes), and a free from another thread that waits for the
- * running callback. Drops always come after the last call.
+ * every delivery mode), and a free from another thread that waits for the
+ * running callback. Drops always come after the last call. Threaded
+ * callbacks run on the dispatcher thread, inline ones on the I/O thread.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* pthread_getname_np */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,9 +39,21 @@ static nhc_socket *threaded_socket(tl_rec *rec, int delivery, nhc_state_closure 
 
 /* --- push from on_event ---------------------------------------------------- */
 
+static const char *delivery_name(int delivery) {
+    return delivery == NHC_DELIVERY_INLINE ? "inline" : "threaded";
+}
+
+/* The library thread a callback of this delivery runs on. */
+static const char *callback_thread(int delivery) {
+    return delivery == NHC_DELIVERY_INLINE ? "nhc-io" : "nhc-dispatch";
+}
+
 static void ping_pong(const nhc_event *e, void *context) {
     ctx *c = context;
     if (e->kind == NHC_EVENT_MESSAGE && strcmp(e->event, "ping") == 0) {
+        char thread[16] = "";
+        CHECK(pthread_getname_np(pthread_self(), thread, sizeof thread) == 0);
+        tl_rec_add(c->rec, "ping on %s", thread);
         CHECK_OK(nhc_channel_push(c->ch, "pong", e->payload.json, e->payload.json_len, 0,
                                   tl_reply_closure(c->rec)));
         CHECK_OK(nhc_channel_cast(c->ch, "noreply_pong", "{}", 2, 0, NULL));
@@ -48,11 +61,11 @@ static void ping_pong(const nhc_event *e, void *context) {
     }
 }
 
-static void push_from_event(void) {
+static void push_from_event(int delivery) {
     tl_rec rec;
     tl_rec_init(&rec);
     nhc_state_closure none = {0};
-    nhc_socket *sock = threaded_socket(&rec, NHC_DELIVERY_THREADED, none);
+    nhc_socket *sock = threaded_socket(&rec, delivery, none);
     ctx c = {&rec, sock, NULL, "ping_pong"};
     CHECK_OK(nhc_channel_new(sock, "test:reentrant", NULL, &c.ch));
     nhc_event_closure ec = {&c, ping_pong, ctx_drop};
@@ -65,6 +78,9 @@ static void push_from_event(void) {
     CHECK(tl_rec_wait(&rec, "reply OK id=1 test:reentrant ok {\"seq\":7}", 1, 5000));
     CHECK(tl_ctl_wait(&srv, "test:reentrant", "pong", 1, 5000));
     CHECK(tl_ctl_wait(&srv, "test:reentrant", "noreply_pong", 1, 5000));
+    char on_thread[64];
+    snprintf(on_thread, sizeof on_thread, "ping on %s", callback_thread(delivery));
+    CHECK(tl_rec_count(&rec, on_thread) == 1);
     nhc_channel_free(c.ch);
     CHECK(tl_rec_count(&rec, "ping_pong dropped") == 1);
     nhc_socket_free(sock);
@@ -79,11 +95,11 @@ static void leave_on_join(const nhc_join_event *e, void *context) {
     if (e->status == NHC_JOIN_OK) CHECK_OK(nhc_channel_leave(c->ch));
 }
 
-static void leave_from_join(void) {
+static void leave_from_join(int delivery) {
     tl_rec rec;
     tl_rec_init(&rec);
     nhc_state_closure none = {0};
-    nhc_socket *sock = threaded_socket(&rec, NHC_DELIVERY_THREADED, none);
+    nhc_socket *sock = threaded_socket(&rec, delivery, none);
     ctx c = {&rec, sock, NULL, "leaver"};
     CHECK_OK(nhc_channel_new(sock, "test:leave", NULL, &c.ch));
     nhc_join_closure jc = {&c, leave_on_join, ctx_drop};
@@ -113,11 +129,11 @@ static void free_on_message(const nhc_event *e, void *context) {
     }
 }
 
-static void free_channel_from_event(void) {
+static void free_channel_from_event(int delivery) {
     tl_rec rec;
     tl_rec_init(&rec);
     nhc_state_closure none = {0};
-    nhc_socket *sock = threaded_socket(&rec, NHC_DELIVERY_THREADED, none);
+    nhc_socket *sock = threaded_socket(&rec, delivery, none);
     ctx c = {&rec, sock, NULL, "self_free"};
     CHECK_OK(nhc_channel_new(sock, "test:self_free", NULL, &c.ch));
     nhc_event_closure ec = {&c, free_on_message, ctx_drop};
@@ -215,12 +231,12 @@ static void *free_thread(void *arg) {
     return NULL;
 }
 
-static void free_waits_for_callback(void) {
+static void free_waits_for_callback(int delivery) {
     tl_rec rec;
     tl_rec_init(&rec);
     blocker b = {&rec, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, NULL};
     nhc_state_closure none = {0};
-    b.sock = threaded_socket(&rec, NHC_DELIVERY_THREADED, none);
+    b.sock = threaded_socket(&rec, delivery, none);
     nhc_channel *ch = NULL;
     CHECK_OK(nhc_channel_new(b.sock, "test:blocker", NULL, &ch));
     nhc_event_closure ec = {&b, block_on_message, blocker_drop};
@@ -254,12 +270,17 @@ static void free_waits_for_callback(void) {
 
 int main(void) {
     tl_server_load(&srv);
-    push_from_event();
-    leave_from_join();
-    free_channel_from_event();
-    free_socket_from_state(NHC_DELIVERY_THREADED);
+    const int callbacks[] = {NHC_DELIVERY_THREADED, NHC_DELIVERY_INLINE};
+    for (size_t i = 0; i < sizeof callbacks / sizeof callbacks[0]; i++) {
+        int delivery = callbacks[i];
+        printf("int_reentrant: %s callbacks\n", delivery_name(delivery));
+        push_from_event(delivery);
+        leave_from_join(delivery);
+        free_channel_from_event(delivery);
+        free_socket_from_state(delivery);
+        free_waits_for_callback(delivery);
+    }
     free_socket_from_state(NHC_DELIVERY_POLLED);
-    free_waits_for_callback();
     nhc_shutdown();
     printf("int_reentrant: ok\n");
     return 0;
