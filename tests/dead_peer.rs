@@ -36,13 +36,7 @@ async fn a_half_open_connection_is_detected_within_two_heartbeat_intervals() {
     config.heartbeat_interval = INTERVAL;
     config.heartbeat_timeout = TIMEOUT;
     let sock = Socket::new(config).expect("valid config");
-    let chan = sock.channel("room:dead", no_params()).expect("channel");
-    sock.connect().expect("connect");
-    chan.join()
-        .expect("join sent")
-        .await
-        .expect("socket alive")
-        .expect("join ok");
+    let chan = connect_and_join(&sock, "room:dead").await;
 
     let [id] = proxy.connections()[..] else {
         panic!("expected one proxied connection: {:?}", proxy.connections())

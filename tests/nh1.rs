@@ -61,13 +61,7 @@ fn auth(secret: SharedSecret, offset: i64) -> Arc<Nh1Auth> {
 
 /// Connects, joins `device`, and returns the identity the server saw.
 async fn join_device(server: &DevServer, sock: &Socket) -> Option<String> {
-    let chan = sock.channel("device", no_params()).expect("channel");
-    sock.connect().expect("connect");
-    chan.join()
-        .expect("join sent")
-        .await
-        .expect("socket alive")
-        .expect("join ok");
+    connect_and_join(sock, "device").await;
     let connections = server.control().connections().await;
     assert_eq!(connections.len(), 1, "{connections:?}");
     connections[0].identity.clone()

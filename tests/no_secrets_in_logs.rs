@@ -18,7 +18,7 @@ mod softhsm_fixture;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{fast_config, no_params, wait_for};
+use common::{fast_config, joined_device_channel, no_params, wait_for};
 use nerves_hub_channel::log_policy::may_leak_secrets;
 use nerves_hub_channel::nerves_hub::nh1::{Nh1Auth, SharedSecret};
 use nerves_hub_channel::nerves_hub::update::{
@@ -179,14 +179,7 @@ async fn through_an_authenticating_proxy(server: &DevServer, update: &Value) -> 
     sock.disconnect().expect("disconnect");
     config.proxy = ProxyConfig::via(with(PROXY_PASSWORD_ENCODED));
     log::info!("connecting with {config:?}");
-    let sock = Socket::new(config).expect("config");
-    let chan = sock.channel("device", no_params()).expect("channel");
-    sock.connect().expect("connect");
-    chan.join()
-        .expect("join sent")
-        .await
-        .expect("socket alive")
-        .expect("join ok");
+    let sock = joined_device_channel(config).await;
     sock.disconnect().expect("disconnect");
     download_via(update, Some(ProxyConfig::via(with(PROXY_PASSWORD_ENCODED))))
         .await

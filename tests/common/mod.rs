@@ -110,14 +110,20 @@ pub fn device_tls(server: &DevServer) -> nerves_hub_channel::TlsOptions {
 /// A socket made from `config`, connected, with `device` joined.
 pub async fn joined_device_channel(config: SocketConfig) -> Socket {
     let sock = Socket::new(config).expect("valid config");
-    let chan = sock.channel("device", no_params()).expect("channel");
+    connect_and_join(&sock, "device").await;
+    sock
+}
+
+/// Connects `sock` and joins `topic` on it; panics unless the join succeeds.
+pub async fn connect_and_join(sock: &Socket, topic: &str) -> nerves_hub_channel::Channel {
+    let chan = sock.channel(topic, no_params()).expect("channel");
     sock.connect().expect("connect");
     chan.join()
         .expect("join sent")
         .await
         .expect("socket alive")
         .expect("join ok");
-    sock
+    chan
 }
 
 /// The reason of the next `Disconnected`, checking that a retry is planned.
