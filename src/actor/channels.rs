@@ -128,19 +128,21 @@ impl Actor {
         timeout: Duration,
         waiter: Option<JoinWaiter>,
     ) {
-        let ch = self.channels.entry(id).or_insert_with(|| ChannelState {
-            topic,
-            params: params.clone(),
-            phase: Phase::Errored,
-            public: state,
-            join_ref: None,
-            join_timeout: timeout,
-            join_deadline: None,
-            rejoin_at: None,
-            leave: None,
-            leave_waiters: Vec::new(),
-            join_waiters: Vec::new(),
-            buffer: VecDeque::new(),
+        let ch = self.channels.entry(id).or_insert_with(|| {
+            Box::new(ChannelState {
+                topic,
+                params: params.clone(),
+                phase: Phase::Errored,
+                public: state,
+                join_ref: None,
+                join_timeout: timeout,
+                join_deadline: None,
+                rejoin_at: None,
+                leave: None,
+                leave_waiters: Vec::new(),
+                join_waiters: Vec::new(),
+                buffer: VecDeque::new(),
+            })
         });
         ch.params = params;
         ch.join_timeout = timeout;

@@ -7,10 +7,19 @@
 //! its I/O thread about 8 times a minute for a 30 s heartbeat. A timerfd
 //! fires once, at the deadline. It is armed only when the deadline moves.
 //! Elsewhere, or when no descriptor can be had, it is a tokio `Sleep`.
+//!
+//! A timerfd is a descriptor besides the connection's own, so timerfds are
+//! rationed: at most an eighth of the process's descriptor limit. A device
+//! with a few sockets always gets them; a fleet simulator with 10,000
+//! sockets in one process does not run out of descriptors for the sockets
+//! themselves (it did, at 20,000: one TCP socket and one timerfd each), and
+//! its sockets beyond the ration use tokio's timer.
 
 #[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+#[cfg(target_os = "linux")]
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::time::{Instant, Sleep};
 
@@ -22,8 +31,23 @@ pub(super) struct Timer {
 
 enum Kind {
     #[cfg(target_os = "linux")]
-    Fd(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>),
+    Fd(TimerFd),
     Sleep(Pin<Box<Sleep>>),
+}
+
+/// A registered timerfd that gives its place in the ration back when dropped.
+#[cfg(target_os = "linux")]
+struct TimerFd(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
+
+/// Timerfds the library holds now, across all sockets.
+#[cfg(target_os = "linux")]
+static LIVE_TIMERFDS: AtomicUsize = AtomicUsize::new(0);
+
+#[cfg(target_os = "linux")]
+impl Drop for TimerFd {
+    fn drop(&mut self) {
+        LIVE_TIMERFDS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Timer {
@@ -50,7 +74,7 @@ impl Timer {
         self.armed = Some(at);
         match &mut self.kind {
             #[cfg(target_os = "linux")]
-            Kind::Fd(fd) => arm(fd, at),
+            Kind::Fd(fd) => arm(&fd.0, at),
             Kind::Sleep(sleep) => sleep.as_mut().reset(at),
         }
     }
@@ -61,7 +85,7 @@ impl Timer {
         match &mut self.kind {
             #[cfg(target_os = "linux")]
             Kind::Fd(fd) => loop {
-                let Ok(mut guard) = fd.readable().await else {
+                let Ok(mut guard) = fd.0.readable().await else {
                     // The reactor is gone (the runtime is stopping).
                     return std::future::pending().await;
                 };
@@ -85,9 +109,49 @@ impl Timer {
     }
 }
 
+/// How many timerfds a process with this soft descriptor limit may hold.
 #[cfg(target_os = "linux")]
-fn timerfd() -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+fn ration(nofile_soft_limit: u64) -> usize {
+    usize::try_from(nofile_soft_limit / 8).unwrap_or(usize::MAX)
+}
+
+/// Takes a place in the ration if one is left.
+#[cfg(target_os = "linux")]
+fn take_place(live: &AtomicUsize, ration: usize) -> bool {
+    live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        (n < ration).then_some(n + 1)
+    })
+    .is_ok()
+}
+
+#[cfg(target_os = "linux")]
+fn nofile_soft_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system call writing into a valid struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        // Unknown: assume the usual default rather than none.
+        return 1024;
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u32 on some 32-bit targets
+    let soft = limit.rlim_cur as u64;
+    soft
+}
+
+#[cfg(target_os = "linux")]
+fn timerfd() -> Option<TimerFd> {
     use std::os::fd::FromRawFd;
+    let ration = ration(nofile_soft_limit());
+    if !take_place(&LIVE_TIMERFDS, ration) {
+        log::debug!("{ration} timerfds in use (an eighth of the descriptor limit); the connection uses tokio's timer");
+        return None;
+    }
+    // From here on the place is given back by `TimerFd`'s drop, or below.
+    let give_back = || {
+        LIVE_TIMERFDS.fetch_sub(1, Ordering::Relaxed);
+    };
     // SAFETY: plain system call; the result is checked.
     let raw = unsafe {
         libc::timerfd_create(
@@ -96,6 +160,7 @@ fn timerfd() -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
         )
     };
     if raw < 0 {
+        give_back();
         log::debug!(
             "no timerfd ({}); the connection uses tokio's timer",
             std::io::Error::last_os_error()
@@ -108,8 +173,13 @@ fn timerfd() -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
     // not own their fd; an `OwnedFd` does, and its successor (`unsafe
     // register_with_interest`) does not exist in the tokio versions we accept.
     #[allow(deprecated)]
-    let fd = tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE);
-    fd.ok()
+    match tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE) {
+        Ok(fd) => Some(TimerFd(fd)),
+        Err(_) => {
+            give_back();
+            None
+        }
+    }
 }
 
 /// Arms the timerfd for `at` (relative to now: tokio's `Instant` is the
@@ -142,5 +212,33 @@ fn arm(fd: &tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>, at: Instant) {
             "timerfd_settime failed: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ration_is_an_eighth_of_the_descriptor_limit() {
+        assert_eq!(ration(1024), 128);
+        assert_eq!(ration(20_000), 2_500);
+        assert_eq!(ration(7), 0);
+        assert_eq!(
+            ration(u64::MAX),
+            usize::try_from(u64::MAX / 8).unwrap_or(usize::MAX)
+        );
+    }
+
+    #[test]
+    fn places_are_taken_until_the_ration_is_used_up() {
+        let live = AtomicUsize::new(0);
+        assert!(take_place(&live, 2));
+        assert!(take_place(&live, 2));
+        assert!(!take_place(&live, 2));
+        assert_eq!(live.load(Ordering::Relaxed), 2);
+        live.fetch_sub(1, Ordering::Relaxed);
+        assert!(take_place(&live, 2));
+        assert!(!take_place(&live, 0));
     }
 }
