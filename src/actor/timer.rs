@@ -35,18 +35,26 @@ enum Kind {
     Sleep(Pin<Box<Sleep>>),
 }
 
-/// A registered timerfd that gives its place in the ration back when dropped.
+/// A registered timerfd and its place in the ration.
 #[cfg(target_os = "linux")]
-struct TimerFd(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
+struct TimerFd {
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    _place: Place<'static>,
+}
 
 /// Timerfds the library holds now, across all sockets.
 #[cfg(target_os = "linux")]
 static LIVE_TIMERFDS: AtomicUsize = AtomicUsize::new(0);
 
+/// One place in the ration, given back when dropped (also when the timerfd
+/// cannot be made after all).
 #[cfg(target_os = "linux")]
-impl Drop for TimerFd {
+struct Place<'a>(&'a AtomicUsize);
+
+#[cfg(target_os = "linux")]
+impl Drop for Place<'_> {
     fn drop(&mut self) {
-        LIVE_TIMERFDS.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -74,7 +82,7 @@ impl Timer {
         self.armed = Some(at);
         match &mut self.kind {
             #[cfg(target_os = "linux")]
-            Kind::Fd(fd) => arm(&fd.0, at),
+            Kind::Fd(timer) => arm(&timer.fd, at),
             Kind::Sleep(sleep) => sleep.as_mut().reset(at),
         }
     }
@@ -84,8 +92,8 @@ impl Timer {
     pub async fn fired(&mut self) {
         match &mut self.kind {
             #[cfg(target_os = "linux")]
-            Kind::Fd(fd) => loop {
-                let Ok(mut guard) = fd.0.readable().await else {
+            Kind::Fd(timer) => loop {
+                let Ok(mut guard) = timer.fd.readable().await else {
                     // The reactor is gone (the runtime is stopping).
                     return std::future::pending().await;
                 };
@@ -117,11 +125,12 @@ fn ration(nofile_soft_limit: u64) -> usize {
 
 /// Takes a place in the ration if one is left.
 #[cfg(target_os = "linux")]
-fn take_place(live: &AtomicUsize, ration: usize) -> bool {
+fn take_place(live: &AtomicUsize, ration: usize) -> Option<Place<'_>> {
     live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
         (n < ration).then_some(n + 1)
     })
-    .is_ok()
+    .ok()
+    .map(|_| Place(live))
 }
 
 #[cfg(target_os = "linux")]
@@ -144,13 +153,9 @@ fn nofile_soft_limit() -> u64 {
 fn timerfd() -> Option<TimerFd> {
     use std::os::fd::FromRawFd;
     let ration = ration(nofile_soft_limit());
-    if !take_place(&LIVE_TIMERFDS, ration) {
+    let Some(place) = take_place(&LIVE_TIMERFDS, ration) else {
         log::debug!("{ration} timerfds in use (an eighth of the descriptor limit); the connection uses tokio's timer");
         return None;
-    }
-    // From here on the place is given back by `TimerFd`'s drop, or below.
-    let give_back = || {
-        LIVE_TIMERFDS.fetch_sub(1, Ordering::Relaxed);
     };
     // SAFETY: plain system call; the result is checked.
     let raw = unsafe {
@@ -160,7 +165,6 @@ fn timerfd() -> Option<TimerFd> {
         )
     };
     if raw < 0 {
-        give_back();
         log::debug!(
             "no timerfd ({}); the connection uses tokio's timer",
             std::io::Error::last_os_error()
@@ -173,13 +177,8 @@ fn timerfd() -> Option<TimerFd> {
     // not own their fd; an `OwnedFd` does, and its successor (`unsafe
     // register_with_interest`) does not exist in the tokio versions we accept.
     #[allow(deprecated)]
-    match tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE) {
-        Ok(fd) => Some(TimerFd(fd)),
-        Err(_) => {
-            give_back();
-            None
-        }
-    }
+    let fd = tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE).ok()?;
+    Some(TimerFd { fd, _place: place })
 }
 
 /// Arms the timerfd for `at` (relative to now: tokio's `Instant` is the
@@ -231,14 +230,17 @@ mod tests {
     }
 
     #[test]
-    fn places_are_taken_until_the_ration_is_used_up() {
+    fn places_are_taken_until_the_ration_is_used_up_and_given_back_on_drop() {
         let live = AtomicUsize::new(0);
-        assert!(take_place(&live, 2));
-        assert!(take_place(&live, 2));
-        assert!(!take_place(&live, 2));
+        let first = take_place(&live, 2).expect("a first place");
+        let second = take_place(&live, 2).expect("a second place");
+        assert!(take_place(&live, 2).is_none());
         assert_eq!(live.load(Ordering::Relaxed), 2);
-        live.fetch_sub(1, Ordering::Relaxed);
-        assert!(take_place(&live, 2));
-        assert!(!take_place(&live, 0));
+        drop(first);
+        assert_eq!(live.load(Ordering::Relaxed), 1);
+        let third = take_place(&live, 2).expect("the place given back");
+        assert!(take_place(&live, 0).is_none());
+        drop((second, third));
+        assert_eq!(live.load(Ordering::Relaxed), 0);
     }
 }
