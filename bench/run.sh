@@ -10,7 +10,8 @@
 # (bench/c/raw_reader.c). bench/report.py turns their JSON into the report.
 # Also: the device layer's firmware download (with verification) against
 # curl on the same file (bench/download.rs).
-# Needs: cargo, cc, python3 (>= 3.11, with venv), node >= 20 + npm, curl;
+# Needs: cargo, cc, OpenSSL's headers (libssl-dev: the raw reader's wss),
+# python3 (>= 3.11, with venv), node >= 20 + npm, curl;
 # network access to PyPI and npm on the first run only.
 # Environment: NHC_BENCH_DIR (work directory, default target/bench),
 #   NHC_BENCH_CONNECTIONS (the many-connections workload, default 10000,
@@ -75,7 +76,7 @@ step "build (C clients)"
 cflags=(-O2 -std=c11 -Wall -Wextra -Werror)
 cc "${cflags[@]}" -I"$root/include" -o "$work/bin/nhc_bench" bench/c/nhc_bench.c bench/c/benchlib.c \
   -L"$work/lib" -lnerves_hub_channel -Wl,-rpath,"$work/lib" -lpthread
-cc "${cflags[@]}" -o "$work/bin/raw_reader" bench/c/raw_reader.c bench/c/benchlib.c -lpthread
+cc "${cflags[@]}" -o "$work/bin/raw_reader" bench/c/raw_reader.c bench/c/benchlib.c -lssl -lcrypto -lpthread
 cc "${cflags[@]}" -I"$root/include" -o "$work/bin/nhc_bench_static" bench/c/nhc_bench.c bench/c/benchlib.c \
   "$root/target/dist/libnerves_hub_channel_ffi.a" -Wl,--gc-sections -Wl,--as-needed -lgcc_s -lutil -lrt -lpthread -lm -ldl
 strip "$work/bin/nhc_bench_static"

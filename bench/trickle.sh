@@ -10,16 +10,21 @@
 #   permessage-deflate (bench/js/bench.mjs trickle) and the raw reader
 #   (bench/c/raw_reader.c).
 #
-#   bash bench/trickle.sh [--quick] [--only "c c-polled raw ..."] [--rates "100 5000"]
+#   bash bench/trickle.sh [--quick] [--only "c c-polled raw ..."] [--rates "100 5000"] [--tls]
 #   bash bench/trickle.sh --build-only   (the C programs and their library, for
 #                                          bench/idle_wakeups.sh)
 #   bash bench/trickle.sh --no-build ...  (with what the last run built and installed)
+#
+# --tls: over wss with mutual TLS, for the C clients and the raw reader (OpenSSL)
+# only; the others are skipped. Rate 0 is an unpaced flood (the server writes
+# as fast as the client reads: the flood over wss of issue 18), 20,000
+# messages, warm-up then two measured floods in each process.
 #
 # Every client warms up with a flood at full speed, then receives a paced
 # flood; that is repeated `runs` times, the clients taking turns so that
 # each sees the same load of the (shared) machine, and medians are reported. The report goes to
 # target/bench/trickle/trickle.md, the raw JSON next to it. Needs what
-# bench/run.sh needs (cargo, cc, python3 >= 3.11 with venv, node >= 20 + npm;
+# bench/run.sh needs (cargo, cc, libssl-dev, python3 >= 3.11 with venv, node >= 20 + npm;
 # PyPI and npm on the first run). Environment: NHC_BENCH_DIR (default
 # target/bench), NHC_TRICKLE_RUNS (3), NHC_TRICKLE_SECONDS (15: the length of
 # one paced flood at 100/s; at 5,000/s a flood is 20,000 messages),
@@ -35,6 +40,7 @@ build_only=0
 build=1
 only="raw c c-polled c-inline python-blocking python-asyncio python-pypi js"
 rates="100 5000"
+tls=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1 ;;
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
   --no-build) build=0 ;;
   --only) only=$2; shift ;;
   --rates) rates=$2; shift ;;
+  --tls) tls=1 ;;
   *) echo "usage: bash bench/trickle.sh [--quick] [--only CLIENTS] [--rates RATES]" >&2; exit 2 ;;
   esac
   shift
@@ -52,7 +59,7 @@ baseline=${NHC_TRICKLE_BASELINE:-}
 seconds=${NHC_TRICKLE_SECONDS:-15}
 [ "$quick" = 1 ] && runs=1 seconds=2
 count_for() { # messages per paced flood at rate $1
-  if [ "$1" -ge 1000 ]; then
+  if [ "$1" -eq 0 ] || [ "$1" -ge 1000 ]; then
     [ "$quick" = 1 ] && echo 5000 || echo 20000
   else
     echo $(($1 * seconds))
@@ -74,7 +81,7 @@ if [ "$build" = 1 ]; then
   cflags=(-O2 -std=c11 -Wall -Wextra -Werror)
   cc "${cflags[@]}" -I"$root/include" -o "$work/bin/nhc_bench" bench/c/nhc_bench.c bench/c/benchlib.c \
     -L"$work/lib" -lnerves_hub_channel -Wl,-rpath,"$work/lib" -lpthread
-  cc "${cflags[@]}" -o "$work/bin/raw_reader" bench/c/raw_reader.c bench/c/benchlib.c -lpthread
+  cc "${cflags[@]}" -o "$work/bin/raw_reader" bench/c/raw_reader.c bench/c/benchlib.c -lssl -lcrypto -lpthread
   [ "$build_only" = 1 ] && exit 0
   case " $only " in *" python-"*)
     [ -x "$py" ] || python3 -m venv "$work/venv"
@@ -111,13 +118,19 @@ run() {
 # One paced flood of one client (after its warm-up), each in its own process.
 run_once() {
   local client=$1 rate=$2 count=$3 r=$4
+  local n=1 # measured floods per process; an unpaced one is warmed up only when n > 1
+  [ "$rate" -eq 0 ] && n=2
+  if [ "$tls" = 1 ]; then
+    case $client in raw | c | c-polled | c-inline) ;; *) return 0 ;; esac
+  fi
   case $client in
-  raw) run raw "$rate" "$work/bin/raw_reader" "$info" seq=0 pipe=0 flood="$count" rate="$rate" flood_runs=1 ;;
-  c) run c "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs=1 ;;
-  c-polled) run c-polled "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs=1 \
-    delivery=polled ;;
-  c-inline) run c-inline "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs=1 \
-    delivery=inline ;;
+  raw) run raw "$rate" "$work/bin/raw_reader" "$info" seq=0 pipe=0 flood="$count" rate="$rate" flood_runs="$n" \
+    tls="$tls" ;;
+  c) run c "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs="$n" tls="$tls" ;;
+  c-polled) run c-polled "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs="$n" \
+    tls="$tls" delivery=polled ;;
+  c-inline) run c-inline "$rate" "$work/bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs="$n" \
+    tls="$tls" delivery=inline ;;
   python-*)
     local scenario
     case $client in
@@ -149,6 +162,8 @@ done
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 step "report"
-python3 bench/trickle_report.py "$out" "$loadavg_start" "$loadavg_end" >"$out/trickle.md"
+transport=ws
+[ "$tls" = 1 ] && transport="wss (mutual TLS)"
+python3 bench/trickle_report.py "$out" "$loadavg_start" "$loadavg_end" "$transport" >"$out/trickle.md"
 cat "$out/trickle.md"
 echo "wrote $out/trickle.md" >&2

@@ -2,7 +2,9 @@
 (user + system, whole process) and voluntary context switches per message,
 then the ratios issue 18 sets goals for.
 
-    python3 bench/trickle_report.py RESULTS_DIR [LOADAVG_START LOADAVG_END]
+    python3 bench/trickle_report.py RESULTS_DIR [LOADAVG_START LOADAVG_END [TRANSPORT]]
+
+Rate 0 is the unpaced flood ("flood" in the tables).
 """
 
 import json
@@ -60,6 +62,10 @@ def median(v: List[float]) -> Optional[float]:
     return statistics.median(v) if v else None
 
 
+def rate_name(r: int) -> str:
+    return "flood" if r == 0 else f"{r}/s"
+
+
 def fmt(v: Optional[float], digits: int = 4) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
@@ -67,6 +73,8 @@ def fmt(v: Optional[float], digits: int = 4) -> str:
 def main() -> None:
     results = Path(sys.argv[1])
     load_start, load_end = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else ("?", "?")
+    transport = sys.argv[4] if len(sys.argv) > 4 else "ws"
+    wss = transport.startswith("wss")
     all_rates = rates(results)
     data: Dict[Tuple[str, int], Runs] = {}
     for rate in all_rates:
@@ -75,8 +83,9 @@ def main() -> None:
             if runs:
                 data[(key, rate)] = runs
     out: List[str] = []
-    out.append(f"Load average (1, 5, 15 min) before: {load_start}; after: {load_end}.\n")
-    head = "| client |" + "".join(f" {r}/s CPU (s / 10k msgs) | {r}/s wake-ups per msg |" for r in all_rates)
+    out.append(f"Transport: {transport}. Load average (1, 5, 15 min) before: {load_start}; after: {load_end}.\n")
+    head = "| client |" + "".join(
+        f" {rate_name(r)} CPU (s / 10k msgs) | {rate_name(r)} wake-ups per msg |" for r in all_rates)
     out.append(head)
     out.append("|---|" + "---|---|" * len(all_rates))
     for key, label in CLIENTS:
@@ -93,7 +102,7 @@ def main() -> None:
     for r in all_rates:
         parts = [f"{label}: " + ", ".join(f"{c:.4f}" for c in data[(k, r)][0])
                  for k, label in CLIENTS if (k, r) in data]
-        out.append(f"- {r}/s: " + "; ".join(parts))
+        out.append(f"- {rate_name(r)}: " + "; ".join(parts))
     out.append("")
     out.append("Wake-ups per message: voluntary context switches of all the client's threads "
                "(`getrusage`), divided by the messages.")
@@ -104,19 +113,23 @@ def main() -> None:
             return None
         return statistics.median(data[(a, r)][0]) / statistics.median(data[(b, r)][0])
 
+    # Issue 18 asks a flood over wss for <= 1.2x the raw reader, and the
+    # trickle (ws) for <= 1.3x.
+    to_raw = 1.2 if wss else 1.3
     goals = [
         ("C API threaded, vs phoenix.js without deflate", "c", "js", 0.5),
         ("C API polled, vs phoenix.js without deflate", "c-polled", "js", 0.5),
-        ("C API threaded, vs the raw reader", "c", "raw", 1.3),
-        ("C API polled, vs the raw reader", "c-polled", "raw", 1.3),
+        ("C API threaded, vs the raw reader", "c", "raw", to_raw),
+        ("C API polled, vs the raw reader", "c-polled", "raw", to_raw),
         ("C API inline, vs phoenix.js without deflate", "c-inline", "js", 0.5),
-        ("C API inline, vs the raw reader", "c-inline", "raw", 1.3),
+        ("C API inline, vs the raw reader", "c-inline", "raw", to_raw),
         ("Python blocking, vs the pure-Python client", "python-blocking", "python-pypi", 0.25),
         ("Python asyncio, vs the pure-Python client (no goal)", "python-asyncio", "python-pypi", None),
         ("C API threaded, vs its baseline build (no goal)", "c", "c-baseline", None),
         ("C API polled, vs its baseline build (no goal)", "c-polled", "c-polled-baseline", None),
     ]
-    out.append("| CPU per message (issue 18 goal) |" + "".join(f" {r}/s |" for r in all_rates) + " goal |")
+    out.append("| CPU per message (issue 18 goal) |" + "".join(f" {rate_name(r)} |" for r in all_rates)
+               + " goal |")
     out.append("|---|" + "---|" * len(all_rates) + "---|")
     for label, a, b, goal in goals:
         row = f"| {label} |"

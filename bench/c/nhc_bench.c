@@ -8,12 +8,14 @@
  *   nhc_bench idle SERVER_JSON threaded|polled [SETTLE_SECONDS=15]
  *   nhc_bench many SERVER_JSON N ws|wss
  *   nhc_bench trickle SERVER_JSON rate=R [count=N] [runs=3] [size=256]
- *                                 [delivery=threaded|polled|inline]
+ *                                 [delivery=threaded|polled|inline] [tls=0]
  *
  * trickle: the dev server sends R messages a second, each alone (a paced
  * flood), so that every message wakes the client; after a warm-up flood at
  * full speed (also with runs=1), `runs` paced floods of N messages, with the
  * CPU time and the voluntary context switches (all threads) per message of each.
+ * rate=0: the floods are not paced (the server writes as fast as the client
+ * reads); a warm-up comes first when runs > 1. tls=1: over wss with mutual TLS.
  *
  * Threaded delivery (the default): callbacks run on the library's dispatcher
  * thread and signal the main thread through a condition variable. Polled
@@ -368,18 +370,21 @@ static int cmd_run(const bl_server *s, int argc, char **argv) {
 
 static int cmd_trickle(const bl_server *s, int argc, char **argv) {
     long rate = arg_long(argc, argv, "rate", 0), count = arg_long(argc, argv, "count", 10000),
-         runs = arg_long(argc, argv, "runs", 3), size = arg_long(argc, argv, "size", 256);
-    if (rate <= 0 || count <= 0 || runs <= 0) bl_die("trickle needs rate=R > 0 (count, runs > 0)", NULL);
+         runs = arg_long(argc, argv, "runs", 3), size = arg_long(argc, argv, "size", 256),
+         tls = arg_long(argc, argv, "tls", 0);
+    if (rate < 0 || count <= 0 || runs <= 0) bl_die("trickle needs rate=R >= 0 (count, runs > 0)", NULL);
     const char *mode = parse_delivery(argc, argv);
     counter joins;
     counter_init(&joins);
-    nhc_socket *sock = open_socket(s, false, delivery_mode);
+    nhc_socket *sock = open_socket(s, tls != 0, delivery_mode);
     if (delivery_mode == NHC_DELIVERY_POLLED) polled_socket = sock;
     check(nhc_socket_connect(sock), "nhc_socket_connect");
-    printf("{\"client\":\"c\",\"version\":\"%s\",\"delivery\":\"%s\",\"rate\":%ld,", nhc_version(),
-           mode, rate);
+    printf("{\"client\":\"c\",\"version\":\"%s\",\"delivery\":\"%s\",\"rate\":%ld,"
+           "\"transport\":\"%s\",",
+           nhc_version(), mode, rate, tls ? "wss" : "ws");
     bench_flood(s, sock, count, (int)size, runs, rate);
-    long first = 1, total = runs + 1; /* bench_flood warmed up first */
+    /* bench_flood warmed up first when it was paced or ran more than once */
+    long total = rate > 0 || runs > 1 ? runs + 1 : 1, first = total > 1 ? 1 : 0;
     printf("\"switches_per_msg_runs\":[");
     for (long r = first; r < total; r++) printf("%s%.3f", r > first ? "," : "", flood_switches[r]);
     printf("],\"switches_per_msg\":%.3f}\n",

@@ -6,16 +6,22 @@
  * each batch of pushes in one write, approximates the dev server's limit.
  *
  *   raw_reader SERVER_JSON [seq=5000] [pipe=50000] [window=100] [flood=50000] [size=256]
- *              [flood_runs=1] [rate=0]
+ *              [flood_runs=1] [rate=0] [tls=0]
  *
  * flood_runs > 1: one warm-up flood, then the median of that many.
  * rate=R > 0: the measured floods are paced (R messages a second, each sent
  * alone: the trickle benchmark) after a warm-up at full speed, also with
  * flood_runs=1; seq=0 and pipe=0 skip
  * those workloads.
+ * tls=1: over the server's wss URL with mutual TLS (OpenSSL, the CA and the
+ * device certificate of the ready line), for the flood over wss; TLS costs
+ * the same records and decryption a TLS client of any kind must pay, so
+ * the floor stays a floor.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +32,14 @@
 #include "benchlib.h"
 
 static int fd = -1;
+static SSL *ssl; /* non-NULL over wss */
 static unsigned char in[1 << 16];
 static size_t in_len, in_pos;
 static unsigned long long next_ref = 1;
 
 static void send_all(const unsigned char *buf, size_t len) {
     while (len) {
-        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+        ssize_t w = ssl ? SSL_write(ssl, buf, (int)len) : send(fd, buf, len, MSG_NOSIGNAL);
         if (w <= 0) bl_die("websocket write failed", NULL);
         buf += w;
         len -= (size_t)w;
@@ -67,7 +74,8 @@ static void fill(void) {
     if (in_pos < in_len) memmove(in, in + in_pos, in_len - in_pos);
     in_len -= in_pos;
     in_pos = 0;
-    ssize_t r = recv(fd, in + in_len, sizeof in - in_len, 0);
+    ssize_t r = ssl ? SSL_read(ssl, in + in_len, (int)(sizeof in - in_len))
+                    : recv(fd, in + in_len, sizeof in - in_len, 0);
     if (r <= 0) bl_die("websocket read failed (connection closed?)", NULL);
     in_len += (size_t)r;
 }
@@ -107,11 +115,34 @@ static void read_frames(long n) {
     }
 }
 
-static void open_ws(const bl_server *s) {
+/* Verifies the server against the ready line's CA and its host name, and
+ * presents the device certificate (the dev server's wss asks for one). */
+static void start_tls(const bl_server *s, const char *host) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) bl_die("SSL_CTX_new", NULL);
+    if (SSL_CTX_load_verify_locations(ctx, s->ca, NULL) != 1) bl_die("cannot load the CA", s->ca);
+    if (SSL_CTX_use_certificate_file(ctx, s->device_cert, SSL_FILETYPE_PEM) != 1)
+        bl_die("cannot load the device certificate", s->device_cert);
+    if (SSL_CTX_use_PrivateKey_file(ctx, s->device_key, SSL_FILETYPE_PEM) != 1)
+        bl_die("cannot load the device key", s->device_key);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    ssl = SSL_new(ctx);
+    if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_set_tlsext_host_name(ssl, host) != 1 ||
+        SSL_set1_host(ssl, host) != 1)
+        bl_die("SSL setup", host);
+    if (SSL_connect(ssl) != 1) {
+        char err[256];
+        ERR_error_string_n(ERR_get_error(), err, sizeof err);
+        bl_die("TLS handshake", err);
+    }
+}
+
+static void open_ws(const bl_server *s, int tls) {
     char host[256], path[256] = "/socket/websocket";
     int port;
-    if (sscanf(s->ws_url, "ws://%255[^:]:%d%255s", host, &port, path) < 2)
-        bl_die("cannot parse ws_url", s->ws_url);
+    const char *url = tls ? s->wss_url : s->ws_url;
+    if (sscanf(url, tls ? "wss://%255[^:]:%d%255s" : "ws://%255[^:]:%d%255s", host, &port, path) < 2)
+        bl_die("cannot parse the server URL", url);
     char *q = strchr(path, '?');
     if (q) *q = '\0';
     char service[16];
@@ -121,8 +152,9 @@ static void open_ws(const bl_server *s) {
     hints.ai_socktype = SOCK_STREAM;
     if (getaddrinfo(host, service, &hints, &res) != 0 || !res) bl_die("resolve", host);
     fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) bl_die("connect", s->ws_url);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) bl_die("connect", url);
     freeaddrinfo(res);
+    if (tls) start_tls(s, host);
     char req[1024];
     int n = snprintf(req, sizeof req,
                      "GET %s?vsn=2.0.0 HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
@@ -167,11 +199,11 @@ int main(int argc, char **argv) {
     long seq = arg_long(argc, argv, "seq", 5000), pipe = arg_long(argc, argv, "pipe", 50000),
          window = arg_long(argc, argv, "window", 100), flood = arg_long(argc, argv, "flood", 50000),
          size = arg_long(argc, argv, "size", 256), runs = arg_long(argc, argv, "flood_runs", 1),
-         paced = arg_long(argc, argv, "rate", 0);
-    open_ws(&s);
+         paced = arg_long(argc, argv, "rate", 0), tls = arg_long(argc, argv, "tls", 0);
+    open_ws(&s, tls != 0);
     const char *topic = "room:raw";
     join(topic);
-    printf("{\"client\":\"raw\",");
+    printf("{\"client\":\"raw\",\"transport\":\"%s\",", tls ? "wss" : "ws");
 
     unsigned char out[300];
     double elapsed, cpu0, t0;
