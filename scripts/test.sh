@@ -9,7 +9,13 @@ bash scripts/setup.sh
 # and the dev server's .fw metadata read it from here.
 export NHC_FWUP="$PWD/target/tools/fwup/bin/fwup"
 
-step() { printf '\n==== %s\n' "$*"; }
+# Each step says what the one before it cost, so a CI log shows where the
+# minutes go (.ci/run has to stay under 60).
+last=$SECONDS
+step() {
+  printf '==== (%d s)\n\n==== %s\n' "$((SECONDS - last))" "$*"
+  last=$SECONDS
+}
 
 step "cargo fmt"
 cargo fmt --all -- --check
@@ -42,5 +48,5 @@ cargo build --release --locked -p nhc-devserver
 step "Distribution metadata: oelint-adv, LIC_FILES_CHKSUM, Buildroot tree"
 bash scripts/lint-distro.sh
 
-echo
+step "done"
 echo "all tests passed"
