@@ -9,6 +9,7 @@
  *   nhc_bench many SERVER_JSON N ws|wss
  *   nhc_bench trickle SERVER_JSON rate=R [count=N] [runs=3] [size=256]
  *                                 [delivery=threaded|polled|inline] [tls=0]
+ *                                 [read_buffer=BYTES]
  *
  * trickle: the dev server sends R messages a second, each alone (a paced
  * flood), so that every message wakes the client; after a warm-up flood at
@@ -374,6 +375,7 @@ static int cmd_trickle(const bl_server *s, int argc, char **argv) {
          tls = arg_long(argc, argv, "tls", 0);
     if (rate < 0 || count <= 0 || runs <= 0) bl_die("trickle needs rate=R >= 0 (count, runs > 0)", NULL);
     const char *mode = parse_delivery(argc, argv);
+    read_buffer_size = arg_long(argc, argv, "read_buffer", 0);
     counter joins;
     counter_init(&joins);
     nhc_socket *sock = open_socket(s, tls != 0, delivery_mode);

@@ -130,6 +130,8 @@ static void start_tls(const bl_server *s, const char *host) {
     if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_set_tlsext_host_name(ssl, host) != 1 ||
         SSL_set1_host(ssl, host) != 1)
         bl_die("SSL setup", host);
+    /* The connection keeps its own reference to the context. */
+    SSL_CTX_free(ctx);
     if (SSL_connect(ssl) != 1) {
         char err[256];
         ERR_error_string_n(ERR_get_error(), err, sizeof err);
