@@ -3,11 +3,11 @@
 //!
 //! A handle is a connection (re-made as needed) that reports everything it
 //! observes as one ordered stream of events, ending with a last event after
-//! `close`. The stream is consumed in one of three ways: polled (`event_fd`
+//! `close`. The stream is consumed in one of four ways: polled (`event_fd`
 //! plus `recv_timeout`/`try_recv` on the consumer's thread), threaded (a
-//! `set_handler` handler on the library's dispatcher thread) or, for a
-//! socket, inline (a `set_inline_handler` handler on its I/O thread).
-//! Dropping the
+//! `set_handler` handler on the library's dispatcher thread), pulled (a
+//! `set_pull` consumer with a thread of its own) or, for a socket, inline
+//! (a `set_inline_handler` handler on its I/O thread). Dropping the
 //! last clone abandons the handle: it closes and its tasks stop waiting for
 //! a consumer. In a child after fork() `connect` and `disconnect` fail
 //! (the library's threads did not survive it; see `runtime`).
@@ -23,6 +23,7 @@ use crate::actor::ConnectionState;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::nerves_hub::{Device, DeviceEvent};
+use crate::pull::Puller;
 use crate::queue::Handler;
 use crate::socket::Socket;
 
@@ -52,6 +53,8 @@ pub trait Handle: Send + Sync + 'static {
     /// Threaded mode: `handler` gets every event, in order, on the
     /// dispatcher thread. `None` removes it.
     fn set_handler(&self, handler: Option<Handler<Self::Event>>);
+    /// Pulled mode: see [`Puller`]. Instead of a handler, installed once.
+    fn set_pull(&self, puller: std::sync::Arc<dyn Puller<Self::Event>>) -> Result<()>;
     /// Inline mode (`Socket::set_inline_handler`): `handler` runs on the
     /// I/O thread that produces the events. A kind whose events come from
     /// more than one thread refuses it: a device's update progress comes
@@ -101,6 +104,9 @@ macro_rules! handle_by_own_methods {
             }
             fn set_handler(&self, handler: Option<Handler<$event>>) {
                 <$ty>::set_handler(self, handler)
+            }
+            fn set_pull(&self, puller: std::sync::Arc<dyn Puller<$event>>) -> Result<()> {
+                <$ty>::set_pull(self, puller)
             }
             $(
                 fn $inline(&self, handler: Handler<$event>) -> Result<()> {

@@ -3,9 +3,11 @@
 //! The connection task never blocks on it and never drops an event; instead it
 //! stops reading from the network while the queue holds `capacity` events, so
 //! memory stays bounded and TCP pushes back on the server. Consumers take
-//! events in one of three ways: blocking (`pop_timeout`), async (`pop_async`),
-//! or through the shared dispatcher thread (threaded mode). A pipe that is
-//! readable while events are pending serves poll/select/epoll loops.
+//! events in one of four ways: blocking (`pop_timeout`), async (`pop_async`),
+//! through the shared dispatcher thread (threaded mode), or on a thread of
+//! their own that is told when events are pending (`set_pull`, pull.rs). A
+//! pipe that is readable while events are pending serves poll/select/epoll
+//! loops.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -17,7 +19,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::dispatcher::{self, Dispatch};
+use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::pull::{EventSource, Puller};
 use crate::signal_fd::SignalFd;
 
 /// A user callback run by the dispatcher thread. `Handler` alone takes the
@@ -52,6 +56,9 @@ struct State<E> {
     /// The handler runs on the producer's thread, inside `push` (see
     /// `set_inline_handler`), instead of on the dispatcher thread.
     inline: bool,
+    /// Pulled delivery (`set_pull`): `scheduled` then means that the
+    /// puller's consumer holds the source, instead of the dispatcher.
+    pull: Option<Arc<dyn Puller<E>>>,
 }
 
 /// Generic over the event type so that a socket (`Event`) and a NervesHub
@@ -76,9 +83,11 @@ pub(crate) struct EventQueue<E: Send + 'static = Event> {
 }
 
 /// Who must be woken after events were queued.
-struct Wake {
+struct Wake<E: Send + 'static> {
     schedule: bool,
     blocked: bool,
+    /// With `schedule`: the consumer to give the source, if pulled.
+    pull: Option<Arc<dyn Puller<E>>>,
 }
 
 /// Events handed to a handler per turn, so one busy socket cannot starve the others.
@@ -96,6 +105,7 @@ impl<E: Send + 'static> EventQueue<E> {
                 scheduled: false,
                 blocked: 0,
                 inline: false,
+                pull: None,
             }),
             len: AtomicUsize::new(0),
             held: AtomicBool::new(false),
@@ -118,6 +128,9 @@ impl<E: Send + 'static> EventQueue<E> {
             let mut st = self.lock();
             if st.closed {
                 return;
+            }
+            if let Some(pull) = &st.pull {
+                pull.observe(&event);
             }
             st.events.push_back(event);
             if st.inline && matches!(st.handler, HandlerSlot::Idle(_)) {
@@ -167,25 +180,29 @@ impl<E: Send + 'static> EventQueue<E> {
     }
 
     /// Decides, under the lock, whom to wake for pending events.
-    fn wake_actions(st: &mut State<E>) -> Wake {
-        let has_handler = !matches!(st.handler, HandlerSlot::None);
-        let schedule = has_handler && !st.scheduled;
+    fn wake_actions(st: &mut State<E>) -> Wake<E> {
+        let has_consumer = !matches!(st.handler, HandlerSlot::None) || st.pull.is_some();
+        let schedule = has_consumer && !st.scheduled;
         if schedule {
             st.scheduled = true;
         }
         Wake {
             schedule,
             blocked: st.blocked > 0,
+            pull: if schedule { st.pull.clone() } else { None },
         }
     }
 
-    fn wake(self: &Arc<Self>, wake: Wake) {
+    fn wake(self: &Arc<Self>, wake: Wake<E>) {
         if wake.blocked {
             self.readable.notify_one();
         }
         self.async_readable.notify_one();
         if wake.schedule {
-            dispatcher::schedule(self.clone() as Arc<dyn Dispatch>);
+            match wake.pull {
+                Some(pull) => pull.ready(EventSource(self.clone())),
+                None => dispatcher::schedule(self.clone() as Arc<dyn Dispatch>),
+            }
         }
     }
 
@@ -295,9 +312,55 @@ impl<E: Send + 'static> EventQueue<E> {
         self.install(Some(handler), true);
     }
 
+    /// Pulled delivery (pull.rs): `puller` observes every event as it is
+    /// queued and is told when the queue has events nobody is taking; its
+    /// consumer takes them with `take_pulled`. Installed once, instead of a
+    /// handler: with a handler or another puller in place it is refused.
+    /// Events already queued are observed now, and handed over at once.
+    pub fn set_pull(self: &Arc<Self>, puller: Arc<dyn Puller<E>>) -> Result<()> {
+        let ready = {
+            let mut st = self.lock();
+            if st.pull.is_some() || !matches!(st.handler, HandlerSlot::None) {
+                return Err(Error::InvalidArgument(
+                    "pulled delivery replaces the handler; this one already has a consumer".into(),
+                ));
+            }
+            for event in &st.events {
+                puller.observe(event);
+            }
+            st.pull = Some(puller.clone());
+            let ready = !st.events.is_empty() && !st.scheduled;
+            st.scheduled |= ready;
+            ready
+        };
+        if ready {
+            puller.ready(EventSource(self.clone()));
+        }
+        Ok(())
+    }
+
+    /// The consumer of a pulled queue: see `EventSource::take`.
+    pub(crate) fn take_pulled(&self, out: &mut VecDeque<E>) -> bool {
+        let mut st = self.lock();
+        let before = st.events.len();
+        out.extend(st.events.drain(..before.min(DISPATCH_BATCH)));
+        self.taken(&mut st, before);
+        let more = !st.events.is_empty();
+        st.scheduled = more;
+        more
+    }
+
     fn install(self: &Arc<Self>, handler: Option<Handler<E>>, inline: bool) {
         let (old, schedule) = {
             let mut st = self.lock();
+            if st.pull.is_some() {
+                // Its consumer takes every event; a handler would compete.
+                drop(st);
+                if handler.is_some() {
+                    log::warn!("an event handler was not installed: the events are pulled");
+                }
+                return;
+            }
             if handler.is_some() {
                 st.inline = inline;
             }
@@ -451,6 +514,14 @@ impl<E: Send + 'static> EventQueue<E> {
             batch.extend(st.events.drain(..DISPATCH_BATCH));
             batch
         };
+        self.taken(st, before);
+        batch
+    }
+
+    /// After events were taken out of a queue that held `before`: the
+    /// length others read without the lock, the descriptor, and room for
+    /// the producer.
+    fn taken(&self, st: &mut State<E>, before: usize) {
         let after = st.events.len();
         self.len.store(after, Ordering::Release);
         if after == 0 {
@@ -461,7 +532,6 @@ impl<E: Send + 'static> EventQueue<E> {
         if before >= self.capacity && after < self.capacity {
             self.space.notify_one();
         }
-        batch
     }
 
     /// Returns the events of `batch` to the front of the queue, in order.

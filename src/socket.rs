@@ -12,6 +12,7 @@ use crate::channel::Channel;
 use crate::config::SocketConfig;
 use crate::error::{Error, Result};
 use crate::event::{ChannelId, Event, PushId};
+use crate::pull::Puller;
 use crate::queue::{EventQueue, Handler};
 use crate::runtime::{self, Closable};
 use crate::tls::TlsClient;
@@ -203,5 +204,12 @@ impl Socket {
     /// thread. `set_handler(None)` removes it.
     pub fn set_inline_handler(&self, handler: Handler) {
         self.inner.queue.set_inline_handler(handler);
+    }
+
+    /// Pulled mode (see [`Puller`]): a consumer on a thread of its own takes
+    /// the events, told by `puller` when there are some. Instead of a
+    /// handler, installed once; refused if a handler or puller is in place.
+    pub fn set_pull(&self, puller: Arc<dyn Puller<Event>>) -> Result<()> {
+        self.inner.queue.set_pull(puller)
     }
 }

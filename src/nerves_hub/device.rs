@@ -22,6 +22,7 @@ use super::update_info::UpdateInfo;
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::message::Payload;
+use crate::pull::Puller;
 use crate::queue::{EventQueue, Handler};
 use crate::socket::Socket;
 use crate::{runtime, ConnectionState};
@@ -244,6 +245,15 @@ impl Device {
     /// library's dispatcher thread. `None` removes it.
     pub fn set_handler(&self, handler: Option<Handler<DeviceEvent>>) {
         self.core().queue.set_handler(handler);
+    }
+
+    /// Pulled mode (see [`Puller`]): a consumer on a thread of its own takes
+    /// the device events, told by `puller` when there are some. Unlike
+    /// inline handlers, fine for a device: `puller` only records and hands
+    /// over, whichever thread produced the event. Installed once, instead
+    /// of a handler.
+    pub fn set_pull(&self, puller: Arc<dyn Puller<DeviceEvent>>) -> Result<()> {
+        self.core().queue.set_pull(puller)
     }
 
     /// Replaces the firmware metadata sent at the next (re)join.

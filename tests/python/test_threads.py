@@ -1,9 +1,11 @@
 """Blocking waits release the GIL, Ctrl-C interrupts them, Rust logs reach logging."""
 
 import os
+import queue
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -101,3 +103,23 @@ def test_callbacks_run_on_one_library_thread(server: DevServer) -> None:
     assert done.wait(WAIT)
     assert len(names) == 1
     assert threading.get_ident() not in names
+
+
+def _thread_name(native_id: int) -> str:
+    return Path(f"/proc/self/task/{native_id}/comm").read_text().strip()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_the_io_thread_hands_events_to_the_delivery_thread_itself(server: DevServer, sock: nhc.Socket) -> None:
+    """A threaded socket's events go from its I/O thread straight to
+    nhc-py-delivery: the core's dispatcher thread (one more wake-up per
+    message) is never started in a Python process."""
+    chan = sock.channel("room:handoff")
+    ran_on: "queue.Queue[str]" = queue.Queue()
+    chan.on("n", lambda p: ran_on.put(_thread_name(threading.get_native_id())))
+    chan.join()
+    assert server.control.push("room:handoff", "n", {}) == 1
+    assert ran_on.get(timeout=WAIT) == "nhc-py-delivery"
+    names = {_thread_name(int(task.name)) for task in Path("/proc/self/task").iterdir()}
+    assert "nhc-io" in names
+    assert "nhc-dispatch" not in names

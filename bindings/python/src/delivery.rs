@@ -1,44 +1,66 @@
-//! The Python-delivery thread of threaded sockets.
+//! The Python-delivery thread of threaded sockets and devices.
 //!
-//! The core calls each threaded socket's handler on its dispatcher thread,
-//! in order per socket. That handler never touches Python: it records what
-//! blocking waits need (`Watch`) and moves the event to the inbox below. One
-//! library-owned thread, shared by every threaded socket of the process,
-//! takes events from the inbox and runs the callbacks with the GIL held
-//! only while Python runs. The inbox is bounded: when Python lags, the core
-//! dispatcher waits, the core's own queue fills up, and the socket stops
-//! reading from the network (back-pressure instead of unbounded memory).
+//! Each threaded handle's core queue is pulled (the core's `Puller`): as the
+//! I/O thread queues an event, the handle's puller records what blocking
+//! waits need (`Watch`, without the GIL, before any callback can run), and
+//! when the queue has events nobody is taking it hands the queue over to the
+//! inbox below. One library-owned thread, shared by every threaded handle of
+//! the process, takes the queues from the inbox and runs the callbacks of
+//! their events with the GIL held only while Python runs. So a message wakes
+//! two threads (the I/O thread, this one), not three: the core's dispatcher
+//! thread is not involved. The core queue bounds memory: while it is full
+//! (Python lagging), the socket stops reading from the network; the inbox
+//! holds at most one entry per handle.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 
 use nerves_hub_channel::nerves_hub::DeviceEvent;
-use nerves_hub_channel::Event;
+use nerves_hub_channel::{Event, EventSource};
 use pyo3::prelude::*;
 
 use crate::device_router::DeviceRouter;
 use crate::errors;
 use crate::router::Router;
 
-const CAPACITY: usize = 1024;
-/// Events delivered per GIL acquisition.
-const BATCH: usize = 64;
+/// Handles served per GIL acquisition (each with up to 64 events).
+const BATCH: usize = 16;
 
-/// One event on its way to Python, with the router that delivers it
-/// (made by `PyRoute::item`; an enum, not a boxed closure: no allocation
-/// per socket event).
+/// A handle's queue with events for Python, with the router that delivers
+/// them (made by `PyRoute::item`).
 pub enum Item {
-    Socket(Arc<Router>, Event),
-    // Boxed: device events are large, and socket events are the hot path.
-    Device(Arc<DeviceRouter>, Box<DeviceEvent>),
+    Socket(EventSource<Event>, Arc<Router>),
+    Device(EventSource<DeviceEvent>, Arc<DeviceRouter>),
+}
+
+/// What the delivery thread takes events into, kept from one turn to the
+/// next so that a turn allocates nothing.
+#[derive(Default)]
+struct Buffers {
+    socket: VecDeque<Event>,
+    device: VecDeque<DeviceEvent>,
 }
 
 impl Item {
-    fn route(self, py: Python<'_>) {
+    /// Delivers one batch of the queue's events; true if more are left
+    /// (the item goes back to the inbox, behind the other handles).
+    fn deliver(&self, py: Python<'_>, buffers: &mut Buffers) -> bool {
         match self {
-            Item::Socket(router, event) => router.route(py, event),
-            Item::Device(router, event) => router.route(py, *event),
+            Item::Socket(source, router) => {
+                let more = source.take(&mut buffers.socket);
+                for event in buffers.socket.drain(..) {
+                    router.route(py, event);
+                }
+                more
+            }
+            Item::Device(source, router) => {
+                let more = source.take(&mut buffers.device);
+                for event in buffers.device.drain(..) {
+                    router.route(py, event);
+                }
+                more
+            }
         }
     }
 }
@@ -46,11 +68,10 @@ impl Item {
 #[derive(Default)]
 struct Inbox {
     items: VecDeque<Item>,
-    /// The delivery thread waits on `ready`, and how many enqueuers wait on
-    /// `space`: only they are notified, since a notify is a system call even
-    /// with nobody waiting and events come one by one.
+    /// The delivery thread waits on `ready`: only then is it notified, since
+    /// a notify is a system call even with nobody waiting and events come
+    /// one by one.
     idle: bool,
-    full_waiters: usize,
     stop: bool,
     thread: Option<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
@@ -61,7 +82,6 @@ struct Inbox {
 struct Delivery {
     inbox: Mutex<Inbox>,
     ready: Condvar,
-    space: Condvar,
 }
 
 static DELIVERY: OnceLock<Delivery> = OnceLock::new();
@@ -100,15 +120,11 @@ pub fn start() -> PyResult<()> {
     Ok(())
 }
 
-/// Runs on the core's dispatcher thread: waits for room, never for Python.
-pub fn enqueue(item: Item) {
+/// A handle's queue has events (the core's `Puller::ready`, on the thread
+/// that queued them): never waits, neither for room nor for Python.
+pub fn schedule(item: Item) {
     let d = delivery();
     let mut inbox = d.lock();
-    while inbox.items.len() >= CAPACITY && !inbox.stop {
-        inbox.full_waiters += 1;
-        inbox = d.space.wait(inbox).unwrap_or_else(|p| p.into_inner());
-        inbox.full_waiters -= 1;
-    }
     if inbox.stop {
         // The interpreter is exiting: nobody will run callbacks any more.
         return;
@@ -123,8 +139,11 @@ pub fn enqueue(item: Item) {
 
 fn run() {
     let d = delivery();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut again = Vec::with_capacity(BATCH);
+    let mut buffers = Buffers::default();
     loop {
-        let (batch, full_waiters): (Vec<Item>, bool) = {
+        {
             let mut inbox = d.lock();
             while inbox.items.is_empty() && !inbox.stop {
                 inbox.idle = true;
@@ -135,20 +154,26 @@ fn run() {
                 return;
             }
             let n = inbox.items.len().min(BATCH);
-            (inbox.items.drain(..n).collect(), inbox.full_waiters > 0)
-        };
-        if full_waiters {
-            d.space.notify_all();
+            batch.extend(inbox.items.drain(..n));
         }
         // `try_attach` declines once the interpreter is finalizing, so this
         // thread never blocks or dies inside Python's shutdown.
         let attached = Python::try_attach(|py| {
-            for item in batch {
-                item.route(py);
+            for item in batch.drain(..) {
+                if item.deliver(py, &mut buffers) {
+                    again.push(item);
+                }
             }
         });
         if attached.is_none() {
             return;
+        }
+        if !again.is_empty() {
+            let mut inbox = d.lock();
+            if inbox.stop {
+                return;
+            }
+            inbox.items.extend(again.drain(..));
         }
     }
 }
@@ -169,7 +194,6 @@ pub fn stop(py: Python<'_>) {
         (thread, items)
     };
     d.ready.notify_all();
-    d.space.notify_all();
     if let Some(t) = thread {
         // The thread may be waiting for the GIL to finish a batch.
         py.detach(|| {

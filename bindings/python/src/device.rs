@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use nerves_hub_channel::nerves_hub::extensions::LogLevel;
 use nerves_hub_channel::nerves_hub::update_info::UpdateInfo;
 use nerves_hub_channel::nerves_hub::{Device as CoreDevice, DeviceEvent};
+use nerves_hub_channel::EventSource;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -98,9 +99,8 @@ impl PyRoute for DeviceRouter {
     fn route(&self, py: Python<'_>, event: DeviceEvent) {
         DeviceRouter::route(self, py, event)
     }
-    fn item(router: &Arc<Self>, event: DeviceEvent) -> Item {
-        // Boxed: device events are large, and socket events are the hot path.
-        Item::Device(router.clone(), Box::new(event))
+    fn item(router: &Arc<Self>, source: EventSource<DeviceEvent>) -> Item {
+        Item::Device(source, router.clone())
     }
     fn watch(&self) -> &Watch {
         &self.watch
@@ -398,22 +398,38 @@ impl Device {
                 .pending_update()
                 .ok_or_else(|| invalid("no update is waiting for a decision"))?,
         };
-        // Held across the start: the watch then counts this update's end
-        // (or skips the end event of a failed start) consistently.
-        let mut seen = self.router.lock_seen();
-        if self.core.update_in_progress() {
-            return Err(invalid("an update is already being applied"));
+        {
+            let mut seen = self.router.lock_seen();
+            if seen.starting || self.core.update_in_progress() {
+                return Err(invalid("an update is already being applied"));
+            }
+            seen.starting = true;
+            seen.start_end = None;
         }
-        match self.core.apply_update(&info, options) {
+        // Not under the lock: the start queues events, and they are
+        // observed (under that lock) on this thread; see `Seen::starting`.
+        let started = self.core.apply_update(&info, options);
+        let mut seen = self.router.lock_seen();
+        seen.starting = false;
+        let end = seen.start_end.take();
+        match started {
             Ok(()) => {
                 seen.applied += 1;
+                // It ended before the start returned.
+                if let Some(outcome) = end {
+                    seen.finished += 1;
+                    seen.outcome = Some(outcome);
+                }
+                drop(seen);
+                self.router.changed.notify_all();
                 Ok(())
             }
             Err(e) => {
                 // A failed start is reported as `failed` and `UpdateFinished`,
-                // unless the runtime itself is gone (nothing was started).
+                // unless the runtime itself is gone (nothing was started);
+                // an end not seen yet is skipped when it comes.
                 use nerves_hub_channel::Error as E;
-                if !matches!(e, E::Forked | E::Connect(_)) {
+                if end.is_none() && !matches!(e, E::Forked | E::Connect(_)) {
                     seen.skip += 1;
                 }
                 Err(new_update_error(format!("Update failed : {e}")))

@@ -48,6 +48,13 @@ pub struct Seen {
     /// `UpdateFinished` events still to come for updates that failed to
     /// start (`apply_update` raised): not counted as `finished`.
     pub skip: u64,
+    /// `apply_update` is starting an update. Events are observed as they
+    /// are queued, on the thread that queues them (the caller's own, for a
+    /// start that fails at once), so the lock cannot be held across the
+    /// start: an end seen meanwhile waits in `start_end` until the start's
+    /// result says whose end it was.
+    pub starting: bool,
+    pub start_end: Option<Result<(), String>>,
 }
 
 pub struct DeviceRouter {
@@ -151,12 +158,17 @@ impl DeviceRouter {
                     return;
                 }
                 DeviceEvent::UpdateFinished { ok, reason } => {
-                    s.finished += 1;
-                    s.outcome = Some(if *ok {
+                    let outcome = if *ok {
                         Ok(())
                     } else {
                         Err(reason.clone().unwrap_or_else(|| "update failed".into()))
-                    });
+                    };
+                    if s.starting {
+                        s.start_end = Some(outcome);
+                        return;
+                    }
+                    s.finished += 1;
+                    s.outcome = Some(outcome);
                 }
                 _ => return,
             }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nerves_hub_channel::config::redact_query;
-use nerves_hub_channel::{ConnectionState, Handle, Socket};
+use nerves_hub_channel::{ConnectionState, EventSource, Handle, Puller, Socket};
 use pyo3::prelude::*;
 
 use crate::delivery::{self, Item};
@@ -32,12 +32,13 @@ pub trait PyRoute: Send + Sync + Sized + 'static {
     const NOUN: &'static str;
     /// Where a polled handle reports its connection ("on_state").
     const REPORTS_THROUGH: &'static str;
-    /// Runs before delivery, without the GIL: records what waits need.
+    /// Runs as the event is queued (on the thread that queued it), without
+    /// the GIL: records what waits need. Quick, never blocks.
     fn observe(&self, event: &Self::Event);
     /// Delivers one event. Never raises: failures go to logging.
     fn route(&self, py: Python<'_>, event: Self::Event);
-    /// The event on its way to the delivery thread.
-    fn item(router: &Arc<Self>, event: Self::Event) -> Item;
+    /// The handle's queue on its way to the delivery thread.
+    fn item(router: &Arc<Self>, source: EventSource<Self::Event>) -> Item;
     /// The connection as blocking waits see it.
     fn watch(&self) -> &Watch;
 }
@@ -63,6 +64,18 @@ pub fn callable(value: Option<Bound<'_, PyAny>>, name: &str) -> PyResult<Option<
             "{name} must be callable, got {}",
             v.get_type().name()?
         ))),
+    }
+}
+
+/// A threaded handle's side of the core queue: see delivery.rs.
+struct Pull<R>(Arc<R>);
+
+impl<R: PyRoute> Puller<R::Event> for Pull<R> {
+    fn observe(&self, event: &R::Event) {
+        self.0.observe(event);
+    }
+    fn ready(&self, source: EventSource<R::Event>) {
+        delivery::schedule(R::item(&self.0, source));
     }
 }
 
@@ -103,11 +116,8 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
     ) -> PyResult<(Arc<Self>, PyClassInitializer<HandleBase>)> {
         if !polled {
             delivery::start()?;
-            let r = router.clone();
-            core.set_handler(Some(Box::new(move |event| {
-                r.observe(&event);
-                delivery::enqueue(R::item(&r, event));
-            })));
+            core.set_pull(Arc::new(Pull(router.clone())))
+                .map_err(py_err)?;
         }
         let registered = registry::register(socket);
         let handle = Arc::new(PyHandle {

@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nerves_hub_channel::{Event, Socket as CoreSocket};
+use nerves_hub_channel::{Event, EventSource, Socket as CoreSocket};
 use pyo3::prelude::*;
 
 use crate::channel::Channel;
@@ -60,8 +60,8 @@ impl PyRoute for Router {
     fn route(&self, py: Python<'_>, event: Event) {
         Router::route(self, py, event)
     }
-    fn item(router: &Arc<Self>, event: Event) -> Item {
-        Item::Socket(router.clone(), event)
+    fn item(router: &Arc<Self>, source: EventSource<Event>) -> Item {
+        Item::Socket(source, router.clone())
     }
     fn watch(&self) -> &Watch {
         &self.watch
