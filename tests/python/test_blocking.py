@@ -1,5 +1,6 @@
 """The blocking API: joins, pushes, replies, handlers and callbacks."""
 
+import json
 import queue
 import threading
 from typing import Any, List, Tuple
@@ -48,6 +49,20 @@ def test_server_messages_reach_handlers(server: DevServer, sock: nhc.Socket) -> 
     assert get(everything) == ("update", {"version": "1.2.3"})
     assert get(everything) == ("other", b"\x01\x02")
     assert updates.empty()
+
+
+def test_payloads_decode_like_json_loads(server: DevServer, sock: nhc.Socket) -> None:
+    # Frames written by hand, with the whitespace a server may put around and
+    # inside a payload; each is decoded as json.loads decodes the payload text.
+    chan = sock.channel("room:spaced")
+    got: "queue.Queue[Any]" = queue.Queue()
+    chan.on("*", lambda event, payload: got.put((event, payload)))
+    chan.join()
+    payloads = ['{ "a" : [1, 2.5, null] ,\n "b": "\u00e9t\u00e9" }', '\t[ ]\r\n', " 42 ", '"x"']
+    for n, text in enumerate(payloads):
+        assert server.control.raw(f'[null, null, "room:spaced", "e{n}", {text}]') == 1
+    for n, text in enumerate(payloads):
+        assert get(got) == (f"e{n}", json.loads(text))
 
 
 def test_messages_keep_their_order(server: DevServer, sock: nhc.Socket) -> None:

@@ -123,3 +123,26 @@ def test_the_io_thread_hands_events_to_the_delivery_thread_itself(server: DevSer
     names = {_thread_name(int(task.name)) for task in Path("/proc/self/task").iterdir()}
     assert "nhc-io" in names
     assert "nhc-dispatch" not in names
+
+
+def test_callbacks_keep_their_thread_local_state(server: DevServer, sock: nhc.Socket) -> None:
+    """Callbacks run on one Python thread, whose state (threading.local,
+    the thread's identity) lasts from one message to the next, rather than
+    being made and torn down for each batch of events."""
+    chan = sock.channel("room:local")
+    local = threading.local()
+    seen: "queue.Queue[tuple]" = queue.Queue()
+
+    def count(_payload: object) -> None:
+        local.n = getattr(local, "n", 0) + 1
+        seen.put((local.n, threading.current_thread().ident))
+
+    chan.on("n", count)
+    chan.join()
+    got = []
+    for _ in range(3):
+        # One at a time: each message is a batch of its own.
+        assert server.control.push("room:local", "n", {}) == 1
+        got.append(seen.get(timeout=WAIT))
+    assert [n for n, _ in got] == [1, 2, 3]
+    assert len({ident for _, ident in got}) == 1

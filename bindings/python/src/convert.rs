@@ -6,7 +6,7 @@
 //! (dict key order, int sizes) apply unchanged. `bytes` travel as binary frames.
 
 use nerves_hub_channel::Payload;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyString};
@@ -34,17 +34,45 @@ fn encoder(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
         .map(|f| f.bind(py))
 }
 
-fn decoder(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+/// The decoder's `scan_once(text, index) -> (value, end)`: `_json`'s C
+/// scanner, what `JSONDecoder.decode` calls after two regular-expression
+/// matches for the whitespace around the value (Python code run for every
+/// message; trimmed here in Rust instead).
+fn scanner(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     DECODER
         .get_or_try_init(py, || {
             let json = py.import("json")?;
             Ok(json
                 .getattr("JSONDecoder")?
                 .call0()?
-                .getattr("decode")?
+                .getattr("scan_once")?
                 .unbind())
         })
         .map(|f| f.bind(py))
+}
+
+/// `json.loads(text)` for a str, without its Python-level steps.
+fn decode(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
+    // JSON's whitespace (RFC 8259), the same `decode` skips.
+    let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let start = text.bytes().take_while(blank).count();
+    let end = text.len() - text[start..].bytes().rev().take_while(blank).count();
+    let value = PyString::new(py, &text[start..end]);
+    let scanned = match scanner(py)?.call1((&value, 0)) {
+        Ok(scanned) => scanned,
+        Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
+            return Err(PyValueError::new_err("the payload is not JSON: no value"));
+        }
+        Err(e) => return Err(e),
+    };
+    let (decoded, used): (Py<PyAny>, usize) = scanned.extract()?;
+    if used != value.len()? {
+        return Err(PyValueError::new_err(format!(
+            "the payload is not JSON: extra data at character {}",
+            used
+        )));
+    }
+    Ok(decoded)
 }
 
 /// A Python payload: `bytes`-like objects become binary payloads, anything
@@ -80,7 +108,7 @@ pub fn to_payload(obj: &Bound<'_, PyAny>) -> PyResult<Payload> {
 /// A core payload as a Python object: JSON decoded, binary as `bytes`.
 pub fn to_python(py: Python<'_>, payload: &Payload) -> PyResult<Py<PyAny>> {
     match (payload.json_text(), payload.binary()) {
-        (Some(text), _) => Ok(decoder(py)?.call1((text,))?.unbind()),
+        (Some(text), _) => decode(py, text),
         (None, Some(bytes)) => Ok(PyBytes::new(py, bytes).into_any().unbind()),
         (None, None) => Ok(py.None()),
     }

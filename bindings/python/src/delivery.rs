@@ -138,6 +138,7 @@ pub fn schedule(item: Item) {
 }
 
 fn run() {
+    let _kept = KeptThreadState::new();
     let d = delivery();
     let mut batch = Vec::with_capacity(BATCH);
     let mut again = Vec::with_capacity(BATCH);
@@ -174,6 +175,41 @@ fn run() {
                 return;
             }
             inbox.items.extend(again.drain(..));
+        }
+    }
+}
+
+/// Keeps the calling thread's Python thread state from one `try_attach` to
+/// the next, for as long as it lives.
+///
+/// A thread that Python did not start has no thread state; each attach
+/// (`PyGILState_Ensure`) creates one and the matching release destroys it
+/// again, and on CPython 3.11 and later that includes mapping and unmapping
+/// the thread's frame stack: an `mmap`, an `munmap` with its TLB shootdown
+/// on the other cores, and page faults, once per batch, which with messages
+/// arriving one at a time was a good part of what a message cost the
+/// delivery thread (issue 18). One extra `PyGILState_Ensure`, taken while
+/// attached and given back at the end, keeps the state: an attach is then
+/// only taking the GIL.
+pub struct KeptThreadState(Option<pyo3::ffi::PyGILState_STATE>);
+
+impl KeptThreadState {
+    pub fn new() -> KeptThreadState {
+        // SAFETY: attached, so the GIL is held; the extra count is released
+        // on this thread by `drop`.
+        KeptThreadState(Python::try_attach(|_py| unsafe {
+            pyo3::ffi::PyGILState_Ensure()
+        }))
+    }
+}
+
+impl Drop for KeptThreadState {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.take() {
+            // Declined once the interpreter is finalizing: the state is
+            // then left for the interpreter to clear with the others.
+            // SAFETY: the count taken in `new`, on this same thread.
+            let _ = Python::try_attach(|_py| unsafe { pyo3::ffi::PyGILState_Release(state) });
         }
     }
 }
