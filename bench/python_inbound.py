@@ -44,9 +44,10 @@ TIMEOUT = 120.0
 """Seconds a flood may take before the run is declared stalled."""
 PYPI_CLIENT = "phoenix-channels-python-client"
 
-SCENARIOS = ("nhc_callback", "nhc_async_for", "pypi_phoenix_channels_python_client")
+SCENARIOS = ("nhc_callback", "nhc_inline", "nhc_async_for", "pypi_phoenix_channels_python_client")
 LABELS = {
     "nhc_callback": "nhc callback (blocking API)",
+    "nhc_inline": "nhc callback (delivery=inline)",
     "nhc_async_for": "nhc async for (asyncio API)",
     "pypi_phoenix_channels_python_client": PYPI_CLIENT,
 }
@@ -132,7 +133,7 @@ class Measure:
                 "voluntary_switches": voluntary_switches() - self.switches}
 
 
-def run_nhc_callback(ws_url: str, flooder: Flooder, count: int) -> Dict[str, Any]:
+def run_nhc_callback(ws_url: str, flooder: Flooder, count: int, delivery: str = "threaded") -> Dict[str, Any]:
     import nerves_hub_channel as nhc
 
     counter, done = Counter(), threading.Event()
@@ -141,7 +142,7 @@ def run_nhc_callback(ws_url: str, flooder: Flooder, count: int) -> Dict[str, Any
         if counter.hit(payload["i"]):
             done.set()
 
-    with nhc.Socket(ws_url) as sock:
+    with nhc.Socket(ws_url, delivery=delivery) as sock:  # type: ignore[arg-type]
         channel = sock.channel(flooder.topic)
         channel.on(EVENT, on_flood)
         sock.connect()
@@ -218,6 +219,7 @@ def run_pypi(ws_url: str, flooder: Flooder, count: int) -> Dict[str, Any]:
 
 RUNNERS: Dict[str, Callable[[str, Flooder, int], Dict[str, Any]]] = {
     "nhc_callback": run_nhc_callback,
+    "nhc_inline": lambda url, flooder, count: run_nhc_callback(url, flooder, count, "inline"),
     "nhc_async_for": run_nhc_async_for,
     "pypi_phoenix_channels_python_client": run_pypi,
 }
@@ -337,7 +339,7 @@ def ratios(summary: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
     if base is None:
         return {}
     out: Dict[str, Dict[str, float]] = {}
-    for scenario in ("nhc_callback", "nhc_async_for"):
+    for scenario in ("nhc_callback", "nhc_inline", "nhc_async_for"):
         if scenario in summary:
             s = summary[scenario]
             out[scenario] = {

@@ -42,6 +42,7 @@ def load(results: Path) -> Dict[str, Result]:
 # bench/python_inbound.py's scenarios, and the client rows they fill.
 INBOUND = {
     "nhc_callback": "python-blocking",
+    "nhc_inline": "python-inline",
     "nhc_async_for": "python-asyncio",
     "pypi_phoenix_channels_python_client": "python-pypi",
 }

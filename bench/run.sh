@@ -158,7 +158,7 @@ run_client python-pypi "$py" bench/python/pypi_bench.py "$info" latency=$latency
 # median of $repeat runs, on a dev server of its own (the same binary).
 NHC_DEVSERVER="$root/target/release/nhc-devserver" run_tool python-inbound \
   "$py" bench/python_inbound.py --count "$flood" --size "$size" --repeat "$repeat" \
-  --out "$results/python-inbound.json"
+  --only nhc_callback nhc_async_for pypi_phoenix_channels_python_client --out "$results/python-inbound.json"
 run_client download cargo bench --quiet --locked --bench download -- "$info" "$download_mib"
 
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)

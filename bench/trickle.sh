@@ -38,7 +38,7 @@ root=$PWD
 quick=0
 build_only=0
 build=1
-only="raw c c-polled c-inline python-blocking python-asyncio python-pypi js"
+only="raw c c-polled c-inline python-blocking python-inline python-asyncio python-pypi js"
 rates="100 5000"
 tls=0
 while [ $# -gt 0 ]; do
@@ -135,6 +135,7 @@ run_once() {
     local scenario
     case $client in
     python-blocking) scenario=nhc_callback ;;
+    python-inline) scenario=nhc_inline ;;
     python-asyncio) scenario=nhc_async_for ;;
     *) scenario=pypi_phoenix_channels_python_client ;;
     esac

@@ -174,6 +174,13 @@ impl IoThreads {
     }
 }
 
+/// Whether the calling thread is one of the library's I/O threads (or
+/// their helper threads): where a wait for the connection would wait for
+/// itself, as from an inline callback.
+pub fn on_io_thread() -> bool {
+    Handle::try_current().is_ok()
+}
+
 pub(crate) fn register(socket: Weak<dyn Closable>) {
     let mut g = global();
     g.sockets.retain(|s| s.strong_count() > 0);

@@ -203,16 +203,28 @@ FAST: Dict[str, Any] = dict(backoff_initial=0.01, backoff_max=0.1, backoff_jitte
 """Socket options that reconnect and rejoin quickly, for tests."""
 
 
-@pytest.fixture
-def sock(server: DevServer) -> Iterator[nhc.Socket]:
-    """A threaded socket on the server's ws URL, connected, closed after the test."""
-    s = nhc.Socket(server.ws_url, **FAST)
+def connected(server: DevServer, **options: Any) -> Iterator[nhc.Socket]:
+    """A socket on the server's ws URL, connected, closed after the test."""
+    s = nhc.Socket(server.ws_url, **FAST, **options)
     s.connect()
     s.wait_connected(timeout=WAIT)
     try:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def sock(server: DevServer) -> Iterator[nhc.Socket]:
+    """A threaded socket, connected."""
+    yield from connected(server)
+
+
+@pytest.fixture(params=["threaded", "inline"])
+def delivering(server: DevServer, request: pytest.FixtureRequest) -> Iterator[nhc.Socket]:
+    """A connected socket, once threaded and once inline: for what callbacks
+    may count on wherever they run."""
+    yield from connected(server, delivery=request.param)
 
 
 class LogRecords(logging.Handler):

@@ -65,8 +65,8 @@ def test_payloads_decode_like_json_loads(server: DevServer, sock: nhc.Socket) ->
         assert get(got) == (f"e{n}", json.loads(text))
 
 
-def test_messages_keep_their_order(server: DevServer, sock: nhc.Socket) -> None:
-    chan = sock.channel("room:order")
+def test_messages_keep_their_order(server: DevServer, delivering: nhc.Socket) -> None:
+    chan = delivering.channel("room:order")
     got: "queue.Queue[int]" = queue.Queue()
     chan.on("n", lambda p: got.put(p["n"]))
     chan.join()
@@ -93,9 +93,9 @@ def test_off_removes_handlers(server: DevServer, sock: nhc.Socket) -> None:
 
 
 def test_handler_exception_is_logged_and_delivery_goes_on(
-    server: DevServer, sock: nhc.Socket, log_records: LogRecords
+    server: DevServer, delivering: nhc.Socket, log_records: LogRecords
 ) -> None:
-    chan = sock.channel("room:raise")
+    chan = delivering.channel("room:raise")
     got: "queue.Queue[Any]" = queue.Queue()
 
     def handler(payload: Any) -> None:

@@ -42,6 +42,19 @@ EXIT_WITH_LIVE_SOCKETS = """
         return a
     kept = asyncio.run(leave_open())
 
+    # An inline socket whose callbacks keep running on its I/O thread, each
+    # reply pushing again, while the interpreter exits.
+    busy = nhc.Socket(url, delivery="inline")
+    busy_chan = busy.channel("room:exit-inline")
+    replied = threading.Event()
+    def again(ok, value):
+        replied.set()
+        busy_chan.push_nowait("ping", {}, again)
+    busy.connect()
+    busy_chan.join()
+    busy_chan.push_nowait("ping", {}, again)
+    assert replied.wait(10)
+
     # A thread still blocked in a push while the interpreter exits.
     threading.Thread(target=lambda: chan.push("noreply_forever", {}, timeout=60), daemon=True).start()
     print("ready", flush=True)

@@ -125,11 +125,11 @@ def test_the_io_thread_hands_events_to_the_delivery_thread_itself(server: DevSer
     assert "nhc-dispatch" not in names
 
 
-def test_callbacks_keep_their_thread_local_state(server: DevServer, sock: nhc.Socket) -> None:
+def test_callbacks_keep_their_thread_local_state(server: DevServer, delivering: nhc.Socket) -> None:
     """Callbacks run on one Python thread, whose state (threading.local,
     the thread's identity) lasts from one message to the next, rather than
     being made and torn down for each batch of events."""
-    chan = sock.channel("room:local")
+    chan = delivering.channel("room:local")
     local = threading.local()
     seen: "queue.Queue[tuple]" = queue.Queue()
 

@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 use crate::device_router::DeviceRouter;
 use crate::errors;
 use crate::router::Router;
+use crate::thread_state::KeptThreadState;
 
 /// Handles served per GIL acquisition (each with up to 64 events).
 const BATCH: usize = 16;
@@ -37,7 +38,7 @@ pub enum Item {
 /// What the delivery thread takes events into, kept from one turn to the
 /// next so that a turn allocates nothing.
 #[derive(Default)]
-struct Buffers {
+pub struct Buffers {
     socket: VecDeque<Event>,
     device: VecDeque<DeviceEvent>,
 }
@@ -45,7 +46,7 @@ struct Buffers {
 impl Item {
     /// Delivers one batch of the queue's events; true if more are left
     /// (the item goes back to the inbox, behind the other handles).
-    fn deliver(&self, py: Python<'_>, buffers: &mut Buffers) -> bool {
+    pub fn deliver(&self, py: Python<'_>, buffers: &mut Buffers) -> bool {
         match self {
             Item::Socket(source, router) => {
                 let more = source.take(&mut buffers.socket);
@@ -175,41 +176,6 @@ fn run() {
                 return;
             }
             inbox.items.extend(again.drain(..));
-        }
-    }
-}
-
-/// Keeps the calling thread's Python thread state from one `try_attach` to
-/// the next, for as long as it lives.
-///
-/// A thread that Python did not start has no thread state; each attach
-/// (`PyGILState_Ensure`) creates one and the matching release destroys it
-/// again, and on CPython 3.11 and later that includes mapping and unmapping
-/// the thread's frame stack: an `mmap`, an `munmap` with its TLB shootdown
-/// on the other cores, and page faults, once per batch, which with messages
-/// arriving one at a time was a good part of what a message cost the
-/// delivery thread (issue 18). One extra `PyGILState_Ensure`, taken while
-/// attached and given back at the end, keeps the state: an attach is then
-/// only taking the GIL.
-pub struct KeptThreadState(Option<pyo3::ffi::PyGILState_STATE>);
-
-impl KeptThreadState {
-    pub fn new() -> KeptThreadState {
-        // SAFETY: attached, so the GIL is held; the extra count is released
-        // on this thread by `drop`.
-        KeptThreadState(Python::try_attach(|_py| unsafe {
-            pyo3::ffi::PyGILState_Ensure()
-        }))
-    }
-}
-
-impl Drop for KeptThreadState {
-    fn drop(&mut self) {
-        if let Some(state) = self.0.take() {
-            // Declined once the interpreter is finalizing: the state is
-            // then left for the interpreter to clear with the others.
-            // SAFETY: the count taken in `new`, on this same thread.
-            let _ = Python::try_attach(|_py| unsafe { pyo3::ffi::PyGILState_Release(state) });
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::device_options::{DeviceOptions, UpdateArgs};
 use crate::device_router::DeviceRouter;
 use crate::duration;
 use crate::errors::{self, invalid, py_err};
-use crate::handle::{self, callable, PyHandle, PyRoute};
+use crate::handle::{callable, Delivery, PyHandle, PyRoute};
 use crate::lifecycle::HandleBase;
 use crate::options::Options;
 use crate::wait;
@@ -183,7 +183,15 @@ impl Device {
         no_proxy: Option<String>,
         proxy_from_env: bool,
     ) -> PyResult<PyClassInitializer<Device>> {
-        let polled = handle::polled(delivery)?;
+        let delivery = Delivery::parse(delivery)?;
+        if delivery == Delivery::Inline {
+            // As in the C API: its events come from more than one thread
+            // (an update's progress from its download, some from the
+            // application's own calls), so callbacks would run on those.
+            return Err(invalid(
+                "delivery=\"inline\" is for sockets; a device's events come from more than one thread",
+            ));
+        }
         let on_state = callable(on_state, "on_state")?;
         let socket = Options {
             url: url.clone(),
@@ -248,7 +256,7 @@ impl Device {
         let core = CoreDevice::new(config).map_err(py_err)?;
         let router = DeviceRouter::new(on_state);
         let socket = core.socket().clone();
-        let (handle, base) = PyHandle::new(core, &socket, router, polled, &url)?;
+        let (handle, base) = PyHandle::new(core, &socket, router, delivery, &url)?;
         Ok(base.add_subclass(Device { handle }))
     }
 

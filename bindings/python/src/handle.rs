@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nerves_hub_channel::config::redact_query;
-use nerves_hub_channel::{ConnectionState, EventSource, Handle, Puller, Socket};
+use nerves_hub_channel::{runtime, ConnectionState, EventSource, Handle, Puller, Socket};
 use pyo3::prelude::*;
 
 use crate::delivery::{self, Item};
 use crate::duration;
 use crate::errors::{invalid, new_err, py_err};
+use crate::inline;
 use crate::lifecycle::{HandleBase, Lifecycle};
 use crate::registry;
 use crate::state::state_name;
@@ -43,14 +44,35 @@ pub trait PyRoute: Send + Sync + Sized + 'static {
     fn watch(&self) -> &Watch;
 }
 
-/// `delivery="threaded"` or `"polled"`; true for polled.
-pub fn polled(delivery: &str) -> PyResult<bool> {
-    match delivery {
-        "threaded" => Ok(false),
-        "polled" => Ok(true),
-        other => Err(invalid(format!(
-            "delivery must be \"threaded\" or \"polled\", got {other:?}"
-        ))),
+/// Where a handle's callbacks run (`delivery=`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// On `nhc-py-delivery` (delivery.rs).
+    Threaded,
+    /// Inside `dispatch`, on the caller's thread.
+    Polled,
+    /// On the socket's I/O thread (inline.rs).
+    Inline,
+}
+
+impl Delivery {
+    pub fn parse(delivery: &str) -> PyResult<Delivery> {
+        match delivery {
+            "threaded" => Ok(Delivery::Threaded),
+            "polled" => Ok(Delivery::Polled),
+            "inline" => Ok(Delivery::Inline),
+            other => Err(invalid(format!(
+                "delivery must be \"threaded\", \"polled\" or \"inline\", got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Delivery::Threaded => "threaded",
+            Delivery::Polled => "polled",
+            Delivery::Inline => "inline",
+        }
     }
 }
 
@@ -67,22 +89,31 @@ pub fn callable(value: Option<Bound<'_, PyAny>>, name: &str) -> PyResult<Option<
     }
 }
 
-/// A threaded handle's side of the core queue: see delivery.rs.
-struct Pull<R>(Arc<R>);
+/// A threaded or inline handle's side of the core queue: see delivery.rs
+/// and inline.rs.
+struct Pull<R> {
+    router: Arc<R>,
+    inline: bool,
+}
 
 impl<R: PyRoute> Puller<R::Event> for Pull<R> {
     fn observe(&self, event: &R::Event) {
-        self.0.observe(event);
+        self.router.observe(event);
     }
     fn ready(&self, source: EventSource<R::Event>) {
-        delivery::schedule(R::item(&self.0, source));
+        let item = R::item(&self.router, source);
+        if self.inline {
+            inline::deliver(item);
+        } else {
+            delivery::schedule(item);
+        }
     }
 }
 
 pub struct PyHandle<H: Handle, R: PyRoute<Event = H::Event>> {
     pub core: H,
     pub router: Arc<R>,
-    pub polled: bool,
+    pub delivery: Delivery,
     dispatching: AtomicBool,
     pub url: String,
     registered: u64,
@@ -111,19 +142,25 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
         core: H,
         socket: &Socket,
         router: Arc<R>,
-        polled: bool,
+        delivery: Delivery,
         url: &str,
     ) -> PyResult<(Arc<Self>, PyClassInitializer<HandleBase>)> {
-        if !polled {
+        if delivery == Delivery::Threaded {
             delivery::start()?;
-            core.set_pull(Arc::new(Pull(router.clone())))
-                .map_err(py_err)?;
+        }
+        if delivery != Delivery::Polled {
+            let inline = delivery == Delivery::Inline;
+            core.set_pull(Arc::new(Pull {
+                router: router.clone(),
+                inline,
+            }))
+            .map_err(py_err)?;
         }
         let registered = registry::register(socket);
         let handle = Arc::new(PyHandle {
             core,
             router,
-            polled,
+            delivery,
             dispatching: AtomicBool::new(false),
             url: redact_query(url),
             registered,
@@ -134,20 +171,24 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> PyHandle<H, R> {
     /// Refuses a blocking wait where it could never end: on a polled
     /// handle, or inside a callback (the delivery thread would wait for itself).
     pub fn blocking_allowed(&self, what: &str) -> PyResult<()> {
-        if self.polled {
+        if self.polled() {
             return Err(invalid(format!(
-                "{what} needs delivery=\"threaded\"; a polled {} reports through {}",
+                "{what} needs delivery=\"threaded\" or \"inline\"; a polled {} reports through {}",
                 R::NOUN,
                 R::REPORTS_THROUGH
             )));
         }
-        if delivery::on_delivery_thread() {
+        if delivery::on_delivery_thread() || runtime::on_io_thread() {
             return Err(new_err(
                 "Error",
                 format!("{what} cannot be called from a callback: it would wait for itself"),
             ));
         }
         Ok(())
+    }
+
+    pub fn polled(&self) -> bool {
+        self.delivery == Delivery::Polled
     }
 
     pub fn closed_err(&self) -> PyErr {
@@ -196,7 +237,7 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> Lifecycle for PyHandle<H, R> {
         self.core.close();
         // Without the GIL: dropping a signing callable needs it.
         py.detach(|| self.core.wait_closed(timeout));
-        if self.polled || delivery::on_delivery_thread() {
+        if self.polled() || delivery::on_delivery_thread() || runtime::on_io_thread() {
             return Ok(());
         }
         let watch = self.router.watch();
@@ -215,11 +256,7 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> Lifecycle for PyHandle<H, R> {
     }
 
     fn delivery(&self) -> &'static str {
-        if self.polled {
-            "polled"
-        } else {
-            "threaded"
-        }
+        self.delivery.name()
     }
 
     /// Blocks until connected; raises the error of an attempt that failed
@@ -284,7 +321,7 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> Lifecycle for PyHandle<H, R> {
     }
 
     fn fileno(&self) -> PyResult<i32> {
-        if !self.polled {
+        if !self.polled() {
             return Err(invalid("fileno needs delivery=\"polled\""));
         }
         self.core.event_fd().map_err(py_err)
@@ -293,9 +330,10 @@ impl<H: Handle, R: PyRoute<Event = H::Event>> Lifecycle for PyHandle<H, R> {
     /// Polled: runs the callbacks of pending events on this thread, at most
     /// `max_events`, waiting up to `timeout` seconds for the first.
     fn dispatch(&self, py: Python<'_>, timeout: f64, max_events: usize) -> PyResult<usize> {
-        if !self.polled {
+        if !self.polled() {
             return Err(invalid(format!(
-                "dispatch needs delivery=\"polled\"; threaded {}s deliver on their own",
+                "dispatch needs delivery=\"polled\"; {} {}s deliver on their own",
+                self.delivery.name(),
                 R::NOUN
             )));
         }

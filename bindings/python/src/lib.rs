@@ -15,6 +15,7 @@ mod device_router;
 mod duration;
 mod errors;
 mod handle;
+mod inline;
 mod lifecycle;
 mod logging;
 mod options;
@@ -26,6 +27,7 @@ mod registry;
 mod router;
 mod socket;
 mod state;
+mod thread_state;
 mod wait;
 mod watch;
 
@@ -63,7 +65,9 @@ fn _defaults(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
 /// finalization.
 #[pyfunction]
 fn _atexit(py: Python<'_>) {
+    thread_state::exiting();
     registry::close_all(py, CLOSE_WAIT);
+    inline::stop(py);
     delivery::stop(py);
     py.detach(nerves_hub_channel::runtime::shutdown);
     logging::stop(py);

@@ -79,7 +79,7 @@ impl HandleBase {
         self.handle.state()
     }
 
-    /// ``"threaded"`` or ``"polled"``: where callbacks run.
+    /// ``"threaded"``, ``"polled"`` or ``"inline"``: where callbacks run.
     #[getter]
     fn delivery(&self) -> &'static str {
         self.handle.delivery()

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use crate::channel::Channel;
 use crate::delivery::Item;
 use crate::errors::py_err;
-use crate::handle::{self, callable, PyHandle, PyRoute};
+use crate::handle::{callable, Delivery, PyHandle, PyRoute};
 use crate::lifecycle::HandleBase;
 use crate::options::Options;
 use crate::params;
@@ -33,7 +33,9 @@ use crate::watch::Watch;
 /// library-owned thread shared by all sockets; with ``delivery="polled"``
 /// they run only inside :meth:`dispatch`, on the thread that calls it, and
 /// :meth:`fileno` is readable while events are pending (the asyncio API is
-/// built on this).
+/// built on this); with ``delivery="inline"`` they run on the socket's I/O
+/// thread as each message is read (one thread wake-up per message instead
+/// of two), and must not block: see the guide.
 ///
 /// Every method may be called from any thread, including from callbacks.
 /// Use the socket as a context manager, or call :meth:`close`.
@@ -110,7 +112,7 @@ impl Socket {
         no_proxy: Option<String>,
         proxy_from_env: bool,
     ) -> PyResult<PyClassInitializer<Socket>> {
-        let polled = handle::polled(delivery)?;
+        let delivery = Delivery::parse(delivery)?;
         let on_state = callable(on_state, "on_state")?;
         let config = Options {
             url: url.clone(),
@@ -145,7 +147,7 @@ impl Socket {
         let core = CoreSocket::new(config).map_err(py_err)?;
         let router = Router::new(on_state);
         let socket = core.clone();
-        let (handle, base) = PyHandle::new(core, &socket, router, polled, &url)?;
+        let (handle, base) = PyHandle::new(core, &socket, router, delivery, &url)?;
         Ok(base.add_subclass(Socket {
             handle,
             default_timeout,

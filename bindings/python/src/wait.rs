@@ -9,7 +9,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use nerves_hub_channel::runtime;
 use pyo3::prelude::*;
+
+use crate::errors::new_err;
 
 pub const SLICE: Duration = Duration::from_millis(100);
 
@@ -35,6 +38,12 @@ where
     let mut fut = fut;
     // The future is resolved on an I/O thread, which unparks this one.
     let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    if runtime::on_io_thread() {
+        return match poll_until(&mut fut, &waker, Instant::now()) {
+            Some(out) => Ok(Some(out)),
+            None => Err(waits_for_itself()),
+        };
+    }
     loop {
         let until = slice_end(deadline);
         let done = py.detach(|| poll_until(&mut fut, &waker, until));
@@ -72,6 +81,12 @@ pub fn until<T: Send>(
     deadline: Option<Instant>,
     done: impl Fn(&T) -> bool + Sync,
 ) -> PyResult<bool> {
+    if runtime::on_io_thread() {
+        return match done(&mutex.lock().unwrap_or_else(|p| p.into_inner())) {
+            true => Ok(true),
+            false => Err(waits_for_itself()),
+        };
+    }
     loop {
         let until = slice_end(deadline);
         let met = py.detach(|| {
@@ -98,6 +113,16 @@ pub fn until<T: Send>(
             return Ok(false);
         }
     }
+}
+
+/// An inline callback (or a join-params callable) runs on an I/O thread:
+/// what it would wait for can only happen once it has returned.
+fn waits_for_itself() -> PyErr {
+    new_err(
+        "Error",
+        "an inline callback cannot wait: it runs on the I/O thread that would have to \
+         answer; use join_nowait, leave_nowait or push_nowait",
+    )
 }
 
 /// A wait that may be `None` (forever) as a deadline.

@@ -117,7 +117,7 @@ class _Handle:
     def state(self) -> _ConnectionState:
         """The connection state."""
     @property
-    def delivery(self) -> Literal["threaded", "polled"]:
+    def delivery(self) -> Literal["threaded", "polled", "inline"]:
         """Where callbacks run."""
     def wait_connected(self, timeout: Optional[float] = None) -> None:
         """Blocks until connected; raises the error of a failed attempt."""
@@ -163,7 +163,7 @@ class Socket(_Handle):
         max_message_size: int = 8388608,
         read_buffer_size: int = 4096,
         on_state: Optional[Callable[[StateChange], object]] = None,
-        delivery: Literal["threaded", "polled"] = "threaded",
+        delivery: Literal["threaded", "polled", "inline"] = "threaded",
         serializer: Literal["json", "msgpack"] = "json",
         proxy: Optional[str] = None,
         no_proxy: Optional[str] = None,
