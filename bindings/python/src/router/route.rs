@@ -83,25 +83,24 @@ impl Router {
         event: &str,
         payload: &Payload,
     ) -> PyResult<()> {
-        let (topic, handlers): (String, Vec<(bool, Callback)>) = {
+        let handlers: Vec<(bool, Callback)> = {
             let r = self.lock();
             let Some(ch) = r.channels.get(&id) else {
                 return Ok(());
             };
-            let hs = ch
-                .handlers
+            ch.handlers
                 .iter()
                 .filter(|(e, _)| e == event || e == "*")
                 .map(|(e, h)| (e == "*", h.clone_ref(py)))
-                .collect();
-            (ch.topic.clone(), hs)
+                .collect()
         };
         if handlers.is_empty() {
             return Ok(());
         }
         let value = convert::to_python(py, payload)?;
         for (wildcard, h) in &handlers {
-            let what = || format!("handler of {event:?} on {topic}");
+            // The topic only for a handler that raised: not copied per message.
+            let what = || format!("handler of {event:?} on {}", self.topic(id));
             if *wildcard {
                 call(py, h, (event, value.clone_ref(py)), what);
             } else {
@@ -109,6 +108,14 @@ impl Router {
             }
         }
         Ok(())
+    }
+
+    /// The channel's topic, for messages ("?" once it is gone).
+    fn topic(&self, id: ChannelId) -> String {
+        self.lock()
+            .channels
+            .get(&id)
+            .map_or_else(|| "?".to_owned(), |ch| ch.topic.clone())
     }
 
     fn joined(&self, py: Python<'_>, id: ChannelId, response: Payload) -> PyResult<()> {
