@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+echo "==== setup (${SECONDS} s)"
 # The real fwup for every step: the update-chain tests (Rust, C, Python)
 # and the dev server's .fw metadata read it from here.
 export NHC_FWUP="$PWD/target/tools/fwup/bin/fwup"
@@ -12,8 +13,11 @@ export NHC_FWUP="$PWD/target/tools/fwup/bin/fwup"
 # Each step says what the one before it cost, so a CI log shows where the
 # minutes go (.ci/run has to stay under 60).
 last=$SECONDS
+first=1
 step() {
-  printf '==== (%d s)\n\n==== %s\n' "$((SECONDS - last))" "$*"
+  [ "$first" = 1 ] || printf '==== (%d s)\n' "$((SECONDS - last))"
+  first=0
+  printf '\n==== %s\n' "$*"
   last=$SECONDS
 }
 
