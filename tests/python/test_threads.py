@@ -1,8 +1,12 @@
 """Blocking waits release the GIL, Ctrl-C interrupts them, Rust logs reach logging."""
 
+import logging
 import os
 import queue
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -146,3 +150,53 @@ def test_callbacks_keep_their_thread_local_state(server: DevServer, delivering: 
         got.append(seen.get(timeout=WAIT))
     assert [n for n, _ in got] == [1, 2, 3]
     assert len({ident for _, ident in got}) == 1
+
+
+def test_a_log_level_change_reaches_the_core_at_once(server: DevServer, sock: nhc.Socket) -> None:
+    """The core formats only what the logger would emit; a level lowered to
+    DEBUG lets the core's debug records through from the next one on."""
+    logger = logging.getLogger("nerves_hub_channel")
+    records = LogRecords()
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(records)
+    try:
+        logger.setLevel(logging.DEBUG)
+        # A message for a topic nobody joined: the core logs it at DEBUG.
+        assert server.control.raw('[null, null, "room:nobody", "e", {}]') >= 1
+        record = records.wait_for("for no current channel dropped")
+        assert record.levelname == "DEBUG"
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(old)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_the_logging_thread_does_not_poll() -> None:
+    """With nothing to log, the logging thread sleeps: it learns of level
+    changes from logging itself, not by waking every second to ask."""
+    code = textwrap.dedent(
+        """
+        import os, time
+        import nerves_hub_channel
+        def switches():
+            for tid in os.listdir("/proc/self/task"):
+                base = f"/proc/self/task/{tid}"
+                if open(base + "/comm").read().strip() == "nhc-py-log":
+                    status = open(base + "/status").read().split("\\n")
+                    return next(int(l.split()[1]) for l in status if l.startswith("voluntary_ctxt_switches"))
+            raise SystemExit("no nhc-py-log thread")
+        # Settled: its start-up (a GIL hand-over, its first wait) is done
+        # once 50 ms pass without a switch.
+        while True:
+            before = switches()
+            time.sleep(0.05)
+            if switches() == before:
+                break
+        time.sleep(1.5)  # the measured window: it used to poll once a second
+        print(switches() - before)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT * 3)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == 0

@@ -89,5 +89,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(_atexit, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::_log_level_changed, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::_poll_log_level, m)?)?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! records nobody wants are not even formatted.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,9 +17,21 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
+use crate::thread_state::KeptThreadState;
+
 pub const LOGGER_NAME: &str = "nerves_hub_channel";
 const CAPACITY: usize = 10_000;
+/// How often the level is re-read when `logging` cannot tell us of its
+/// changes (see `POLL_LEVEL`).
 const REFRESH: Duration = Duration::from_secs(1);
+
+/// How the logging thread learns of level changes. The package chooses at
+/// import: `logging` tells us (it wraps `logging.Manager._clear_cache`,
+/// which every `setLevel` and `disable` calls, to call `_log_level_changed`),
+/// and the thread wakes for records only; or, on a Python without that
+/// method, `_poll_log_level` makes it re-read the level every `REFRESH`.
+/// Until the package has chosen, it does not poll either.
+static POLL_LEVEL: AtomicBool = AtomicBool::new(false);
 
 struct Record {
     level: Level,
@@ -179,16 +192,22 @@ fn take(q: &mut Queue) -> (Vec<Record>, u64) {
 }
 
 fn run() {
+    // It attaches every REFRESH: without a kept state, each attach would
+    // make and tear down a thread state (see thread_state.rs).
+    let _kept = KeptThreadState::new();
     let b = bridge();
     loop {
         let (records, dropped, stop) = {
             let mut q = b.lock();
             if q.records.is_empty() && !q.stop {
-                q = b
-                    .ready
-                    .wait_timeout(q, REFRESH)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                q = if POLL_LEVEL.load(Ordering::Acquire) {
+                    b.ready
+                        .wait_timeout(q, REFRESH)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                } else {
+                    b.ready.wait(q).unwrap_or_else(|p| p.into_inner())
+                };
             }
             let (records, dropped) = take(&mut q);
             (records, dropped, q.stop)
@@ -265,6 +284,22 @@ fn python_level(level: Level) -> u32 {
         Level::Debug => 10,
         Level::Trace => 5,
     }
+}
+
+/// A logger's level may have changed (called by the package's wrapper of
+/// `logging.Manager._clear_cache`, with the GIL): the core's filter follows
+/// at once. Never raises.
+#[pyfunction]
+pub fn _log_level_changed(py: Python<'_>) {
+    let _ = refresh_level(py);
+}
+
+/// `logging` cannot tell us of level changes: the logging thread re-reads
+/// the level every `REFRESH`.
+#[pyfunction]
+pub fn _poll_log_level() {
+    POLL_LEVEL.store(true, Ordering::Release);
+    bridge().ready.notify_one();
 }
 
 fn refresh_level(py: Python<'_>) -> PyResult<()> {

@@ -136,6 +136,36 @@ __all__ = [
 #: The logger every record of the library goes to (Rust records included).
 logger = logging.getLogger("nerves_hub_channel")
 
+
+def _follow_log_levels() -> None:
+    """Tells the core of every logger level change as it happens, so that it
+    formats only what ``logger`` would emit without re-reading the level
+    every second (a wake-up a second for an idle device). Every
+    ``Logger.setLevel`` and ``logging.disable`` clears the manager's cache
+    through ``Manager._clear_cache``; where a Python has no such method, the
+    core re-reads the level every second instead."""
+    manager = logging.Manager
+    original = getattr(manager, "_clear_cache", None)
+    if original is None:
+        _native._poll_log_level()
+        return
+    if getattr(original, "_nerves_hub_channel", False):
+        return  # this module was imported again
+
+    def _clear_cache(self: logging.Manager) -> None:
+        original(self)
+        try:
+            _native._log_level_changed()
+        except Exception:  # pragma: no cover - only while the interpreter exits
+            pass
+
+    setattr(_clear_cache, "_nerves_hub_channel", True)
+    setattr(manager, "_clear_cache", _clear_cache)
+    _native._log_level_changed()
+
+
+_follow_log_levels()
+
 # Registered after `logging` (imported above) registered its own exit hook:
 # atexit runs hooks last-in first-out, so ours stops the library's threads
 # and hands over the last log records before logging shuts down.

@@ -48,6 +48,8 @@ __all__ = [
     "shutdown",
     "_defaults",
     "_atexit",
+    "_log_level_changed",
+    "_poll_log_level",
 ]
 __version__: str
 
@@ -392,3 +394,5 @@ def shutdown() -> None:
 
 def _defaults() -> Dict[str, Any]: ...
 def _atexit() -> None: ...
+def _log_level_changed() -> None: ...
+def _poll_log_level() -> None: ...
