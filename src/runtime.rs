@@ -124,6 +124,7 @@ impl IoThreads {
         let rt = tokio::runtime::Builder::new_current_thread()
             .thread_name("nhc-io-blocking")
             .thread_keep_alive(BLOCKING_KEEP_ALIVE)
+            .on_thread_start(|| IO_THREAD.set(true))
             .enable_all()
             .build()
             .map_err(failed)?;
@@ -133,6 +134,7 @@ impl IoThreads {
         let thread = std::thread::Builder::new()
             .name("nhc-io".into())
             .spawn(move || {
+                IO_THREAD.set(true);
                 // A dropped sender (the pool going away) stops the thread too.
                 let _ = rt.block_on(stopped);
                 rt.shutdown_timeout(SHUTDOWN_GRACE);
@@ -174,11 +176,17 @@ impl IoThreads {
     }
 }
 
+thread_local! {
+    /// Set on the library's I/O threads and their runtimes' helper threads.
+    static IO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Whether the calling thread is one of the library's I/O threads (or
 /// their helper threads): where a wait for the connection would wait for
-/// itself, as from an inline callback.
+/// itself, as from an inline callback. A thread of some other tokio runtime
+/// (an application's, another extension's) is not one.
 pub fn on_io_thread() -> bool {
-    Handle::try_current().is_ok()
+    IO_THREAD.get()
 }
 
 pub(crate) fn register(socket: Weak<dyn Closable>) {
@@ -209,4 +217,28 @@ pub fn shutdown() {
 pub(crate) fn closable<T: Closable + 'static>(value: &Arc<T>) -> Weak<dyn Closable> {
     let weak: Weak<T> = Arc::downgrade(value);
     weak
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_librarys_own_threads_are_io_threads() {
+        assert!(!on_io_thread());
+        let io = handle().expect("the I/O runtime starts");
+        // A task runs on the I/O thread; spawn_blocking on a helper thread.
+        let task = io.spawn(async {
+            let helper = tokio::task::spawn_blocking(on_io_thread).await;
+            (on_io_thread(), helper.expect("the helper ran"))
+        });
+        let other = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime of the application's own");
+        let (on_task, on_helper) = other.block_on(task).expect("the task ran");
+        assert!(on_task);
+        assert!(on_helper);
+        // Another tokio runtime's threads are not the library's.
+        assert!(!other.block_on(async { on_io_thread() }));
+    }
 }

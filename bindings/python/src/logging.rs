@@ -192,8 +192,9 @@ fn take(q: &mut Queue) -> (Vec<Record>, u64) {
 }
 
 fn run() {
-    // It attaches every REFRESH: without a kept state, each attach would
-    // make and tear down a thread state (see thread_state.rs).
+    // It attaches for every batch of records (and every REFRESH when it
+    // polls): without a kept state, each attach would make and tear down a
+    // thread state (see thread_state.rs).
     let _kept = KeptThreadState::new();
     let b = bridge();
     loop {
