@@ -2,6 +2,7 @@
 
 import json
 import queue
+import random
 import threading
 from typing import Any, List, Tuple
 
@@ -63,6 +64,58 @@ def test_payloads_decode_like_json_loads(server: DevServer, sock: nhc.Socket) ->
         assert server.control.raw(f'[null, null, "room:spaced", "e{n}", {text}]') == 1
     for n, text in enumerate(payloads):
         assert get(got) == (f"e{n}", json.loads(text))
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return rng.randrange(-(10**rng.randrange(1, 30)), 10 ** rng.randrange(1, 30))
+    if kind == 1:
+        return rng.choice([rng.uniform(-1e6, 1e6), rng.random() * 10.0 ** rng.randrange(-320, 308), -0.0])
+    if kind == 2:
+        alphabet = 'ab"\\/\b\f\n\r\t\x00\x1f\x7f é€\U0001f600'
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(20)))
+    if kind == 3:
+        return rng.choice([True, False, None])
+    if kind == 4:
+        return ""
+    if kind == 5:
+        return rng.randrange(-5, 5)
+    if kind in (6, 7):
+        keys = ["a", "é", 'q"', "\n", "", "\U0001f600"]
+        return {rng.choice(keys) + str(rng.randrange(3)): random_json(rng, depth + 1) for _ in range(rng.randrange(5))}
+    return [random_json(rng, depth + 1) for _ in range(rng.randrange(5))]
+
+
+def test_payloads_decode_exactly_as_json_loads(server: DevServer, sock: nhc.Socket) -> None:
+    # Payloads are built from the JSON text in Rust; what json.loads gives
+    # (types, big integers, float rounding, escapes, duplicate keys, lone
+    # surrogates, which take the _json path) must come out, compared by repr
+    # so that 1 and 1.0, or 0.0 and -0.0, differ.
+    chan = sock.channel("room:exact")
+    got: "queue.Queue[Any]" = queue.Queue()
+    chan.on("*", lambda event, payload: got.put((event, payload)))
+    chan.join()
+    rng = random.Random(18)
+    payloads = [
+        '{"a": 1, "b": {"a": 3}, "a": 2}',
+        "[1, -0, -0.0, 0.5, 1e2, 1E-2, -1.5e+3, 1e400, -1e400, 5e-324, 2.2250738585072014e-308]",
+        "[123456789012345678, 999999999999999999, 1234567890123456789, -99999999999999999999999999]",
+        r'"esc: \" \\ \/ \b \f \n \r \t \u00e9 \u20AC \ud83d\ude00 \u0000"',
+        '"raw: \u00e9 \u20ac \U0001f600 \x7f"',
+        r'"lone: \ud800 x \udc00 \ud800\u0041 \udbff"',
+        '[[[[[]]]], {}, [], "", true, false, null, {"": ""}]',
+        "[" * 120 + "]" * 120,
+        json.dumps(["x\\y" * 2000, "\u00e9" * 3000]),
+        "1" * 400,
+    ]
+    payloads += [json.dumps(random_json(rng), ensure_ascii=n % 2 == 0) for n in range(150)]
+    for n, text in enumerate(payloads):
+        assert server.control.raw(f'[null, null, "room:exact", "e{n}", {text}]') == 1
+    for n, text in enumerate(payloads):
+        event, payload = get(got)
+        assert event == f"e{n}"
+        assert repr(payload) == repr(json.loads(text)), text
 
 
 def test_messages_keep_their_order(server: DevServer, delivering: nhc.Socket) -> None:

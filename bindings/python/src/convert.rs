@@ -1,9 +1,10 @@
 //! Payloads between Python objects and the core's `Payload`.
 //!
-//! JSON goes through the standard library's C-accelerated `json` encoder
-//! and decoder: the core keeps payloads as JSON text, so one `encode` or
-//! `decode` call per message is all the work, and Python's own rules
-//! (dict key order, int sizes) apply unchanged. `bytes` travel as binary frames.
+//! The core keeps payloads as JSON text. Outbound, the standard library's
+//! C-accelerated `json` encoder makes it (one call, Python's own rules for
+//! what is serialisable); inbound, `json_decode` builds the objects directly
+//! and leaves what it cannot build exactly to `_json`'s decoder.
+//! `bytes` travel as binary frames.
 
 use nerves_hub_channel::Payload;
 use pyo3::exceptions::{PyStopIteration, PyTypeError, PyValueError};
@@ -12,6 +13,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyString};
 
 use crate::errors::invalid;
+use crate::json_decode;
 
 static ENCODER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DECODER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -51,7 +53,8 @@ fn scanner(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
         .map(|f| f.bind(py))
 }
 
-/// `json.loads(text)` for a str, without its Python-level steps.
+/// `json.loads(text)` for a str, without its Python-level steps: what
+/// `json_decode` leaves to `_json`.
 fn decode(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
     // JSON's whitespace (RFC 8259), the same `decode` skips.
     let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
@@ -108,7 +111,10 @@ pub fn to_payload(obj: &Bound<'_, PyAny>) -> PyResult<Payload> {
 /// A core payload as a Python object: JSON decoded, binary as `bytes`.
 pub fn to_python(py: Python<'_>, payload: &Payload) -> PyResult<Py<PyAny>> {
     match (payload.json_text(), payload.binary()) {
-        (Some(text), _) => decode(py, text),
+        (Some(text), _) => match json_decode::build(py, text)? {
+            Some(value) => Ok(value),
+            None => decode(py, text),
+        },
         (None, Some(bytes)) => Ok(PyBytes::new(py, bytes).into_any().unbind()),
         (None, None) => Ok(py.None()),
     }

@@ -16,6 +16,7 @@ mod duration;
 mod errors;
 mod handle;
 mod inline;
+mod json_decode;
 mod lifecycle;
 mod logging;
 mod options;
