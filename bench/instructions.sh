@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per paced message (docs/benchmarks.md, "Where a trickled
-# message's instructions go"): the raw reader and the C API (inline and
-# threaded delivery) at 100/s over ws, each under valgrind's callgrind. The
+# message's instructions go"): the raw reader, the C API (inline and
+# threaded delivery) and, when bench/trickle.sh has installed the Python
+# module into its venv, the Python module with inline delivery ("Payloads
+# decoded in Rust"), at 100/s over ws, each under valgrind's callgrind. The
 # counters are zeroed WARM seconds after start (after the warm-up flood) and
 # dumped WINDOW seconds later, so they hold only paced messages: at 100/s,
 # about 100 * WINDOW of them. Counted, not timed, so a loaded machine gives
@@ -50,6 +52,14 @@ measure() {
 measure raw "$bin/raw_reader" "$info" seq=0 pipe=0 flood="$count" rate="$rate" flood_runs=1 tls=0
 measure inline "$bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs=1 delivery=inline
 measure threaded "$bin/nhc_bench" trickle "$info" rate="$rate" count="$count" runs=1
+py=$root/target/bench/venv/bin/python
+if [ -x "$py" ] && "$py" -c 'import nerves_hub_channel' 2>/dev/null; then
+  ws_url=$(sed -n 's/.*"ws_url":"\([^"]*\)".*/\1/p' "$info")
+  measure python-inline "$py" bench/python_inbound.py --scenario nhc_inline --topic room:instructions \
+    --ws-url "$ws_url" --control-url "$control" --count "$count" --size 256 --rate "$rate"
+else
+  echo "python-inline skipped: no module in target/bench/venv (bash bench/trickle.sh installs it)"
+fi
 
 # The inline client's instructions by part (self cost of each function,
 # grouped by what it belongs to).
