@@ -154,13 +154,14 @@ impl IoThreads {
     }
 
     /// Stops every thread and waits for them, within a bound: not at all
-    /// from one of the runtime's own threads, which cannot wait for itself,
-    /// and not forever for a thread stuck in a user's blocking call.
+    /// from one of the library's own threads, which cannot wait for itself,
+    /// and not forever for a thread stuck in a user's blocking call. An
+    /// application's own runtime waits like any other thread.
     fn stop(mut self) {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
-        if Handle::try_current().is_ok() {
+        if on_io_thread() {
             return;
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE + Duration::from_secs(1);

@@ -104,10 +104,12 @@ impl Socket {
     /// After `close`: waits up to `timeout` until the connection task has
     /// ended and dropped everything it held, the TLS client key among it (a
     /// PKCS#11 session, a signing callback). Whether it ended. On one of the
-    /// library's I/O threads it does not wait (the task may be its own).
+    /// library's I/O threads it does not wait (the task may be its own); on
+    /// an application's tokio runtime it does, since the task never runs
+    /// there.
     pub fn wait_closed(&self, timeout: Duration) -> bool {
         let finished = &self.inner.shared.finished;
-        if runtime::ensure_not_forked().is_err() || tokio::runtime::Handle::try_current().is_ok() {
+        if runtime::ensure_not_forked().is_err() || runtime::on_io_thread() {
             return finished.wait(Duration::ZERO);
         }
         finished.wait(timeout)

@@ -289,3 +289,20 @@ async fn close_ends_pending_pushes_and_the_stream() {
     ));
     assert_eq!(sock.state(), ConnectionState::Closed);
 }
+
+#[tokio::test]
+async fn wait_closed_waits_on_an_applications_runtime() {
+    // This test body runs on the application's tokio runtime, which never
+    // carries the connection task, so waiting here cannot wait for itself:
+    // wait_closed must wait for the task to end (the TLS key, a PKCS#11
+    // session, is dropped then), not return at once.
+    let server = server().await;
+    let (sock, _chan) = joined(&server, "room:wait-closed").await;
+    sock.close();
+    assert!(sock.wait_closed(Duration::from_secs(10)));
+    assert_eq!(sock.state(), ConnectionState::Closed);
+    let (other, _chan) = joined(&server, "room:wait-closed-2").await;
+    other.close();
+    let waited = tokio::task::spawn_blocking(move || other.wait_closed(Duration::from_secs(10)));
+    assert!(waited.await.expect("the blocking task ran"));
+}
