@@ -55,17 +55,24 @@ pub trait Handle: Send + Sync + 'static {
     fn set_handler(&self, handler: Option<Handler<Self::Event>>);
     /// Pulled mode: see [`Puller`]. Instead of a handler, installed once.
     fn set_pull(&self, puller: std::sync::Arc<dyn Puller<Self::Event>>) -> Result<()>;
-    /// Inline mode (`Socket::set_inline_handler`): `handler` runs on the
-    /// I/O thread that produces the events. A kind whose events come from
-    /// more than one thread refuses it: a device's update progress comes
-    /// from its download, and some of its events from the application's
-    /// own calls, so inline handlers would run on those threads.
-    fn set_inline_handler(&self, handler: Handler<Self::Event>) -> Result<()> {
-        drop(handler);
-        Err(Error::InvalidArgument(
+    /// Why this kind refuses inline delivery, `None` when it takes it. A
+    /// kind whose events come from more than one thread refuses it: a
+    /// device's update progress comes from its download, and some of its
+    /// events from the application's own calls, so inline handlers would
+    /// run on those threads. Bindings ask before they build a handle.
+    fn refuses_inline() -> Option<Error> {
+        Some(Error::InvalidArgument(
             "inline delivery is for sockets; a device's events come from more than one thread"
                 .into(),
         ))
+    }
+    /// Inline mode (`Socket::set_inline_handler`): `handler` runs on the
+    /// I/O thread that produces the events; see `refuses_inline`.
+    fn set_inline_handler(&self, handler: Handler<Self::Event>) -> Result<()> {
+        drop(handler);
+        Err(Self::refuses_inline().unwrap_or_else(|| {
+            Error::InvalidArgument("inline delivery is not implemented for this kind".into())
+        }))
     }
 }
 
@@ -109,6 +116,9 @@ macro_rules! handle_by_own_methods {
                 <$ty>::set_pull(self, puller)
             }
             $(
+                fn refuses_inline() -> Option<Error> {
+                    None
+                }
                 fn $inline(&self, handler: Handler<$event>) -> Result<()> {
                     <$ty>::set_inline_handler(self, handler);
                     Ok(())

@@ -223,3 +223,16 @@ fn readable(fd: i32, timeout_ms: i32) -> bool {
     let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
     n == 1 && pfd.revents & libc::POLLIN != 0
 }
+
+#[test]
+fn only_sockets_take_inline_delivery() {
+    // Bindings ask the kind before they build a handle (Python's
+    // delivery="inline"); the C API learns it from set_inline_handler.
+    use nerves_hub_channel::nerves_hub::Device;
+    use nerves_hub_channel::{Error, Handle};
+    assert!(<Socket as Handle>::refuses_inline().is_none());
+    assert!(matches!(
+        <Device as Handle>::refuses_inline(),
+        Some(Error::InvalidArgument(why)) if why.contains("for sockets")
+    ));
+}

@@ -183,15 +183,7 @@ impl Device {
         no_proxy: Option<String>,
         proxy_from_env: bool,
     ) -> PyResult<PyClassInitializer<Device>> {
-        let delivery = Delivery::parse(delivery)?;
-        if delivery == Delivery::Inline {
-            // As in the C API: its events come from more than one thread
-            // (an update's progress from its download, some from the
-            // application's own calls), so callbacks would run on those.
-            return Err(invalid(
-                "delivery=\"inline\" is for sockets; a device's events come from more than one thread",
-            ));
-        }
+        let delivery = Delivery::parse_for::<CoreDevice>(delivery)?;
         let on_state = callable(on_state, "on_state")?;
         let socket = Options {
             url: url.clone(),

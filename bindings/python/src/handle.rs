@@ -56,14 +56,23 @@ pub enum Delivery {
 }
 
 impl Delivery {
-    pub fn parse(delivery: &str) -> PyResult<Delivery> {
-        match delivery {
-            "threaded" => Ok(Delivery::Threaded),
-            "polled" => Ok(Delivery::Polled),
-            "inline" => Ok(Delivery::Inline),
-            other => Err(invalid(format!(
-                "delivery must be \"threaded\", \"polled\" or \"inline\", got {other:?}"
-            ))),
+    /// The mode a handle of kind `H` is asked for, refused before the
+    /// handle is built when the kind does not take it (inline for devices:
+    /// the core's `Handle::refuses_inline` says why).
+    pub fn parse_for<H: Handle>(delivery: &str) -> PyResult<Delivery> {
+        let parsed = match delivery {
+            "threaded" => Delivery::Threaded,
+            "polled" => Delivery::Polled,
+            "inline" => Delivery::Inline,
+            other => {
+                return Err(invalid(format!(
+                    "delivery must be \"threaded\", \"polled\" or \"inline\", got {other:?}"
+                )))
+            }
+        };
+        match H::refuses_inline() {
+            Some(why) if parsed == Delivery::Inline => Err(py_err(why)),
+            _ => Ok(parsed),
         }
     }
 

@@ -112,7 +112,7 @@ impl Socket {
         no_proxy: Option<String>,
         proxy_from_env: bool,
     ) -> PyResult<PyClassInitializer<Socket>> {
-        let delivery = Delivery::parse(delivery)?;
+        let delivery = Delivery::parse_for::<CoreSocket>(delivery)?;
         let on_state = callable(on_state, "on_state")?;
         let config = Options {
             url: url.clone(),
